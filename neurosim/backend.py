@@ -1,0 +1,158 @@
+"""Array backend: NumPy on the CPU or CuPy on a GPU, chosen once per run.
+
+Every array routine in neurosim is written once against ``backend.xp`` (the
+array module) so that the same code runs on both devices, in the spirit of
+Brian2's device separation.  Random numbers come from *named streams* derived
+from the run's seed, so that adding a new consumer of randomness never shifts
+the numbers another one sees, and so that a resumed run reproduces the
+uninterrupted one exactly (streams are keyed by epoch/step, not advanced
+statefully).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Named random streams.  The integer is mixed into the seed sequence.
+STREAMS = {
+    "init": 1,  # weight initialisation
+    "gating": 2,  # gating vectors t
+    "data": 3,  # mini-batch order
+    "feedback": 4,  # FA / DFA feedback matrices
+    "noise": 5,  # perturbations (node perturbation, dropout)
+    "synthetic": 6,  # synthetic datasets
+    "record": 7,  # choice of recorded samples / synapses
+}
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        import cupy  # noqa: F401
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # pragma: no cover - depends on the machine
+        return False
+
+
+def numba_enabled() -> bool:
+    """Numba kernels are used unless ``NEUROSIM_NUMBA=0`` or numba is missing."""
+    if os.environ.get("NEUROSIM_NUMBA", "1") == "0":
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return False
+    return True
+
+
+def stream_seed(seed: int, stream: str, *keys: int) -> np.random.SeedSequence:
+    """Seed sequence of a named stream, optionally keyed (e.g. by epoch)."""
+    if stream not in STREAMS:
+        raise KeyError(f"unknown random stream {stream!r}; known: {sorted(STREAMS)}")
+    return np.random.SeedSequence([int(seed), STREAMS[stream], *[int(k) for k in keys]])
+
+
+@dataclass
+class Backend:
+    """The device, the float dtype and the random streams of one run.
+
+    Parameters
+    ----------
+    device : ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU when CuPy sees one).
+    dtype : ``"float32"`` (default) or ``"float64"`` (tests, exact comparisons).
+    seed : master seed of every random stream.
+    """
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+    xp: object = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.device not in ("cpu", "gpu", "auto"):
+            raise ValueError(f"device must be cpu, gpu or auto, not {self.device!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, not {self.dtype!r}")
+        if self.device == "auto":
+            self.device = "gpu" if cupy_available() else "cpu"
+        if self.device == "gpu":
+            if not cupy_available():
+                raise RuntimeError(
+                    "device 'gpu' needs CuPy and a CUDA GPU: install with "
+                    "`pip install neurosim[gpu]` or use --device cpu"
+                )
+            import cupy
+
+            self.xp = cupy
+        else:
+            self.xp = np
+
+    @property
+    def float(self):
+        return _DTYPES[self.dtype]
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device == "gpu"
+
+    # --- random numbers -------------------------------------------------
+    def rng(self, stream: str, *keys: int) -> np.random.Generator:
+        """A host NumPy generator for ``stream`` (keyed by ``keys``).
+
+        Random numbers are always drawn on the host with NumPy, then moved to
+        the device: the same seed gives the same network on CPU and GPU.
+        """
+        return np.random.default_rng(stream_seed(self.seed, stream, *keys))
+
+    # --- transfers -------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """Move ``a`` to the device with the run's float dtype (or ``dtype``)."""
+        return self.xp.asarray(a, dtype=self.float if dtype is None else dtype)
+
+    def to_host(self, a) -> np.ndarray:
+        """A NumPy copy of a device array (no copy for NumPy input)."""
+        if self.xp is np:
+            return np.asarray(a)
+        return self.xp.asnumpy(a)
+
+    def describe(self) -> dict:
+        info = {"device": self.device, "dtype": self.dtype, "numpy": np.__version__}
+        if self.is_gpu:
+            import cupy
+
+            info["cupy"] = cupy.__version__
+            props = cupy.cuda.runtime.getDeviceProperties(0)
+            info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        return info
+
+
+def to_host(a) -> np.ndarray:
+    """NumPy copy of a NumPy or CuPy array."""
+    if isinstance(a, np.ndarray) or np.isscalar(a):
+        return np.asarray(a)
+    get = getattr(a, "get", None)
+    return get() if get is not None else np.asarray(a)
+
+
+def array_module(a):
+    """The array module (numpy or cupy) that owns ``a``."""
+    if isinstance(a, np.ndarray):
+        return np
+    try:
+        import cupy
+
+        return cupy.get_array_module(a)
+    except ImportError:  # pragma: no cover
+        return np
+
+
+def fingerprint(a) -> str:
+    """Short hash of an array's bytes (for determinism checks)."""
+    return hashlib.sha1(np.ascontiguousarray(to_host(a)).tobytes()).hexdigest()[:16]

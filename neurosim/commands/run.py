@@ -1,0 +1,46 @@
+"""``neurosim run``: train a protocol and record it."""
+
+from __future__ import annotations
+
+import click
+
+from ..schema import ConfigError
+from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail
+
+
+@click.command()
+@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["cpu", "gpu", "auto"]), default=None,
+              help="Override the protocol's device.")
+@click.option("--out", type=click.Path(), default=None, help="Output store (default: protocol's).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a protocol key, e.g. --set training.epochs=3 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the store from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def run(protocol, device, out, sets, resume, overwrite, quiet):
+    """Train a PROTOCOL (YAML) and record it to a Zarr store."""
+    from ..data import DataError
+    from ..protocol import load_protocol, parse_set
+    from ..recording import StoreError
+    from ..train import DivergenceError, Interrupted, run_protocol
+
+    try:
+        proto = load_protocol(protocol, parse_set(sets))
+    except ConfigError as exc:
+        fail(str(exc))
+    out = out or proto["recording"]["out"]
+    prog = Progress(proto["training"]["epochs"], enabled=not quiet)
+    try:
+        summary = run_protocol(proto, out=out, device=device, resume=resume, overwrite=overwrite,
+                               progress=prog)
+    except (DataError, StoreError, ConfigError) as exc:
+        fail(str(exc))
+    except ValueError as exc:  # network/rule incompatibilities found while building
+        fail(str(exc))
+    except DivergenceError as exc:
+        fail(f"run diverged: {exc}. The store keeps every checkpoint before it: {out}",
+             EXIT_DIVERGED)
+    except Interrupted as exc:
+        fail(f"{exc}. Resume with: neurosim run {protocol} --out {out} --resume", EXIT_INTERRUPTED)
+    click.echo(summary.line())

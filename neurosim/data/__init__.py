@@ -1,0 +1,73 @@
+"""Datasets as arrays in memory: name -> :class:`Dataset`.
+
+Real images are scaled to [0, 1] and then normalised to [−1, 1] with
+``(x − 0.5)/0.5`` (SPEC §7).  ``train_subset``/``test_subset`` keep the first
+N examples (tests, smoke runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cifar10, mnist, synthetic
+from .store import DataError, data_dir
+
+__all__ = ["DATASETS", "DataError", "Dataset", "data_dir", "load_dataset"]
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+    @property
+    def in_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+
+def _normalise(x):
+    return ((x.astype(np.float32) / 255.0) - 0.5) / 0.5
+
+
+def _images(name, loader):
+    def load(root=None, **kw):
+        (xtr, ytr), (xte, yte) = loader(root)
+        return Dataset(name, _normalise(xtr), ytr.astype(np.int64), _normalise(xte),
+                       yte.astype(np.int64), 10)
+
+    return load
+
+
+def _synthetic(root=None, seed=0, n_train=512, n_test=256, n_classes=10, shape=(1, 8, 8), noise=1.0):
+    from ..backend import stream_seed
+
+    rng = np.random.default_rng(stream_seed(seed, "synthetic"))
+    (xtr, ytr), (xte, yte) = synthetic.blobs(rng, n_train, n_test, n_classes, tuple(shape), noise)
+    return Dataset("synthetic", xtr.astype(np.float32), ytr, xte.astype(np.float32), yte, n_classes)
+
+
+DATASETS = {
+    "mnist": _images("mnist", mnist.load),
+    "cifar10": _images("cifar10", cifar10.load),
+    "cifar10_partial": _images("cifar10_partial", cifar10.load_partial),
+    "synthetic": _synthetic,
+}
+
+
+def load_dataset(name: str, root=None, train_subset=None, test_subset=None, **options) -> Dataset:
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+    ds = loader(root, **options)
+    if train_subset:
+        ds.x_train, ds.y_train = ds.x_train[:train_subset], ds.y_train[:train_subset]
+    if test_subset:
+        ds.x_test, ds.y_test = ds.x_test[:test_subset], ds.y_test[:test_subset]
+    return ds

@@ -1,0 +1,61 @@
+"""Losses on the K output components, returning the error vector (SPEC §1).
+
+Each loss returns ``(loss, e)``: ``loss`` is the mean over the batch and
+``e = ∂loss/∂logits`` (so each row carries the 1/B of the mean).  The
+per-example error vector of the paper is ``B·e``.
+
+* ``cross_entropy``: softmax cross-entropy, e = (softmax(z) − onehot)/B.
+* ``mse``: ½‖z − y‖² per example, e = (z − y)/B.
+"""
+
+from __future__ import annotations
+
+from .backend import array_module
+
+
+def one_hot(y, n, dtype):
+    xp = array_module(y)
+    out = xp.zeros((y.shape[0], n), dtype=dtype)
+    out[xp.arange(y.shape[0]), y] = 1
+    return out
+
+
+def softmax(z):
+    xp = array_module(z)
+    z = z - z.max(axis=1, keepdims=True)
+    p = xp.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+def cross_entropy(logits, y):
+    """Softmax cross-entropy; ``y`` are integer labels."""
+    xp = array_module(logits)
+    B, n = logits.shape
+    z = logits - logits.max(axis=1, keepdims=True)
+    lse = xp.log(xp.exp(z).sum(axis=1))
+    loss = float((lse - z[xp.arange(B), y]).mean())
+    e = softmax(logits)
+    e[xp.arange(B), y] -= 1
+    e /= B
+    return loss, e
+
+
+def mse(logits, y):
+    """½‖z − target‖² averaged over the batch.  ``y``: integer labels
+    (one-hot targets) or a float array of targets with the logits' shape."""
+    B, n = logits.shape
+    target = one_hot(y, n, logits.dtype) if y.ndim == 1 else y
+    diff = logits - target
+    loss = float(0.5 * (diff * diff).sum() / B)
+    return loss, diff / B
+
+
+LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
+
+
+def get(name: str):
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise KeyError(f"unknown loss {name!r}; known: {sorted(LOSSES)}") from None

@@ -1,0 +1,168 @@
+"""Layers: the linear maps of a network and their three learning operations.
+
+Activations have shape ``(B, K, *units)``: batch, vector component, units
+(``units`` is ``(n,)`` for dense layers and ``(C, H, W)`` for convolutional
+ones).  Conventional networks are K = 1.  The network input is ``(B, *in)``
+without a component axis; the *first* weight layer maps it to K components
+with separate, mixed-sign weights per component (paper §3.1); later layers
+share one weight across components (vectorized weight sharing).
+
+Every layer with weights implements
+
+* ``forward(a)``            h = W a + b,
+* ``vjp(g, W)``             ∂L/∂a from ∂L/∂h, through W (BP) or a feedback
+                            matrix of W's shape (FA),
+* ``grads(a, g)``           ∂L/∂W, ∂L/∂b from the learning signal g = ∂L/∂h,
+* ``gevb_grads(a, G, e)``   the GEVB update direction (eq. 9) from the gate
+                            mask G and the error vector e, without forming g.
+
+New layer kinds are one module plus an entry in :data:`LAYERS`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..backend import array_module
+from . import init as initmod
+
+
+class Layer:
+    """Base class.  Subclasses set ``in_shape``, ``unit_shape`` and ``params``."""
+
+    kind = "layer"
+    has_weights = False
+
+    def __init__(self, in_shape, K: int, first: bool = False):
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.K = int(K)
+        self.first = bool(first)
+        self.params: dict = {}
+        self.unit_shape: tuple = self.in_shape
+
+    # shapes -------------------------------------------------------------
+    @property
+    def n_units(self) -> int:
+        return math.prod(self.unit_shape)
+
+    @property
+    def gating_shape(self) -> tuple:
+        """Shape of the unit part of the gating vectors (one t per unit)."""
+        return self.unit_shape
+
+    def n_params(self) -> int:
+        return sum(int(p.size) for p in self.params.values())
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.in_shape} -> {self.unit_shape}"
+
+    # learning operations -------------------------------------------------
+    def forward(self, a):
+        raise NotImplementedError
+
+    def vjp(self, g, W=None):
+        raise NotImplementedError
+
+    def grads(self, a, g) -> dict:
+        return {}
+
+    def gevb_grads(self, a, G, e) -> dict:
+        """GEVB update direction: ``grads`` with g[b,μ,·] = e[b,μ] G[b,·]."""
+        xp = array_module(e)
+        g = e.reshape(e.shape + (1,) * len(self.unit_shape)) * G
+        return self.grads(a, xp.ascontiguousarray(g))
+
+    def initialize(self, rng, scheme: str, role: str) -> None:
+        """Draw the weights (see :mod:`neurosim.model.init`)."""
+
+
+class Dense(Layer):
+    """Fully connected layer.
+
+    First layer: ``W`` has shape (K, n, n_in), one mixed-sign matrix per
+    component: ``h[b,μ,i] = Σ_j W[μ,i,j] x[b,j] + b[μ,i]`` (SPEC §1).
+    Later layers: ``W`` has shape (n, n_in), shared by the K components:
+    ``h[b,μ,i] = Σ_j W[i,j] a[b,μ,j] + b[μ,i]``.  Biases are per component.
+    """
+
+    kind = "dense"
+    has_weights = True
+
+    def __init__(self, in_shape, K, first=False, units: int = None):
+        super().__init__(in_shape, K, first)
+        if units is None or units < 1:
+            raise ValueError("dense layer needs units >= 1")
+        self.n_in = math.prod(self.in_shape)
+        self.unit_shape = (int(units),)
+        n = int(units)
+        wshape = (K, n, self.n_in) if first else (n, self.n_in)
+        self.params = {"W": wshape, "b": (K, n)}  # shapes until initialize()
+
+    @property
+    def fan_in(self) -> int:
+        return self.n_in
+
+    def initialize(self, rng, scheme, role):
+        import numpy as np
+
+        wshape = self.params["W"]
+        std = initmod.scale(role, scheme, self.fan_in, self.K if self.first else 1)
+        if scheme == "he":
+            W = initmod.he_init(rng, wshape, std)
+        else:
+            post = 1 if self.first else 0
+            pre = None if self.first else 1
+            if role == "output":
+                post = None
+            pre_view = None
+            if pre is not None and len(self.in_shape) > 1:
+                # input is a flattened (C, H, W) map: pair channels, not indices
+                pre_view = (wshape[0], self.in_shape[0], math.prod(self.in_shape[1:]))
+            if pre_view is not None:
+                W = initmod.on_off_init(rng, pre_view, post, pre, std).reshape(wshape)
+            else:
+                W = initmod.on_off_init(rng, wshape, post, pre, std)
+        self.params = {"W": W, "b": np.zeros(self.params["b"])}
+
+    def forward(self, a):
+        W, b = self.params["W"], self.params["b"]
+        B = a.shape[0]
+        if self.first:
+            x = a.reshape(B, self.n_in)
+            h = (x @ W.reshape(-1, self.n_in).T).reshape(B, self.K, -1)
+        else:
+            h = (a.reshape(-1, self.n_in) @ W.T).reshape(B, a.shape[1], -1)
+        return h + b
+
+    def vjp(self, g, W=None):
+        if self.first:
+            raise RuntimeError("the first layer has no input gradient to propagate")
+        W = self.params["W"] if W is None else W
+        B, K = g.shape[:2]
+        return (g.reshape(B * K, -1) @ W).reshape((B, K) + self.in_shape)
+
+    def grads(self, a, g):
+        B, K = g.shape[:2]
+        if self.first:
+            dW = (g.reshape(B, -1).T @ a.reshape(B, self.n_in)).reshape(self.params["W"].shape)
+        else:
+            dW = g.reshape(B * K, -1).T @ a.reshape(B * K, self.n_in)
+        return {"W": dW, "b": g.sum(axis=0)}
+
+    def gevb_grads(self, a, G, e):
+        """Eq. 9 fast path: ΔW = Gᵀ P with P[b,j] = Σ_μ a[b,μ,j] e[b,μ]."""
+        if self.first:
+            return super().gevb_grads(a, G, e)
+        xp = array_module(a)
+        B = a.shape[0]
+        G2 = G.reshape(B, -1)
+        P = xp.matmul(e[:, None, :], a.reshape(B, self.K, self.n_in))[:, 0, :]
+        return {"W": G2.T @ P, "b": e.T @ G2}
+
+
+LAYERS = {"dense": Dense}
+
+
+def register(kind: str, cls) -> None:
+    """Add a layer kind (used by the conv/pool modules)."""
+    LAYERS[kind] = cls

@@ -1,0 +1,196 @@
+"""A feed-forward network: layers, their nonlinearities and gating vectors.
+
+Built from a circuit description (``circuits/*.yaml``, see
+:mod:`neurosim.protocol`).  A *vectorized* network (VNN) has K-component
+vector units and ends in ONE vector output unit whose K components are the
+logits; a *conventional* network is the K = 1 case ending in n_classes scalar
+output units.  In both cases the output activations have shape
+(B, K, n_out) with K·n_out = n_classes, and ``logits = a_L.reshape(B, -1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import layers as layermod
+from . import nonlinearity as nlmod
+from .gating import gating_vectors
+
+
+@dataclass
+class LayerState:
+    """What the forward pass leaves for learning: input, pre-activation,
+    activation and ∂a/∂h (None = 1; the gate mask G for gated layers)."""
+
+    a_in: object
+    h: object
+    a: object
+    dphi: object
+
+
+class Network:
+    """Layers with nonlinearities; the last weight layer is the readout."""
+
+    def __init__(self, layers, nonlins, t, K, n_out, vectorized, sign, backend):
+        self.layers = layers
+        self.nonlins = nonlins
+        self.t = t
+        self.K = K
+        self.n_out = n_out
+        self.vectorized = vectorized
+        self.sign = sign
+        self.backend = backend
+
+    # ---------------------------------------------------------------
+    @property
+    def weight_layers(self) -> list[int]:
+        return [i for i, L in enumerate(self.layers) if L.has_weights]
+
+    @property
+    def hidden_weight_layers(self) -> list[int]:
+        return self.weight_layers[:-1]
+
+    @property
+    def readout(self) -> int:
+        return self.weight_layers[-1]
+
+    def clamped(self, i: int) -> bool:
+        """Nonnegativity applies to every weight layer after the first
+        (appendix I), including the readout; biases are never clamped."""
+        return self.sign == "nonnegative" and i != self.weight_layers[0]
+
+    def project(self) -> None:
+        """Clamp the weights of layers ℓ > 1 at zero (nonnegative networks)."""
+        xp = self.backend.xp
+        for i in self.weight_layers:
+            if self.clamped(i):
+                W = self.layers[i].params["W"]
+                xp.maximum(W, 0, out=W)
+
+    def parameters(self):
+        """(layer index, name, array) of every trainable array."""
+        for i in self.weight_layers:
+            for name, p in self.layers[i].params.items():
+                yield i, name, p
+
+    def n_params(self) -> int:
+        return sum(L.n_params() for L in self.layers)
+
+    # ---------------------------------------------------------------
+    def forward(self, x, t=None):
+        """Forward pass; returns (logits, states).  ``t`` overrides gating."""
+        t = self.t if t is None else t
+        states = []
+        a = x
+        for i, (L, phi) in enumerate(zip(self.layers, self.nonlins)):
+            h = L.forward(a)
+            if phi is None:
+                out, d = h, None
+            else:
+                out, d = phi(h, t[i])
+            states.append(LayerState(a, h, out, d))
+            a = out
+        return a.reshape(a.shape[0], -1), states
+
+    def predict(self, x, batch_size: int = 1000):
+        """Logits for many examples, in batches (no states kept)."""
+        xp = self.backend.xp
+        outs = []
+        for s in range(0, x.shape[0], batch_size):
+            logits, _ = self.forward(x[s : s + batch_size])
+            outs.append(logits)
+        return xp.concatenate(outs, axis=0)
+
+    def summary(self) -> list[dict]:
+        rows = []
+        for i, L in enumerate(self.layers):
+            rows.append({
+                "layer": i,
+                "kind": L.kind,
+                "in": L.in_shape,
+                "units": L.unit_shape,
+                "nonlinearity": None if self.nonlins[i] is None else self.nonlins[i].name,
+                "params": L.n_params(),
+                "shared": L.has_weights and not L.first,
+                "clamped": L.has_weights and self.clamped(i),
+            })
+        return rows
+
+
+def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
+    """Build and initialise a network from a validated circuit ``spec``.
+
+    ``spec`` keys: ``vectorized``, ``sign`` (nonnegative | mixed), ``init``
+    (he | on_off), ``nonlinearity`` (hidden units; default gate),
+    ``gating`` (paired | random | first_bin), ``output`` (readout options) and
+    ``layers`` (list of ``{type: ..., ...}``), see ``circuits/``.
+    """
+    vectorized = bool(spec.get("vectorized", True))
+    K = int(spec.get("components") or n_classes) if vectorized else 1
+    if vectorized and K != n_classes:
+        raise ValueError(f"a vectorized network needs K = number of classes ({n_classes}), got {K}")
+    n_out = 1 if vectorized else n_classes
+    sign = spec.get("sign", "nonnegative" if vectorized else "mixed")
+    scheme = spec.get("init", "on_off" if sign == "nonnegative" else "he")
+    hidden_nl = spec.get("nonlinearity", "gate")
+    gating_mode = spec.get("gating", "paired")
+    out_spec = dict(spec.get("output") or {})
+    rng_init = backend.rng("init")
+    rng_gate = backend.rng("gating")
+
+    layers, nonlins, ts = [], [], []
+    shape = tuple(in_shape)
+    first = True
+    layer_specs = list(spec["layers"]) + [dict(type="dense", units=n_out, _readout=True, **out_spec)]
+    n_weight = sum(1 for s in layer_specs if layermod.LAYERS[s["type"]].has_weights)
+    w_seen = 0
+    for ls in layer_specs:
+        ls = dict(ls)
+        kind = ls.pop("type")
+        readout = ls.pop("_readout", False)
+        nl_name = ls.pop("nonlinearity", None)
+        cls = layermod.LAYERS[kind]
+        L = cls(shape, K, first=first and cls.has_weights, **ls)
+        if cls.has_weights:
+            w_seen += 1
+            role = "first" if first else ("output" if w_seen == n_weight else "hidden")
+            L.initialize(rng_init, scheme, role)
+            first = False
+            nl_name = nl_name or ("identity" if readout else hidden_nl)
+        if nl_name is None or nl_name == "none":
+            nonlins.append(None)
+            ts.append(None)
+        else:
+            nl = nlmod.get(nl_name)
+            nonlins.append(nl)
+            if nl.gating:
+                gs = L.gating_shape
+                t = gating_vectors(rng_gate, K, gs[0], gating_mode)
+                t = t.reshape((K, gs[0]) + (1,) * (len(gs) - 1))
+                ts.append(backend.asarray(t))
+            else:
+                ts.append(None)
+        layers.append(L)
+        shape = L.unit_shape
+
+    for L in layers:
+        L.params = {k: backend.asarray(v) for k, v in L.params.items()}
+    net = Network(layers, nonlins, ts, K, n_out, vectorized, sign, backend)
+    net.project()
+    return net
+
+
+def layer_names(net: Network) -> list[str]:
+    return [f"{i}:{L.kind}" for i, L in enumerate(net.layers)]
+
+
+def state_dict(net: Network) -> dict:
+    """Host copies of all parameters, keyed ``L{i}.{name}``."""
+    return {f"L{i}.{name}": net.backend.to_host(p) for i, name, p in net.parameters()}
+
+
+def load_state_dict(net: Network, state: dict) -> None:
+    for i, name, p in net.parameters():
+        p[...] = net.backend.asarray(np.asarray(state[f"L{i}.{name}"]))

@@ -1,0 +1,252 @@
+"""Protocol YAML -> a validated, fully resolved protocol dict.
+
+A protocol names a circuit (``circuits/*.yaml``, or inline), a realization,
+a learning rule, a dataset, an optimizer, a training schedule and what to
+record.  Everything is checked before anything runs; problems raise
+:class:`~neurosim.schema.ConfigError` naming file, key and line.  The resolved
+protocol (defaults filled in, circuit inlined) is what a run stores in its
+attrs, so a store says exactly how it was made.
+
+YAML is read with ``yaml.safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from pathlib import Path
+
+import yaml
+
+from .schema import ConfigError, Field, Section, line_of, suggest
+
+LAYER_COMMON = {"type", "nonlinearity"}
+
+CIRCUIT = Section({
+    "name": Field(str, default=None, nullable=True),
+    "description": Field(str, default="", nullable=True),
+    "dataset": Field(str, default=None, nullable=True, doc="dataset the circuit was designed for"),
+    "vectorized": Field(bool, default=True),
+    "components": Field(int, default=None, nullable=True, min=1),
+    "sign": Field(str, default="nonnegative", choices=("nonnegative", "mixed")),
+    "init": Field(str, default="on_off", choices=("on_off", "he")),
+    "nonlinearity": Field(str, default="gate"),
+    "gating": Field(str, default="paired", choices=("paired", "random", "first_bin")),
+    "output": Section({"nonlinearity": Field(str, default="identity")}),
+    "layers": Field(list, item=Field(dict)),
+})
+
+CIRCUIT_REF_KEYS = {"file"} | set(CIRCUIT.fields)
+
+SCHEMA = Section({
+    "name": Field(str, default=None, nullable=True),
+    "description": Field(str, default="", nullable=True),
+    "seed": Field(int, default=0, min=0),
+    "device": Field(str, default="cpu", choices=("cpu", "gpu", "auto")),
+    "dtype": Field(str, default="float32", choices=("float32", "float64")),
+    "circuit": Field((str, dict)),
+    "realization": Section({"type": Field(str, default="batched")}, open=True),
+    "rule": Section({"name": Field(str)}, open=True),
+    "loss": Field(str, default="cross_entropy", choices=("cross_entropy", "mse")),
+    "data": Section({
+        "dataset": Field(str),
+        "root": Field(str, default=None, nullable=True),
+        "train_subset": Field(int, default=None, nullable=True, min=1),
+        "test_subset": Field(int, default=None, nullable=True, min=1),
+        "options": Field(dict, default=None, nullable=True),
+    }),
+    "optimizer": Section({
+        "name": Field(str, default="adam", choices=("adam", "sgd")),
+        "lr": Field(float, default=3e-4, min=0, exclusive_min=True),
+        "betas": Field(list, default=[0.9, 0.999], length=2, item=Field(float, min=0, max=1)),
+        "eps": Field(float, default=1e-8, min=0, exclusive_min=True),
+        "momentum": Field(float, default=0.0, min=0, max=1),
+    }),
+    "training": Section({
+        "epochs": Field(int, default=190, min=1),
+        "batch_size": Field(int, default=128, min=1),
+        "eval_every": Field(int, default=10, min=1),
+        "early_stop": Field(bool, default=True),
+        "max_steps": Field(int, default=None, nullable=True, min=1),
+        "eval_batch_size": Field(int, default=2000, min=1),
+        "shuffle": Field(bool, default=True),
+    }),
+    "recording": Section({
+        "out": Field(str, default=None, nullable=True),
+        "weights": Field(bool, default=False),
+        "weights_every": Field(int, default=1, min=1, doc="in checkpoints"),
+    }, open=True),
+    "metrics": Section({}, open=True),
+})
+
+
+def load_yaml(path: Path):
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", file=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a YAML mapping at the top level", file=path)
+    return data, text
+
+
+def parse_set(items) -> dict:
+    """``["training.epochs=3", ...]`` -> nested overrides (values as YAML)."""
+    out: dict = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            val = yaml.safe_load(v)
+        except yaml.YAMLError:
+            val = v
+        node = out
+        parts = k.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = val
+    return out
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _with_file(exc: ConfigError, file, text) -> ConfigError:
+    return ConfigError(exc.reason, file=file, key=exc.key, line=line_of(text, exc.key))
+
+
+def resolve_circuit_path(value: str, proto_dir: Path) -> Path:
+    cands = []
+    for base in (proto_dir, proto_dir.parent / "circuits", Path.cwd() / "circuits", Path.cwd()):
+        for name in (value, value + ".yaml"):
+            cands.append(base / name)
+    for c in cands:
+        if c.is_file():
+            return c
+    raise ConfigError(f"circuit file {value!r} not found (looked in {proto_dir}, "
+                      f"{proto_dir.parent / 'circuits'}, ./circuits)", key="circuit")
+
+
+def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
+    try:
+        c = CIRCUIT.validate(spec, key_prefix)
+        validate_layers(c["layers"], _join(key_prefix, "layers"))
+        if not c["layers"]:
+            raise ConfigError("a circuit needs at least one hidden layer", key=_join(key_prefix, "layers"))
+        if c["vectorized"] is False and c["components"] not in (None, 1):
+            raise ConfigError("a conventional (vectorized: false) circuit has components 1",
+                              key=_join(key_prefix, "components"))
+    except ConfigError as exc:
+        raise _with_file(exc, file, text) if file else exc from None
+    return c
+
+
+def _join(a, b):
+    return f"{a}.{b}" if a else b
+
+
+def validate_layers(layers, key):
+    from .model import layers as layermod
+
+    for i, ls in enumerate(layers):
+        k = f"{key}[{i}]"
+        if "type" not in ls:
+            raise ConfigError("layer needs a 'type'", key=k)
+        kind = ls["type"]
+        if kind not in layermod.LAYERS:
+            raise ConfigError(f"unknown layer type {kind!r}{suggest(str(kind), list(layermod.LAYERS))}",
+                              key=f"{k}.type")
+        cls = layermod.LAYERS[kind]
+        params = set(inspect.signature(cls.__init__).parameters) - {"self", "in_shape", "K", "first"}
+        for name in ls:
+            if name not in params | LAYER_COMMON:
+                known = list(params | LAYER_COMMON)
+                raise ConfigError(f"unknown key for a {kind} layer{suggest(name, known)}", key=f"{k}.{name}")
+
+
+def check_options(cls, options: dict, key: str, skip=("self", "net", "backend")):
+    """Reject options that ``cls.__init__`` does not take."""
+    sig = inspect.signature(cls.__init__)
+    known = [p for p in sig.parameters if p not in skip]
+    for name in options:
+        if name not in known:
+            raise ConfigError(f"unknown option{suggest(name, known)}", key=f"{key}.{name}")
+
+
+def load_protocol(path, overrides: dict | None = None) -> dict:
+    """Read, merge ``overrides`` (from ``--set``), validate and resolve."""
+    path = Path(path)
+    raw, text = load_yaml(path)
+    if overrides:
+        raw = merge(raw, overrides)
+    return validate_protocol(raw, path, text)
+
+
+def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> dict:
+    from .realizations import REALIZATIONS
+    from .rules import RULES
+
+    proto_dir = path.parent if path else Path.cwd()
+    try:
+        p = SCHEMA.validate(raw, "")
+        # circuit: file reference (string or {file: ..., overrides}) or inline
+        circ = p["circuit"]
+        if isinstance(circ, str):
+            circ = {"file": circ}
+        for k in circ:
+            if k not in CIRCUIT_REF_KEYS:
+                raise ConfigError(f"unknown key{suggest(k, sorted(CIRCUIT_REF_KEYS))}", key=f"circuit.{k}")
+        if "file" in circ:
+            cpath = resolve_circuit_path(str(circ["file"]), proto_dir)
+            craw, ctext = load_yaml(cpath)
+            cbase = validate_circuit(craw, cpath, ctext)
+            over = {k: v for k, v in circ.items() if k != "file"}
+            circuit = validate_circuit(merge(craw, over), key_prefix="circuit") if over else cbase
+            circuit["file"] = str(cpath)
+        else:
+            circuit = validate_circuit(circ, key_prefix="circuit")
+        p["circuit"] = circuit
+        # rule and realization options are validated against their classes
+        rname = p["rule"]["name"]
+        if rname not in RULES:
+            raise ConfigError(f"unknown rule {rname!r}{suggest(rname, list(RULES))}", key="rule.name")
+        check_options(RULES[rname], {k: v for k, v in p["rule"].items() if k != "name"}, "rule")
+        real = p["realization"]["type"]
+        if real not in REALIZATIONS:
+            raise ConfigError(f"unknown realization {real!r}{suggest(real, list(REALIZATIONS))}",
+                              key="realization.type")
+        p["realization"] = REALIZATIONS[real].validate_options(p["realization"])
+        from .data import DATASETS
+
+        ds = p["data"]["dataset"]
+        if ds not in DATASETS:
+            raise ConfigError(f"unknown dataset {ds!r}{suggest(ds, list(DATASETS))}", key="data.dataset")
+        if rname == "gevb" and not circuit["vectorized"]:
+            raise ConfigError("rule gevb needs a vectorized circuit (circuit.vectorized: true)",
+                              key="rule.name")
+        if p["name"] is None:
+            p["name"] = path.stem if path else "run"
+        if p["recording"]["out"] is None:
+            p["recording"]["out"] = os.path.join("runs", f"{p['name']}.zarr")
+    except ConfigError as exc:
+        if exc.file is not None:
+            raise
+        raise _with_file(exc, path, text) from None
+    return p

@@ -1,0 +1,23 @@
+"""Registry of learning rules: name -> class.  A new rule is one module here
+plus one entry in :data:`RULES`."""
+
+from __future__ import annotations
+
+from .base import Rule, StepResult, backward, weight_grads
+from .bp import BP
+from .dfa import DFA
+from .fa import FA
+from .gevb import GEVB
+
+RULES: dict[str, type[Rule]] = {"bp": BP, "fa": FA, "dfa": DFA, "gevb": GEVB}
+
+
+def build_rule(name: str, net, backend, **options) -> Rule:
+    try:
+        cls = RULES[name]
+    except KeyError:
+        raise KeyError(f"unknown rule {name!r}; known: {sorted(RULES)}") from None
+    return cls(net, backend, **options)
+
+
+__all__ = ["RULES", "Rule", "StepResult", "backward", "build_rule", "weight_grads"]

@@ -1,0 +1,38 @@
+"""Feedback alignment (Lillicrap et al.): BP's backward pass with fixed random
+matrices F^ℓ of W^ℓ's shape in place of W^ℓ (eq. 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import init as initmod
+from .base import Rule, backward, weight_grads
+from .feedback import feedback_sign
+
+
+class FA(Rule):
+    """Options: ``sign`` (auto | mixed | nonnegative): nonnegative feedback
+    takes |F|; ``scale``: multiplies the He-scaled Gaussian feedback."""
+
+    name = "fa"
+
+    def __init__(self, net, backend, sign: str = "auto", scale: float = 1.0):
+        super().__init__(net, backend)
+        self.backend = backend
+        self.sign = feedback_sign(net, sign)
+        rng = backend.rng("feedback")
+        self.feedback = {}
+        for i in net.weight_layers[1:]:
+            L = net.layers[i]
+            W = L.params["W"]
+            std = scale * initmod.scale("hidden", "he", L.fan_in)
+            F = rng.standard_normal(W.shape) * std
+            if self.sign == "nonnegative":
+                F = np.abs(F)
+            self.feedback[i] = backend.asarray(F)
+
+    def gradients(self, net, states, e):
+        return weight_grads(net, states, backward(net, states, e, self.feedback))
+
+    def state_dict(self):
+        return {f"F{i}": self.backend.to_host(F) for i, F in self.feedback.items()}
