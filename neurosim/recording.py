@@ -91,6 +91,9 @@ class Recorder:
 
         Not visible to readers of consolidated metadata until :meth:`commit_checkpoint`.
         """
+        if not hasattr(self, "_dims"):
+            self._dims = set()
+        self._dims.add(dim)
         g = self.open_group("r")
         ds = ds.copy()
         ds.attrs = dict(g.attrs)  # xarray rewrites the root attrs on write: keep them
@@ -118,7 +121,11 @@ class Recorder:
         return int(g[dim].shape[0]) if dim in g.array_keys() else 0
 
     # ----------------------------------------------------------------
-    def commit_checkpoint(self, state: dict, info: dict, dims=("epoch", "step")) -> None:
+    def append_dims(self) -> set:
+        """Dimensions that records are appended along (from the marker and this session)."""
+        return set(self.commit.get("records", {})) | getattr(self, "_dims", set())
+
+    def commit_checkpoint(self, state: dict, info: dict) -> None:
         """Write ``state`` (host arrays) into the free slot, then commit.
 
         ``info`` (JSON-able: epoch, step, ...) is stored with the marker.
@@ -135,7 +142,7 @@ class Recorder:
                                  chunks=arr.shape if arr.ndim else None)
             a[...] = arr
         grp.attrs.update(_jsonable(info))
-        records = {d: self.records(d) for d in dims}
+        records = {d: self.records(d) for d in sorted(self.append_dims())}
         self.set_attrs(**{MARKER: {"slot": slot, "records": records, **_jsonable(info)}})
 
     def load_checkpoint(self):

@@ -98,6 +98,9 @@ class Run:
         self.t_start = time.time()
         self.elapsed0 = 0.0
         self._stop_signal = None
+        from .observers import build_observers
+
+        self.observers = build_observers(self)
 
     # ------------------------------------------------------------------
     def attrs(self) -> dict:
@@ -214,6 +217,13 @@ class Run:
         raise DivergenceError(f"non-finite value (NaN/Inf) at step {self.step}, epoch "
                               f"{self.epoch + 1}: {where} (loss {loss})")
 
+    def _before_update(self, result) -> None:
+        step = self.step + 1  # the step being taken (1-based)
+        for obs in self.observers:
+            if obs.due(step):
+                for ds, dim in obs.observe(self, step, result) or ():
+                    self.recorder.append(ds, dim)
+
     def _on_signal(self, signum, frame):
         self._stop_signal = signum
 
@@ -242,7 +252,8 @@ class Run:
                 perm = self.backend.xp.asarray(perm)
                 while self.batch < n_batches:
                     idx = perm[self.batch * bs : (self.batch + 1) * bs]
-                    res = self.realization.step(self.x_train[idx], self.y_train[idx])
+                    res = self.realization.step(self.x_train[idx], self.y_train[idx],
+                                                self._before_update if self.observers else None)
                     self.step += 1
                     self.batch += 1
                     self._guard(res.loss)

@@ -32,17 +32,22 @@ class Realization:
         self.optimizer = optimizer
         self.loss_fn = loss_fn
 
-    def step(self, x, y):
-        """One mini-batch: learn, return the rule's StepResult."""
+    def step(self, x, y, before_update=None):
+        """One mini-batch: learn, return the rule's StepResult.
+
+        ``before_update(result)``, if given, is called after the learning
+        signals are computed and before any weight changes (observers that
+        compare the rule's update with the true gradient run there).
+        """
         raise NotImplementedError
 
     def predict(self, x, batch_size):
         return self.net.predict(x, batch_size)
 
     # recording hooks -------------------------------------------------
-    def trajectory(self, step: int, result):
-        """Return an xarray Dataset (dim ``step``) to record, or None."""
-        return None
+    def observers(self, run) -> list:
+        """Observers (see :mod:`neurosim.observers`) this realization records with."""
+        return []
 
     def state_dict(self) -> dict:
         return {}
