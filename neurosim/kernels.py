@@ -1,39 +1,98 @@
-"""Fused element-wise kernels: Numba on the CPU, CuPy on the GPU, NumPy fallback.
+"""Fused kernels: Numba on the CPU, CuPy on the GPU, a NumPy/xp reference path.
 
-NumPy evaluates ``p -= lr * m / (sqrt(v) + eps)`` as a chain of temporaries,
-each a full pass over memory; for the 8M-weight first layer of the MNIST
-VNN that dominates a GEVB step.  The kernels below do one pass.  The pure
-NumPy path is used when Numba is disabled (``NEUROSIM_NUMBA=0``) and is the
-reference the tests compare against.
+NumPy evaluates expressions such as ``p -= lr * m / (sqrt(v) + eps)`` or the
+gate ``Θ(Σ_μ t_μ h_μ) h`` as chains of temporaries, each a full pass over
+memory.  The kernels here make one pass.  Every kernel has a reference
+implementation written against ``xp`` (NumPy or CuPy, no Python loop over
+examples); it is used
+
+* when Numba is disabled (``NEUROSIM_NUMBA=0``) or missing,
+* for inputs the Numba kernel does not take (non-contiguous, mixed dtypes),
+* on the GPU where no CuPy kernel is written (CuPy runs the xp code as is),
+
+and the tests (``tests/test_kernels.py``) check that both paths agree
+(float64: exactly or to 1e-12).
+
+Kernels
+-------
+``adam_update``   one Adam step in place (m, v, p in one pass).
+``gate``          vector gating nonlinearity, eq. 7-8: G = Θ(Σ_μ t_μ h_μ), a = G h.
+``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
+                  the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .backend import numba_enabled
+from .backend import array_module, numba_enabled
 
-_numba_adam = None
+# --------------------------------------------------------------------------
+# Numba kernels, compiled on first use (cache=True keeps them across runs)
+
+_NUMBA: dict = {}
 
 
-def _get_numba_adam():
-    global _numba_adam
-    if _numba_adam is None:
-        import numba
+def _numba_kernels() -> dict:
+    if _NUMBA:
+        return _NUMBA
+    import numba
 
-        @numba.njit(parallel=True, fastmath=False, cache=True)
-        def adam_flat(p, g, m, v, b1, b2, eps, step, sqrt_c2):
-            for k in numba.prange(p.size):
-                gk = g[k]
-                mk = b1 * m[k] + (1.0 - b1) * gk
-                vk = b2 * v[k] + (1.0 - b2) * gk * gk
-                m[k] = mk
-                v[k] = vk
-                p[k] -= step * mk / (np.sqrt(vk) / sqrt_c2 + eps)
+    @numba.njit(parallel=True, fastmath=False, cache=True)
+    def adam_flat(p, g, m, v, b1, b2, eps, step, sqrt_c2):
+        for k in numba.prange(p.size):
+            gk = g[k]
+            mk = b1 * m[k] + (1.0 - b1) * gk
+            vk = b2 * v[k] + (1.0 - b2) * gk * gk
+            m[k] = mk
+            v[k] = vk
+            p[k] -= step * mk / (np.sqrt(vk) / sqrt_c2 + eps)
 
-        _numba_adam = adam_flat
-    return _numba_adam
+    @numba.njit(parallel=True, fastmath=False, cache=True)
+    def gate_bku(h, t, a, G):
+        # h, a: (B, K, U); t: (K, U); G: (B, U).  The sum over μ runs in the
+        # same order as NumPy's reduction along axis 1 (sequential in μ).
+        B, K, U = h.shape
+        for b in numba.prange(B):
+            s = np.empty(U, dtype=h.dtype)
+            for u in range(U):
+                s[u] = h[b, 0, u] * t[0, u]
+            for k in range(1, K):
+                for u in range(U):
+                    s[u] += h[b, k, u] * t[k, u]
+            for u in range(U):
+                G[b, u] = 1.0 if s[u] >= 0 else 0.0
+            for k in range(K):
+                for u in range(U):
+                    a[b, k, u] = h[b, k, u] * G[b, u]
 
+    @numba.njit(parallel=True, fastmath=False, cache=True)
+    def contract_bkj(e, a, P):
+        # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
+        B, K, J = a.shape
+        for b in numba.prange(B):
+            for j in range(J):
+                P[b, j] = e[b, 0] * a[b, 0, j]
+            for k in range(1, K):
+                ek = e[b, k]
+                for j in range(J):
+                    P[b, j] += ek * a[b, k, j]
+
+    _NUMBA.update(adam=adam_flat, gate=gate_bku, contract=contract_bkj)
+    return _NUMBA
+
+
+def _use_numba(*arrays) -> bool:
+    """Numba takes C-contiguous NumPy float32/float64 arrays of one dtype."""
+    if not numba_enabled():
+        return False
+    dt = arrays[0].dtype
+    return all(isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+               for a in arrays) and dt in (np.float32, np.float64)
+
+
+# --------------------------------------------------------------------------
+# Adam
 
 _cupy_adam = None
 
@@ -59,19 +118,19 @@ def _get_cupy_adam():  # pragma: no cover - GPU only
 
 def adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """Reference NumPy/CuPy implementation (several passes over memory)."""
+    xp = array_module(p)
     m *= b1
     m += (1.0 - b1) * g
     v *= b2
     v += (1.0 - b2) * (g * g)
-    xp = np if isinstance(p, np.ndarray) else __import__("cupy")
     p -= step * m / (xp.sqrt(v) / sqrt_c2 + eps)
 
 
 def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """One Adam step in place: m, v moments; p -= step·m/(√v/√c2 + ε)."""
     if isinstance(p, np.ndarray):
-        if numba_enabled() and p.flags.c_contiguous and g.flags.c_contiguous:
-            f = _get_numba_adam()
+        if numba_enabled() and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            f = _numba_kernels()["adam"]
             dt = p.dtype.type
             f(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), m.reshape(-1),
               v.reshape(-1), dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2))
@@ -80,4 +139,56 @@ def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     else:  # pragma: no cover - GPU only
         k = _get_cupy_adam()
         dt = p.dtype.type
+        # scalars as 0-d host values of p's dtype: no device round trip, no sync
         k(g, dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2), p, m, v)
+
+
+# --------------------------------------------------------------------------
+# vector gating nonlinearity (eq. 7-8)
+
+
+def gate_reference(h, t):
+    """``(a, G)`` with G = Θ(Σ_μ t[μ]·h[:, μ]) (singleton μ axis) and a = G·h."""
+    xp = array_module(h)
+    G = (xp.sum(h * t, axis=1, keepdims=True) >= 0).astype(h.dtype)
+    return h * G, G
+
+
+def gate(h, t):
+    """Vector gate of ``h`` (B, K, *units) with gating vectors ``t``
+    (broadcastable to (K, *units), e.g. (K, C, 1, 1) for channels).
+
+    Returns ``a`` (h's shape) and ``G`` of shape (B, 1, *units) in h's dtype.
+    """
+    if h.ndim >= 2 and isinstance(h, np.ndarray) and isinstance(t, np.ndarray) \
+            and t.dtype == h.dtype and _use_numba(h):
+        B, K = h.shape[:2]
+        tt = np.ascontiguousarray(np.broadcast_to(t, h.shape[1:])).reshape(K, -1)
+        h3 = h.reshape(B, K, -1)
+        a = np.empty_like(h)
+        G = np.empty((B, 1) + h.shape[2:], dtype=h.dtype)
+        _numba_kernels()["gate"](h3, tt, a.reshape(B, K, -1), G.reshape(B, -1))
+        return a, G
+    return gate_reference(h, t)
+
+
+# --------------------------------------------------------------------------
+# GEVB presynaptic factor of a shared weight (eq. 9)
+
+
+def contract_components_reference(e, a):
+    """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] (sequential over μ, vectorized over b, j)."""
+    K = a.shape[1]
+    P = e[:, 0, None] * a[:, 0]
+    for k in range(1, K):
+        P += e[:, k, None] * a[:, k]
+    return P
+
+
+def contract_components(e, a):
+    """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] for e (B, K) and a (B, K, J)."""
+    if _use_numba(e, a) and a.ndim == 3:
+        P = np.empty((a.shape[0], a.shape[2]), dtype=a.dtype)
+        _numba_kernels()["contract"](e, a, P)
+        return P
+    return contract_components_reference(e, a)
