@@ -32,54 +32,74 @@ from .backend import array_module, numba_enabled
 
 _NUMBA: dict = {}
 
+#: arrays with fewer elements run the serial (single-thread) variant of a
+#: kernel: a parallel launch costs more than it saves below this size, and
+#: far more when the cores are oversubscribed.
+PARALLEL_MIN = 1 << 20
+
+
+def _adam_flat(p, g, m, v, b1, b2, eps, step, sqrt_c2):
+    for k in _prange(p.size):
+        gk = g[k]
+        mk = b1 * m[k] + (1.0 - b1) * gk
+        vk = b2 * v[k] + (1.0 - b2) * gk * gk
+        m[k] = mk
+        v[k] = vk
+        p[k] -= step * mk / (np.sqrt(vk) / sqrt_c2 + eps)
+
+
+def _gate_bku(h, t, a, G):
+    # h, a: (B, K, U); t: (K, U); G: (B, U).  The sum over μ runs in the same
+    # order as NumPy's reduction along axis 1 (sequential in μ), so the gate
+    # equals the reference bit for bit.
+    B, K, U = h.shape
+    for b in _prange(B):
+        s = np.empty(U, dtype=h.dtype)
+        for u in range(U):
+            s[u] = h[b, 0, u] * t[0, u]
+        for k in range(1, K):
+            for u in range(U):
+                s[u] += h[b, k, u] * t[k, u]
+        for u in range(U):
+            G[b, u] = 1.0 if s[u] >= 0 else 0.0
+        for k in range(K):
+            for u in range(U):
+                a[b, k, u] = h[b, k, u] * G[b, u]
+
+
+def _contract_bkj(e, a, P):
+    # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
+    B, K, J = a.shape
+    for b in _prange(B):
+        for j in range(J):
+            P[b, j] = e[b, 0] * a[b, 0, j]
+        for k in range(1, K):
+            ek = e[b, k]
+            for j in range(J):
+                P[b, j] += ek * a[b, k, j]
+
+
+def _prange(n):  # replaced by numba.prange inside compiled kernels
+    return range(n)
+
 
 def _numba_kernels() -> dict:
+    """{name: (serial, parallel)} compiled kernels (compiled lazily per signature)."""
     if _NUMBA:
         return _NUMBA
     import numba
 
-    @numba.njit(parallel=True, fastmath=False, cache=True)
-    def adam_flat(p, g, m, v, b1, b2, eps, step, sqrt_c2):
-        for k in numba.prange(p.size):
-            gk = g[k]
-            mk = b1 * m[k] + (1.0 - b1) * gk
-            vk = b2 * v[k] + (1.0 - b2) * gk * gk
-            m[k] = mk
-            v[k] = vk
-            p[k] -= step * mk / (np.sqrt(vk) / sqrt_c2 + eps)
-
-    @numba.njit(parallel=True, fastmath=False, cache=True)
-    def gate_bku(h, t, a, G):
-        # h, a: (B, K, U); t: (K, U); G: (B, U).  The sum over μ runs in the
-        # same order as NumPy's reduction along axis 1 (sequential in μ).
-        B, K, U = h.shape
-        for b in numba.prange(B):
-            s = np.empty(U, dtype=h.dtype)
-            for u in range(U):
-                s[u] = h[b, 0, u] * t[0, u]
-            for k in range(1, K):
-                for u in range(U):
-                    s[u] += h[b, k, u] * t[k, u]
-            for u in range(U):
-                G[b, u] = 1.0 if s[u] >= 0 else 0.0
-            for k in range(K):
-                for u in range(U):
-                    a[b, k, u] = h[b, k, u] * G[b, u]
-
-    @numba.njit(parallel=True, fastmath=False, cache=True)
-    def contract_bkj(e, a, P):
-        # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
-        B, K, J = a.shape
-        for b in numba.prange(B):
-            for j in range(J):
-                P[b, j] = e[b, 0] * a[b, 0, j]
-            for k in range(1, K):
-                ek = e[b, k]
-                for j in range(J):
-                    P[b, j] += ek * a[b, k, j]
-
-    _NUMBA.update(adam=adam_flat, gate=gate_bku, contract=contract_bkj)
+    glb = globals()
+    glb["_prange"] = numba.prange
+    for name, f in (("adam", _adam_flat), ("gate", _gate_bku), ("contract", _contract_bkj)):
+        _NUMBA[name] = (numba.njit(parallel=False, fastmath=False, cache=True)(f),
+                        numba.njit(parallel=True, fastmath=False, cache=True)(f))
     return _NUMBA
+
+
+def _kernel(name: str, size: int):
+    serial, parallel = _numba_kernels()[name]
+    return parallel if size >= PARALLEL_MIN else serial
 
 
 def _use_numba(*arrays) -> bool:
@@ -130,7 +150,7 @@ def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """One Adam step in place: m, v moments; p -= step·m/(√v/√c2 + ε)."""
     if isinstance(p, np.ndarray):
         if numba_enabled() and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
-            f = _numba_kernels()["adam"]
+            f = _kernel("adam", p.size)
             dt = p.dtype.type
             f(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), m.reshape(-1),
               v.reshape(-1), dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2))
@@ -167,7 +187,7 @@ def gate(h, t):
         h3 = h.reshape(B, K, -1)
         a = np.empty_like(h)
         G = np.empty((B, 1) + h.shape[2:], dtype=h.dtype)
-        _numba_kernels()["gate"](h3, tt, a.reshape(B, K, -1), G.reshape(B, -1))
+        _kernel("gate", h.size)(h3, tt, a.reshape(B, K, -1), G.reshape(B, -1))
         return a, G
     return gate_reference(h, t)
 
@@ -189,6 +209,6 @@ def contract_components(e, a):
     """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] for e (B, K) and a (B, K, J)."""
     if _use_numba(e, a) and a.ndim == 3:
         P = np.empty((a.shape[0], a.shape[2]), dtype=a.dtype)
-        _numba_kernels()["contract"](e, a, P)
+        _kernel("contract", a.size)(e, a, P)
         return P
     return contract_components_reference(e, a)

@@ -138,3 +138,23 @@ def test_training_numba_equals_numpy(monkeypatch, rule):
     b = _train(monkeypatch, "0", rule)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-13)
+
+
+def test_parallel_variants_match(rng, monkeypatch):
+    """The multi-threaded kernels (used for large arrays) equal the serial ones."""
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    h = rng.standard_normal((9, 4, 13))
+    t = rng.choice([-1.0, 1.0], size=(4, 13))
+    a, G = kernels.gate(h, t)
+    a0, G0 = kernels.gate_reference(h, t)
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(G, G0)
+    e = rng.standard_normal((9, 4))
+    np.testing.assert_array_equal(kernels.contract_components(e, h),
+                                  kernels.contract_components_reference(e, h))
+    p, g, m, v = (rng.standard_normal(50) for _ in range(4))
+    v = np.abs(v)
+    ref = [p.copy(), g, m.copy(), v.copy()]
+    kernels.adam_update(p, g, m, v, 0.9, 0.999, 1e-8, 1e-3, 0.3)
+    kernels.adam_update_numpy(*ref, 0.9, 0.999, 1e-8, 1e-3, 0.3)
+    np.testing.assert_allclose(p, ref[0], rtol=1e-12)
