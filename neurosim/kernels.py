@@ -15,10 +15,13 @@ and the tests (``tests/test_kernels.py``) check that both paths agree
 
 Kernels
 -------
-``adam_update``   one Adam step in place (m, v, p in one pass).
+``adam_update``   one Adam step in place (m, v, p in one pass).  CuPy: ElementwiseKernel.
 ``gate``          vector gating nonlinearity, eq. 7-8: G = Θ(Σ_μ t_μ h_μ), a = G h.
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
+
+The gate and the contraction also have CuPy ``ElementwiseKernel`` versions
+(one launch each; ``tests/test_gpu.py`` compares them with the CPU).
 """
 
 from __future__ import annotations
@@ -174,12 +177,57 @@ def gate_reference(h, t):
     return h * G, G
 
 
+_CUPY: dict = {}
+
+
+def _cupy_kernels() -> dict:  # pragma: no cover - GPU only
+    """CuPy kernels of the gate and the contraction: one launch each instead of
+    the 3-10 the xp reference takes (launch latency dominates small steps)."""
+    if _CUPY:
+        return _CUPY
+    import cupy
+
+    _CUPY["gate"] = cupy.ElementwiseKernel(
+        "raw T h, raw T t, int32 K, int32 U", "T G",
+        """
+        const long long b = i / U, u = i % U;
+        T s = h[(b * K) * U + u] * t[u];
+        for (int k = 1; k < K; ++k) s += h[(b * K + k) * U + u] * t[(long long)k * U + u];
+        G = (s >= 0) ? (T)1 : (T)0;
+        """,
+        "neurosim_gate")
+    _CUPY["contract"] = cupy.ElementwiseKernel(
+        "raw T e, raw T a, int32 K, int32 J", "T P",
+        """
+        const long long b = i / J, j = i % J;
+        T s = e[b * K] * a[(b * K) * J + j];
+        for (int k = 1; k < K; ++k) s += e[b * K + k] * a[(b * K + k) * J + j];
+        P = s;
+        """,
+        "neurosim_contract")
+    return _CUPY
+
+
+def _gate_cupy(h, t):  # pragma: no cover - GPU only
+    import cupy
+
+    B, K = h.shape[:2]
+    h = cupy.ascontiguousarray(h)
+    tt = cupy.ascontiguousarray(cupy.broadcast_to(t.astype(h.dtype, copy=False), h.shape[1:]))
+    G = cupy.empty((B, 1) + h.shape[2:], dtype=h.dtype)
+    U = G.size // B
+    _cupy_kernels()["gate"](h, tt, np.int32(K), np.int32(U), G)
+    return h * G, G
+
+
 def gate(h, t):
     """Vector gate of ``h`` (B, K, *units) with gating vectors ``t``
     (broadcastable to (K, *units), e.g. (K, C, 1, 1) for channels).
 
     Returns ``a`` (h's shape) and ``G`` of shape (B, 1, *units) in h's dtype.
     """
+    if not isinstance(h, np.ndarray):  # pragma: no cover - GPU only
+        return _gate_cupy(h, t) if h.ndim >= 2 else gate_reference(h, t)
     if h.ndim >= 2 and isinstance(h, np.ndarray) and isinstance(t, np.ndarray) \
             and t.dtype == h.dtype and _use_numba(h):
         B, K = h.shape[:2]
@@ -207,6 +255,14 @@ def contract_components_reference(e, a):
 
 def contract_components(e, a):
     """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] for e (B, K) and a (B, K, J)."""
+    if not isinstance(a, np.ndarray) and a.ndim == 3:  # pragma: no cover - GPU only
+        import cupy
+
+        B, K, J = a.shape
+        P = cupy.empty((B, J), dtype=a.dtype)
+        _cupy_kernels()["contract"](cupy.ascontiguousarray(e, dtype=a.dtype),
+                                    cupy.ascontiguousarray(a), np.int32(K), np.int32(J), P)
+        return P
     if _use_numba(e, a) and a.ndim == 3:
         P = np.empty((a.shape[0], a.shape[2]), dtype=a.dtype)
         _kernel("contract", a.size)(e, a, P)
