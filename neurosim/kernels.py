@@ -41,14 +41,16 @@ _NUMBA: dict = {}
 PARALLEL_MIN = 1 << 20
 
 
-def _adam_flat(p, g, m, v, b1, b2, eps, step, sqrt_c2):
+def _adam_flat(p, g, m, v, b1, a1, b2, a2, eps, step, inv_sqrt_c2):
+    # every scalar arrives in p's dtype (a1 = 1 − b1, a2 = 1 − b2): no float64
+    # promotion in float32 runs, and the loop vectorizes
     for k in _prange(p.size):
         gk = g[k]
-        mk = b1 * m[k] + (1.0 - b1) * gk
-        vk = b2 * v[k] + (1.0 - b2) * gk * gk
+        mk = b1 * m[k] + a1 * gk
+        vk = b2 * v[k] + a2 * (gk * gk)
         m[k] = mk
         v[k] = vk
-        p[k] -= step * mk / (np.sqrt(vk) / sqrt_c2 + eps)
+        p[k] -= step * mk / (np.sqrt(vk) * inv_sqrt_c2 + eps)
 
 
 def _gate_bku(h, t, a, G):
@@ -156,7 +158,8 @@ def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
             f = _kernel("adam", p.size)
             dt = p.dtype.type
             f(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), m.reshape(-1),
-              v.reshape(-1), dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2))
+              v.reshape(-1), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), dt(eps), dt(step),
+              dt(1.0 / sqrt_c2))
         else:
             adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2)
     else:  # pragma: no cover - GPU only
