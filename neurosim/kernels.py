@@ -41,51 +41,55 @@ _NUMBA: dict = {}
 PARALLEL_MIN = 1 << 20
 
 
-def _adam_flat(p, g, m, v, b1, a1, b2, a2, eps, step, inv_sqrt_c2):
-    # every scalar arrives in p's dtype (a1 = 1 − b1, a2 = 1 − b2): no float64
-    # promotion in float32 runs, and the loop vectorizes
-    for k in _prange(p.size):
-        gk = g[k]
-        mk = b1 * m[k] + a1 * gk
-        vk = b2 * v[k] + a2 * (gk * gk)
-        m[k] = mk
-        v[k] = vk
-        p[k] -= step * mk / (np.sqrt(vk) * inv_sqrt_c2 + eps)
+def _kernel_functions(prange) -> dict:
+    """The kernels as plain Python functions looping with ``prange``.
 
+    Built twice: with ``range`` (serial) and ``numba.prange`` (parallel).  The
+    loop function is a closure variable, so the two variants get different
+    keys in Numba's on-disk cache (whose key ignores the ``parallel`` flag).
+    """
 
-def _gate_bku(h, t, a, G):
-    # h, a: (B, K, U); t: (K, U); G: (B, U).  The sum over μ runs in the same
-    # order as NumPy's reduction along axis 1 (sequential in μ), so the gate
-    # equals the reference bit for bit.
-    B, K, U = h.shape
-    for b in _prange(B):
-        s = np.empty(U, dtype=h.dtype)
-        for u in range(U):
-            s[u] = h[b, 0, u] * t[0, u]
-        for k in range(1, K):
+    def adam_flat(p, g, m, v, b1, a1, b2, a2, eps, step, inv_sqrt_c2):
+        # every scalar arrives in p's dtype (a1 = 1 − b1, a2 = 1 − b2): no float64
+        # promotion in float32 runs, and the loop vectorizes
+        for k in prange(p.size):
+            gk = g[k]
+            mk = b1 * m[k] + a1 * gk
+            vk = b2 * v[k] + a2 * (gk * gk)
+            m[k] = mk
+            v[k] = vk
+            p[k] -= step * mk / (np.sqrt(vk) * inv_sqrt_c2 + eps)
+
+    def gate_bku(h, t, a, G):
+        # h, a: (B, K, U); t: (K, U); G: (B, U).  The sum over μ runs in the same
+        # order as NumPy's reduction along axis 1 (sequential in μ), so the gate
+        # equals the reference bit for bit.
+        B, K, U = h.shape
+        for b in prange(B):
+            s = np.empty(U, dtype=h.dtype)
             for u in range(U):
-                s[u] += h[b, k, u] * t[k, u]
-        for u in range(U):
-            G[b, u] = 1.0 if s[u] >= 0 else 0.0
-        for k in range(K):
+                s[u] = h[b, 0, u] * t[0, u]
+            for k in range(1, K):
+                for u in range(U):
+                    s[u] += h[b, k, u] * t[k, u]
             for u in range(U):
-                a[b, k, u] = h[b, k, u] * G[b, u]
+                G[b, u] = 1.0 if s[u] >= 0 else 0.0
+            for k in range(K):
+                for u in range(U):
+                    a[b, k, u] = h[b, k, u] * G[b, u]
 
-
-def _contract_bkj(e, a, P):
-    # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
-    B, K, J = a.shape
-    for b in _prange(B):
-        for j in range(J):
-            P[b, j] = e[b, 0] * a[b, 0, j]
-        for k in range(1, K):
-            ek = e[b, k]
+    def contract_bkj(e, a, P):
+        # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
+        B, K, J = a.shape
+        for b in prange(B):
             for j in range(J):
-                P[b, j] += ek * a[b, k, j]
+                P[b, j] = e[b, 0] * a[b, 0, j]
+            for k in range(1, K):
+                ek = e[b, k]
+                for j in range(J):
+                    P[b, j] += ek * a[b, k, j]
 
-
-def _prange(n):  # replaced by numba.prange inside compiled kernels
-    return range(n)
+    return {"adam": adam_flat, "gate": gate_bku, "contract": contract_bkj}
 
 
 def _numba_kernels() -> dict:
@@ -94,11 +98,11 @@ def _numba_kernels() -> dict:
         return _NUMBA
     import numba
 
-    glb = globals()
-    glb["_prange"] = numba.prange
-    for name, f in (("adam", _adam_flat), ("gate", _gate_bku), ("contract", _contract_bkj)):
-        _NUMBA[name] = (numba.njit(parallel=False, fastmath=False, cache=True)(f),
-                        numba.njit(parallel=True, fastmath=False, cache=True)(f))
+    serial = _kernel_functions(range)
+    parallel = _kernel_functions(numba.prange)
+    for name in serial:
+        _NUMBA[name] = (numba.njit(parallel=False, fastmath=False, cache=True)(serial[name]),
+                        numba.njit(parallel=True, fastmath=False, cache=True)(parallel[name]))
     return _NUMBA
 
 
