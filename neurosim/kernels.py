@@ -1,39 +1,127 @@
-"""Fused element-wise kernels: Numba on the CPU, CuPy on the GPU, NumPy fallback.
+"""Fused kernels: Numba on the CPU, CuPy on the GPU, a NumPy/xp reference path.
 
-NumPy evaluates ``p -= lr * m / (sqrt(v) + eps)`` as a chain of temporaries,
-each a full pass over memory; for the 8M-weight first layer of the MNIST
-VNN that dominates a GEVB step.  The kernels below do one pass.  The pure
-NumPy path is used when Numba is disabled (``NEUROSIM_NUMBA=0``) and is the
-reference the tests compare against.
+NumPy evaluates expressions such as ``p -= lr * m / (sqrt(v) + eps)`` or the
+gate ``Θ(Σ_μ t_μ h_μ) h`` as chains of temporaries, each a full pass over
+memory.  The kernels here make one pass.  Every kernel has a reference
+implementation written against ``xp`` (NumPy or CuPy, no Python loop over
+examples); it is used
+
+* when Numba is disabled (``NEUROSIM_NUMBA=0``) or missing,
+* for inputs the Numba kernel does not take (non-contiguous, mixed dtypes),
+* on the GPU where no CuPy kernel is written (CuPy runs the xp code as is),
+
+and the tests (``tests/test_kernels.py``) check that both paths agree
+(float64: exactly or to 1e-12).
+
+Kernels
+-------
+``adam_update``   one Adam step in place (m, v, p in one pass).  CuPy: ElementwiseKernel.
+``gate``          vector gating nonlinearity, eq. 7-8: G = Θ(Σ_μ t_μ h_μ), a = G h.
+``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
+                  the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
+
+The gate and the contraction also have CuPy ``ElementwiseKernel`` versions
+(one launch each; ``tests/test_gpu.py`` compares them with the CPU).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .backend import numba_enabled
+from .backend import array_module, numba_enabled
 
-_numba_adam = None
+# --------------------------------------------------------------------------
+# Numba kernels, compiled on first use (cache=True keeps them across runs)
+
+_NUMBA: dict = {}
+
+#: arrays with fewer elements run the serial (single-thread) variant of a
+#: kernel: a parallel launch costs more than it saves below this size, and
+#: far more when the cores are oversubscribed.
+PARALLEL_MIN = 1 << 20
 
 
-def _get_numba_adam():
-    global _numba_adam
-    if _numba_adam is None:
-        import numba
+def _kernel_functions(prange) -> dict:
+    """The kernels as plain Python functions looping with ``prange``.
 
-        @numba.njit(parallel=True, fastmath=False, cache=True)
-        def adam_flat(p, g, m, v, b1, b2, eps, step, sqrt_c2):
-            for k in numba.prange(p.size):
-                gk = g[k]
-                mk = b1 * m[k] + (1.0 - b1) * gk
-                vk = b2 * v[k] + (1.0 - b2) * gk * gk
-                m[k] = mk
-                v[k] = vk
-                p[k] -= step * mk / (np.sqrt(vk) / sqrt_c2 + eps)
+    Built twice: with ``range`` (serial) and ``numba.prange`` (parallel).  The
+    loop function is a closure variable, so the two variants get different
+    keys in Numba's on-disk cache (whose key ignores the ``parallel`` flag).
+    """
 
-        _numba_adam = adam_flat
-    return _numba_adam
+    def adam_flat(p, g, m, v, b1, a1, b2, a2, eps, step, inv_sqrt_c2):
+        # every scalar arrives in p's dtype (a1 = 1 − b1, a2 = 1 − b2): no float64
+        # promotion in float32 runs, and the loop vectorizes
+        for k in prange(p.size):
+            gk = g[k]
+            mk = b1 * m[k] + a1 * gk
+            vk = b2 * v[k] + a2 * (gk * gk)
+            m[k] = mk
+            v[k] = vk
+            p[k] -= step * mk / (np.sqrt(vk) * inv_sqrt_c2 + eps)
 
+    def gate_bku(h, t, a, G):
+        # h, a: (B, K, U); t: (K, U); G: (B, U).  The sum over μ runs in the same
+        # order as NumPy's reduction along axis 1 (sequential in μ), so the gate
+        # equals the reference bit for bit.
+        B, K, U = h.shape
+        for b in prange(B):
+            s = np.empty(U, dtype=h.dtype)
+            for u in range(U):
+                s[u] = h[b, 0, u] * t[0, u]
+            for k in range(1, K):
+                for u in range(U):
+                    s[u] += h[b, k, u] * t[k, u]
+            for u in range(U):
+                G[b, u] = 1.0 if s[u] >= 0 else 0.0
+            for k in range(K):
+                for u in range(U):
+                    a[b, k, u] = h[b, k, u] * G[b, u]
+
+    def contract_bkj(e, a, P):
+        # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
+        B, K, J = a.shape
+        for b in prange(B):
+            for j in range(J):
+                P[b, j] = e[b, 0] * a[b, 0, j]
+            for k in range(1, K):
+                ek = e[b, k]
+                for j in range(J):
+                    P[b, j] += ek * a[b, k, j]
+
+    return {"adam": adam_flat, "gate": gate_bku, "contract": contract_bkj}
+
+
+def _numba_kernels() -> dict:
+    """{name: (serial, parallel)} compiled kernels (compiled lazily per signature)."""
+    if _NUMBA:
+        return _NUMBA
+    import numba
+
+    serial = _kernel_functions(range)
+    parallel = _kernel_functions(numba.prange)
+    for name in serial:
+        _NUMBA[name] = (numba.njit(parallel=False, fastmath=False, cache=True)(serial[name]),
+                        numba.njit(parallel=True, fastmath=False, cache=True)(parallel[name]))
+    return _NUMBA
+
+
+def _kernel(name: str, size: int):
+    serial, parallel = _numba_kernels()[name]
+    return parallel if size >= PARALLEL_MIN else serial
+
+
+def _use_numba(*arrays) -> bool:
+    """Numba takes C-contiguous NumPy float32/float64 arrays of one dtype."""
+    if not numba_enabled():
+        return False
+    dt = arrays[0].dtype
+    return all(isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+               for a in arrays) and dt in (np.float32, np.float64)
+
+
+# --------------------------------------------------------------------------
+# Adam
 
 _cupy_adam = None
 
@@ -59,25 +147,131 @@ def _get_cupy_adam():  # pragma: no cover - GPU only
 
 def adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """Reference NumPy/CuPy implementation (several passes over memory)."""
+    xp = array_module(p)
     m *= b1
     m += (1.0 - b1) * g
     v *= b2
     v += (1.0 - b2) * (g * g)
-    xp = np if isinstance(p, np.ndarray) else __import__("cupy")
     p -= step * m / (xp.sqrt(v) / sqrt_c2 + eps)
 
 
 def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """One Adam step in place: m, v moments; p -= step·m/(√v/√c2 + ε)."""
     if isinstance(p, np.ndarray):
-        if numba_enabled() and p.flags.c_contiguous and g.flags.c_contiguous:
-            f = _get_numba_adam()
+        if numba_enabled() and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            f = _kernel("adam", p.size)
             dt = p.dtype.type
             f(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), m.reshape(-1),
-              v.reshape(-1), dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2))
+              v.reshape(-1), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), dt(eps), dt(step),
+              dt(1.0 / sqrt_c2))
         else:
             adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2)
     else:  # pragma: no cover - GPU only
         k = _get_cupy_adam()
         dt = p.dtype.type
+        # scalars as 0-d host values of p's dtype: no device round trip, no sync
         k(g, dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2), p, m, v)
+
+
+# --------------------------------------------------------------------------
+# vector gating nonlinearity (eq. 7-8)
+
+
+def gate_reference(h, t):
+    """``(a, G)`` with G = Θ(Σ_μ t[μ]·h[:, μ]) (singleton μ axis) and a = G·h."""
+    xp = array_module(h)
+    G = (xp.sum(h * t, axis=1, keepdims=True) >= 0).astype(h.dtype)
+    return h * G, G
+
+
+_CUPY: dict = {}
+
+
+def _cupy_kernels() -> dict:  # pragma: no cover - GPU only
+    """CuPy kernels of the gate and the contraction: one launch each instead of
+    the 3-10 the xp reference takes (launch latency dominates small steps)."""
+    if _CUPY:
+        return _CUPY
+    import cupy
+
+    _CUPY["gate"] = cupy.ElementwiseKernel(
+        "raw T h, raw T t, int32 K, int32 U", "T G",
+        """
+        const long long b = i / U, u = i % U;
+        T s = h[(b * K) * U + u] * t[u];
+        for (int k = 1; k < K; ++k) s += h[(b * K + k) * U + u] * t[(long long)k * U + u];
+        G = (s >= 0) ? (T)1 : (T)0;
+        """,
+        "neurosim_gate")
+    _CUPY["contract"] = cupy.ElementwiseKernel(
+        "raw T e, raw T a, int32 K, int32 J", "T P",
+        """
+        const long long b = i / J, j = i % J;
+        T s = e[b * K] * a[(b * K) * J + j];
+        for (int k = 1; k < K; ++k) s += e[b * K + k] * a[(b * K + k) * J + j];
+        P = s;
+        """,
+        "neurosim_contract")
+    return _CUPY
+
+
+def _gate_cupy(h, t):  # pragma: no cover - GPU only
+    import cupy
+
+    B, K = h.shape[:2]
+    h = cupy.ascontiguousarray(h)
+    tt = cupy.ascontiguousarray(cupy.broadcast_to(t.astype(h.dtype, copy=False), h.shape[1:]))
+    G = cupy.empty((B, 1) + h.shape[2:], dtype=h.dtype)
+    U = G.size // B
+    _cupy_kernels()["gate"](h, tt, np.int32(K), np.int32(U), G)
+    return h * G, G
+
+
+def gate(h, t):
+    """Vector gate of ``h`` (B, K, *units) with gating vectors ``t``
+    (broadcastable to (K, *units), e.g. (K, C, 1, 1) for channels).
+
+    Returns ``a`` (h's shape) and ``G`` of shape (B, 1, *units) in h's dtype.
+    """
+    if not isinstance(h, np.ndarray):  # pragma: no cover - GPU only
+        return _gate_cupy(h, t) if h.ndim >= 2 else gate_reference(h, t)
+    if h.ndim >= 2 and isinstance(h, np.ndarray) and isinstance(t, np.ndarray) \
+            and t.dtype == h.dtype and _use_numba(h):
+        B, K = h.shape[:2]
+        tt = np.ascontiguousarray(np.broadcast_to(t, h.shape[1:])).reshape(K, -1)
+        h3 = h.reshape(B, K, -1)
+        a = np.empty_like(h)
+        G = np.empty((B, 1) + h.shape[2:], dtype=h.dtype)
+        _kernel("gate", h.size)(h3, tt, a.reshape(B, K, -1), G.reshape(B, -1))
+        return a, G
+    return gate_reference(h, t)
+
+
+# --------------------------------------------------------------------------
+# GEVB presynaptic factor of a shared weight (eq. 9)
+
+
+def contract_components_reference(e, a):
+    """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] (sequential over μ, vectorized over b, j)."""
+    K = a.shape[1]
+    P = e[:, 0, None] * a[:, 0]
+    for k in range(1, K):
+        P += e[:, k, None] * a[:, k]
+    return P
+
+
+def contract_components(e, a):
+    """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] for e (B, K) and a (B, K, J)."""
+    if not isinstance(a, np.ndarray) and a.ndim == 3:  # pragma: no cover - GPU only
+        import cupy
+
+        B, K, J = a.shape
+        P = cupy.empty((B, J), dtype=a.dtype)
+        _cupy_kernels()["contract"](cupy.ascontiguousarray(e, dtype=a.dtype),
+                                    cupy.ascontiguousarray(a), np.int32(K), np.int32(J), P)
+        return P
+    if _use_numba(e, a) and a.ndim == 3:
+        P = np.empty((a.shape[0], a.shape[2]), dtype=a.dtype)
+        _kernel("contract", a.size)(e, a, P)
+        return P
+    return contract_components_reference(e, a)

@@ -1,6 +1,7 @@
 """Losses on the K output components, returning the error vector (SPEC §1).
 
-Each loss returns ``(loss, e)``: ``loss`` is the mean over the batch and
+Each loss returns ``(loss, e)``: ``loss`` is the mean over the batch (a float;
+a 0-d device array on the GPU, read with ``float()``) and
 ``e = ∂loss/∂logits`` (so each row carries the 1/B of the mean).  The
 per-example error vector of the paper is ``B·e``.
 
@@ -10,7 +11,16 @@ per-example error vector of the paper is ``B·e``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .backend import array_module
+
+
+def host_scalar(v):
+    """A Python float on the CPU; on the GPU the 0-d device array itself, so
+    that a training step does not wait for the device (``float(loss)``
+    synchronises when the value is needed: progress line, divergence check)."""
+    return float(v) if isinstance(v, (np.ndarray, np.generic, float)) else v
 
 
 def one_hot(y, n, dtype):
@@ -34,7 +44,7 @@ def cross_entropy(logits, y):
     B, n = logits.shape
     z = logits - logits.max(axis=1, keepdims=True)
     lse = xp.log(xp.exp(z).sum(axis=1))
-    loss = float((lse - z[xp.arange(B), y]).mean())
+    loss = host_scalar((lse - z[xp.arange(B), y]).mean())
     e = softmax(logits)
     e[xp.arange(B), y] -= 1
     e /= B
@@ -47,7 +57,7 @@ def mse(logits, y):
     B, n = logits.shape
     target = one_hot(y, n, logits.dtype) if y.ndim == 1 else y
     diff = logits - target
-    loss = float(0.5 * (diff * diff).sum() / B)
+    loss = host_scalar(0.5 * (diff * diff).sum() / B)
     return loss, diff / B
 
 

@@ -26,6 +26,9 @@ from .realizations import REALIZATIONS
 from .recording import Recorder, StoreError, versions
 from .rules import build_rule
 
+#: on the GPU the divergence check (a device sync) runs every this many steps
+GUARD_EVERY = 50
+
 
 class DivergenceError(RuntimeError):
     """NaN/Inf in the loss or the weights."""
@@ -132,7 +135,7 @@ class Run:
 
     def info(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
-                "loss_sum": self.loss_sum, "loss_n": self.loss_n,
+                "loss_sum": float(self.loss_sum), "loss_n": self.loss_n,
                 "elapsed": self.elapsed0 + time.time() - self.t_start}
 
     def restore(self) -> bool:
@@ -162,8 +165,8 @@ class Run:
             logits = self.realization.predict(x, bs)
             loss, _ = self.loss_fn(logits, y)
             out[f"{split}_error"] = error_rate(logits, y)
-            out[f"{split}_loss"] = loss
-        out["train_batch_loss"] = self.loss_sum / self.loss_n if self.loss_n else float("nan")
+            out[f"{split}_loss"] = float(loss)
+        out["train_batch_loss"] = float(self.loss_sum) / self.loss_n if self.loss_n else float("nan")
         return out
 
     def record(self, metrics: dict) -> None:
@@ -259,9 +262,14 @@ class Run:
                                                 self._before_update if self.observers else None)
                     self.step += 1
                     self.batch += 1
-                    self._guard(res.loss)
                     self.loss_sum += res.loss
                     self.loss_n += 1
+                    if not self.backend.is_gpu:
+                        self._guard(float(res.loss))
+                    elif self.step % GUARD_EVERY == 0 or self.batch >= n_batches:
+                        # GPU: the loss stays on the device; NaN/Inf propagate into
+                        # the running sum, checked (one sync) every GUARD_EVERY steps
+                        self._guard(float(self.loss_sum))
                     if self.progress:
                         self.progress(self.epoch + 1, self.batch, n_batches, res.loss)
                     if self._stop_signal is not None:

@@ -41,7 +41,7 @@ class Progress:
         frac = batch / n_batches
         bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
         line = (f"epoch {epoch}/{self.epochs} [{bar}] batch {batch}/{n_batches} "
-                f"loss {loss:.4f} {rate:.1f} steps/s")
+                f"loss {float(loss):.4f} {rate:.1f} steps/s")
         if self.tty:
             click.echo("\r" + line, err=True, nl=end_of_epoch)
         elif end_of_epoch:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..backend import array_module
 from . import init as initmod
 
@@ -132,7 +133,8 @@ class Dense(Layer):
             h = (x @ W.reshape(-1, self.n_in).T).reshape(B, self.K, -1)
         else:
             h = (a.reshape(-1, self.n_in) @ W.T).reshape(B, a.shape[1], -1)
-        return h + b
+        h += b  # in place: h is a fresh matmul result (saves a pass and a temporary)
+        return h
 
     def vjp(self, g, W=None):
         if self.first:
@@ -150,13 +152,20 @@ class Dense(Layer):
         return {"W": dW, "b": g.sum(axis=0)}
 
     def gevb_grads(self, a, G, e):
-        """Eq. 9 fast path: ΔW = Gᵀ P with P[b,j] = Σ_μ a[b,μ,j] e[b,μ]."""
-        if self.first:
-            return super().gevb_grads(a, G, e)
-        xp = array_module(a)
+        """Eq. 9 fast paths (the rule descends these; the minus sign is the optimizer's).
+
+        First layer: ∂W1[μ,i,j] = Σ_b e[b,μ] G[b,i] x[b,j], i.e. one matmul
+        (e⊗G)ᵀ x over the batch.  Shared layers: ∂W = Gᵀ P with
+        P[b,j] = Σ_μ a[b,μ,j] e[b,μ] (:func:`neurosim.kernels.contract_components`).
+        Biases: ∂b[μ,i] = Σ_b e[b,μ] G[b,i] = eᵀG in both cases.
+        """
         B = a.shape[0]
         G2 = G.reshape(B, -1)
-        P = xp.matmul(e[:, None, :], a.reshape(B, self.K, self.n_in))[:, 0, :]
+        if self.first:
+            g = e[:, :, None] * G2[:, None, :]  # (B, K, n): the learning signal, one pass
+            dW = (g.reshape(B, -1).T @ a.reshape(B, self.n_in)).reshape(self.params["W"].shape)
+            return {"W": dW, "b": e.T @ G2}
+        P = kernels.contract_components(e, a.reshape(B, self.K, self.n_in))
         return {"W": G2.T @ P, "b": e.T @ G2}
 
 

@@ -1,0 +1,1 @@
+"""neurosim benchmark suite: ``python -m benchmarks`` (see benchmarks/README section in README.md)."""

@@ -1,0 +1,91 @@
+"""``python -m benchmarks``: time every workload, neurosim vs plain PyTorch vs matmul peak.
+
+    python -m benchmarks                       # all workloads, 40 timed steps each
+    python -m benchmarks fc_mnist_vnn --epoch  # workloads matching a name, one full epoch
+    python -m benchmarks --device gpu --json results/h100.json
+    python -m benchmarks --no-torch --steps 20
+
+Prints one table; writes JSON (default benchmarks/results/<date>-<device>.json)
+so two runs can be diffed (``python -m benchmarks.diff A.json B.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .core import Skip, get_workloads, machine, matmul_peak, run_workload
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    ap.add_argument("workloads", nargs="*", help="names (or parts of names) of workloads; default all")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--steps", type=int, default=40, help="timed steps per workload (default 40)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--epoch", action="store_true", help="time one full epoch instead of --steps")
+    ap.add_argument("--n-train", type=int, default=None, help="use only the first N training examples")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    ap.add_argument("--json", default=None, help="output JSON path (default benchmarks/results/...)")
+    ap.add_argument("--list", action="store_true", help="list the workloads and exit")
+    a = ap.parse_args(argv)
+
+    if a.list:
+        for w in get_workloads():
+            print(f"{w.name:28s} {w.description}")
+        return 0
+    info = machine()
+    print(f"# neurosim benchmarks  {info['date']}  device={a.device} dtype={a.dtype}  "
+          f"cpus={info['cpus']} load={info.get('load_avg')}")
+    peak = matmul_peak(a.device)
+    print(f"# float32 matmul peak (n={peak['n']}): backend {peak['neurosim_backend_gflops']:.1f} GFLOP/s"
+          + (f", torch {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else "")
+          + f"  -> peak {peak['peak_gflops']:.1f}")
+    hdr = (f"{'workload':26s} {'impl':8s} {'ex/s':>9s} {'epoch s':>8s} {'GFLOP/s':>8s} "
+           f"{'%peak':>6s} {'ns/torch':>8s}")
+    print(hdr)
+    print("-" * len(hdr))
+    results = []
+    for w in get_workloads(a.workloads):
+        try:
+            r = run_workload(w, a.device, a.dtype, a.steps, a.warmup, a.epoch, not a.no_torch,
+                             peak["peak_gflops"], a.n_train)
+        except Skip as exc:
+            print(f"{w.name:26s} skipped: {exc}")
+            results.append({"workload": w.name, "skipped": str(exc)})
+            continue
+        results.append(r)
+        for impl in ("neurosim", "torch"):
+            d = r.get(impl)
+            if d is None:
+                continue
+            if "skipped" in d:
+                print(f"{'':26s} {impl:8s} skipped: {d['skipped']}")
+                continue
+            ratio = r.get("ratio_speed_neurosim_over_torch") if impl == "neurosim" else None
+            frac = d.get("fraction_of_peak")
+            print(f"{w.name if impl == 'neurosim' else '':26s} {impl:8s} {d['examples_per_s']:9.0f} "
+                  f"{d['epoch_s_estimate']:8.1f} {fmt(d.get('gflops'), '8.1f')} "
+                  f"{fmt(None if frac is None else 100 * frac, '6.1f')} {fmt(ratio, '8.2f')}")
+        sys.stdout.flush()
+    out = Path(a.json) if a.json else (Path(__file__).parent / "results" /
+                                       f"{time.strftime('%Y%m%dT%H%M%S')}-{a.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": info, "peak": peak, "args": vars(a), "results": results},
+                              indent=1, default=float))
+    print(f"# wrote {out}")
+    print("# note: examples/s from mean step time; epoch s = step time x batches per epoch; "
+          "GFLOP/s from analytic matmul FLOPs (benchmarks/core.py:step_flops)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Benchmark machinery: workloads registry, timing, analytic FLOPs, matmul peak.
+
+A *workload* is one :class:`Workload` entry in :data:`WORKLOADS` (append one
+to add a workload): a circuit (file + overrides), a rule, a dataset, and
+optionally what it needs (layer kinds, a realization) — a workload whose
+layer or realization does not exist in this checkout is skipped with a
+message.  For each workload the suite times neurosim's training step
+(data gather + rule + Adam + projection, the realization's ``step``) and,
+for dense networks, the same network and rule written in plain PyTorch
+(:mod:`benchmarks.torch_ref`), and reports examples/s, achieved GFLOP/s from
+analytic matmul FLOP counts, and the fraction of the float32 matmul peak
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Skip(Exception):
+    """A workload that cannot run here (missing layer, realization, torch, ...)."""
+
+
+# ----------------------------------------------------------------------------
+# workloads
+
+
+@dataclass
+class Workload:
+    name: str
+    circuit: str  # file under circuits/
+    rule: str
+    dataset: str  # mnist | cifar10 (synthetic data of the same shape if absent)
+    circuit_overrides: dict = field(default_factory=dict)
+    realization: dict = field(default_factory=lambda: {"type": "batched"})
+    needs_layers: tuple = ()  # layer kinds that must be registered
+    needs_modules: tuple = ()  # modules that register them (imported if present)
+    batch_size: int = 128
+    torch: bool = True  # a plain-PyTorch reference exists (dense networks)
+    description: str = ""
+
+
+CONVENTIONAL = {"vectorized": False, "sign": "mixed", "init": "he"}
+
+#: the suite; adding a workload is one entry
+WORKLOADS: list[Workload] = [
+    Workload("fc_mnist_vnn_gevb", "mnist_fc.yaml", "gevb", "mnist",
+             description="MNIST FC 784-1024-512-1 VNN (K=10), nonnegative, GEVB"),
+    Workload("fc_mnist_vnn_bp", "mnist_fc.yaml", "bp", "mnist",
+             description="MNIST FC 784-1024-512-1 VNN (K=10), nonnegative, BP"),
+    Workload("fc_mnist_conv_dfa", "mnist_fc.yaml", "dfa", "mnist", CONVENTIONAL,
+             description="MNIST FC 784-1024-512-10 conventional (K=1), DFA"),
+    Workload("fc_mnist_conv_bp", "mnist_fc.yaml", "bp", "mnist", CONVENTIONAL,
+             description="MNIST FC 784-1024-512-10 conventional (K=1), BP"),
+    Workload("conv_cifar10_vnn_gevb", "cifar10_conv.yaml", "gevb", "cifar10",
+             needs_layers=("conv2d", "avg_pool2d"), needs_modules=("neurosim.model.conv",),
+             torch=False, description="CIFAR-10 conv VNN (K=10), GEVB"),
+    Workload("conv_cifar10_vnn_bp", "cifar10_conv.yaml", "bp", "cifar10",
+             needs_layers=("conv2d", "avg_pool2d"), needs_modules=("neurosim.model.conv",),
+             torch=False, description="CIFAR-10 conv VNN (K=10), BP"),
+    Workload("fc_mnist_grouped_gevb", "mnist_fc.yaml", "gevb", "mnist",
+             realization={"type": "grouped"}, torch=False,
+             description="MNIST FC VNN, grouped (explicit-circuit) realization, GEVB"),
+    Workload("fc_mnist_temporal_gevb", "mnist_fc.yaml", "gevb", "mnist",
+             realization={"type": "temporal"},
+             torch=False, description="MNIST FC VNN, temporal realization, GEVB"),
+]
+
+
+def get_workloads(names=None) -> list[Workload]:
+    if not names:
+        return list(WORKLOADS)
+    known = {w.name: w for w in WORKLOADS}
+    out = []
+    for n in names:
+        hits = [w for w in WORKLOADS if n == w.name or n in w.name]
+        if not hits:
+            raise SystemExit(f"unknown workload {n!r}; known: {', '.join(known)}")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# building a workload
+
+
+def _dataset(name: str, n_train: int | None, seed: int = 0):
+    """Real data from $NEUROSIM_DATA_DIR when present, else synthetic of the same shape."""
+    from neurosim.data import load_dataset
+
+    tries = {"mnist": ["mnist"], "cifar10": ["cifar10", "cifar10_partial"]}[name]
+    for ds_name in tries:
+        try:
+            ds = load_dataset(ds_name)
+            x, y = ds.x_train, ds.y_train
+            if n_train:
+                x, y = x[:n_train], y[:n_train]
+            return x, y, ds_name
+        except Exception:  # noqa: BLE001 - any failure means: not available here
+            continue
+    shape = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[name]
+    n = n_train or {"mnist": 60000, "cifar10": 50000}[name]
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(n,) + shape).astype(np.float32)
+    return x, rng.integers(0, 10, n), f"synthetic{shape}"
+
+
+def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int | None = None):
+    """(backend, net, rule, optimizer, realization, x, y, data name) of a workload."""
+    import importlib
+
+    from neurosim import losses
+    from neurosim.backend import Backend
+    from neurosim.model import layers as layermod
+    from neurosim.model.network import build_network
+    from neurosim.optim import build_optimizer
+    from neurosim.protocol import validate_protocol
+    from neurosim.realizations import REALIZATIONS
+    from neurosim.rules import build_rule
+
+    for mod in w.needs_modules:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+    missing = [k for k in w.needs_layers if k not in layermod.LAYERS]
+    if missing:
+        raise Skip(f"layer kind(s) {missing} not in this checkout")
+    if w.realization["type"] not in REALIZATIONS:
+        raise Skip(f"realization {w.realization['type']!r} not in this checkout")
+    cpath = ROOT / "circuits" / w.circuit
+    if not cpath.exists():
+        raise Skip(f"circuit {cpath} not in this checkout")
+    raw = {
+        "name": w.name,
+        "circuit": {"file": str(cpath), **w.circuit_overrides},
+        "realization": dict(w.realization),
+        "rule": {"name": w.rule},
+        "loss": "cross_entropy",
+        "data": {"dataset": {"mnist": "mnist", "cifar10": "cifar10"}[w.dataset]},
+        "optimizer": {"name": "adam", "lr": 3e-4, "betas": [0.9, 0.999], "eps": 1e-8},
+        "training": {"epochs": 1, "batch_size": w.batch_size},
+        "seed": 0, "device": device, "dtype": dtype,
+        "recording": {"out": os.devnull},
+    }
+    try:
+        proto = validate_protocol(raw)
+    except Exception as exc:  # noqa: BLE001
+        raise Skip(f"protocol not valid in this checkout: {exc}") from None
+    x, y, data_name = _dataset(w.dataset, n_train)
+    be = Backend(device, dtype, 0)
+    in_shape = x.shape[1:]
+    net = build_network(proto["circuit"], be, in_shape, 10)
+    rule = build_rule(w.rule, net, be)
+    opt = dict(proto["optimizer"])
+    opt.pop("momentum", None)
+    optimizer = build_optimizer(net, opt)
+    real = REALIZATIONS[proto["realization"]["type"]](proto, be, net, rule, optimizer,
+                                                      losses.cross_entropy)
+    return be, net, rule, optimizer, real, be.asarray(x), be.xp.asarray(y), data_name
+
+
+# ----------------------------------------------------------------------------
+# analytic FLOPs
+
+
+def layer_pass_flops(L, B: int) -> int:
+    """Multiply-add FLOPs (×2) of one matmul pass through a weight layer:
+    2·B·K·(units)·(fan-in) — the forward, the weight gradient and the
+    input gradient each cost one pass (dense, conv and LC layers alike)."""
+    return 2 * B * L.K * L.n_units * L.fan_in
+
+
+def step_flops(net, rule: str, B: int) -> int | None:
+    """Analytic matmul FLOPs of one training step (None: rule not modelled).
+
+    forward: one pass per weight layer.  bp/fa: + weight gradient (one pass)
+    per layer + input gradient (one pass) per layer after the first.  dfa: +
+    weight gradients + the feedback projections e·B (2·B·K·n_out·n per hidden
+    layer).  gevb (eq. 9): first hidden layer one pass ((e⊗G)ᵀx); shared
+    hidden layers GᵀP, a 1/K pass (+ 2·B·K·fan_in for P); readout one pass.
+    """
+    wl = [net.layers[i] for i in net.weight_layers]
+    fwd = sum(layer_pass_flops(L, B) for L in wl)
+    if rule in ("bp", "fa"):
+        return fwd + sum(layer_pass_flops(L, B) for L in wl) + sum(layer_pass_flops(L, B) for L in wl[1:])
+    if rule == "dfa":
+        fb = sum(2 * B * net.K * net.n_out * L.n_units for L in wl[:-1])
+        return fwd + sum(layer_pass_flops(L, B) for L in wl) + fb
+    if rule == "gevb":
+        tot = fwd + layer_pass_flops(wl[-1], B)
+        for L in wl[:-1]:
+            if L.first:
+                tot += layer_pass_flops(L, B)
+            else:
+                tot += layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.fan_in
+        return tot
+    return None
+
+
+# ----------------------------------------------------------------------------
+# timing
+
+
+def synchronize(device: str) -> None:
+    if device == "gpu":  # pragma: no cover - GPU only
+        import cupy
+
+        cupy.cuda.Device().synchronize()
+
+
+def matmul_peak(device: str = "cpu", n: int = 2048, repeats: int = 5) -> dict:
+    """Best float32 GFLOP/s of an n×n×n matmul (NumPy/CuPy, and torch if present)."""
+    out = {}
+    if device == "gpu":  # pragma: no cover
+        import cupy as xp
+        n = max(n, 8192)
+    else:
+        xp = np
+    rng = np.random.default_rng(0)
+    A = xp.asarray(rng.random((n, n), dtype=np.float32))
+    Bm = xp.asarray(rng.random((n, n), dtype=np.float32))
+    C = xp.empty_like(A)
+    xp.matmul(A, Bm, out=C)
+    best = np.inf
+    for _ in range(repeats):
+        synchronize(device)
+        t = time.perf_counter()
+        xp.matmul(A, Bm, out=C)
+        synchronize(device)
+        best = min(best, time.perf_counter() - t)
+    out["neurosim_backend_gflops"] = 2 * n**3 / best / 1e9
+    try:
+        import torch
+
+        dev = "cuda" if device == "gpu" else "cpu"
+        At = torch.rand(n, n, device=dev)
+        Bt = torch.rand(n, n, device=dev)
+        At @ Bt
+        best = np.inf
+        for _ in range(repeats):
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            At @ Bt
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+        out["torch_gflops"] = 2 * n**3 / best / 1e9
+    except ImportError:
+        pass
+    out["peak_gflops"] = max(v for k, v in out.items() if k.endswith("_gflops"))
+    out["n"] = n
+    return out
+
+
+def time_steps(step, n_steps: int, warmup: int, device: str, chunk: int = 10) -> dict:
+    """Run ``step(k)`` warmup + n_steps times; mean and best-chunk seconds per step."""
+    for k in range(warmup):
+        step(k)
+    synchronize(device)
+    times = []
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    k = warmup
+    while k < warmup + n_steps:
+        m = min(chunk, warmup + n_steps - k)
+        t = time.perf_counter()
+        for j in range(m):
+            step(k + j)
+        synchronize(device)
+        times.append((time.perf_counter() - t) / m)
+        k += m
+    total = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    # process CPU time per step: a steadier figure than wall time on a shared machine
+    return {"steps": n_steps, "mean_s_per_step": total / n_steps, "best_s_per_step": min(times),
+            "cpu_s_per_step": cpu / n_steps}
+
+
+def machine() -> dict:
+    info = {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        info["load_avg"] = os.getloadavg()
+    except OSError:
+        pass
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+        info["numba_threads"] = numba.get_num_threads()
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    info["NEUROSIM_NUMBA"] = os.environ.get("NEUROSIM_NUMBA", "1")
+    return info
+
+
+# ----------------------------------------------------------------------------
+# one workload, both implementations
+
+
+def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3, epoch=False,
+                 use_torch=True, peak=None, n_train=None) -> dict:
+    """Time neurosim (and the PyTorch reference) on workload ``w``."""
+    be, net, rule, optimizer, real, x, y, data_name = build(w, device, dtype, n_train)
+    N, B = x.shape[0], w.batch_size
+    n_batches = -(-N // B)
+    if epoch:
+        steps, warmup = n_batches, min(warmup, 2)
+    perm = be.xp.asarray(np.random.default_rng(0).permutation(N))
+
+    def ns_step(k):
+        idx = perm[(k % n_batches) * B: (k % n_batches + 1) * B]
+        real.step(x[idx], y[idx])
+
+    res = {"workload": w.name, "description": w.description, "data": data_name, "batch": B,
+           "n_train": N, "device": device, "dtype": dtype, "params": net.n_params()}
+    flops = step_flops(net, w.rule, B) if w.realization["type"] == "batched" else None
+    t = time_steps(ns_step, steps, warmup, device)
+    res["neurosim"] = _rates(t, B, flops, peak, n_batches)
+    # weights and biases of the network, each changed once per step
+    res["neurosim"]["synaptic_updates_per_s"] = net.n_params() / t["mean_s_per_step"]
+    res["step_gflop"] = None if flops is None else flops / 1e9
+    if use_torch and w.torch:
+        from . import torch_ref
+
+        if not torch_ref.available():
+            res["torch"] = {"skipped": "torch not installed (pip install neurosim[bench])"}
+        else:
+            import torch
+
+            tnet = torch_ref.TorchDenseNet(net, rule, w.rule, device)
+            xt = torch.as_tensor(np.asarray(be.to_host(x)), dtype=tnet.dtype, device=tnet.dev)
+            yt = torch.as_tensor(np.asarray(be.to_host(y)), device=tnet.dev)
+            pt = torch.as_tensor(np.asarray(be.to_host(perm)), device=tnet.dev)
+
+            def t_step(k):
+                idx = pt[(k % n_batches) * B: (k % n_batches + 1) * B]
+                tnet.step(xt[idx], yt[idx])
+
+            if device == "gpu":  # pragma: no cover - GPU only
+                tt = _time_torch_gpu(t_step, steps, warmup)
+            else:
+                tt = time_steps(t_step, steps, warmup, "cpu")
+            res["torch"] = _rates(tt, B, flops, peak, n_batches)
+            res["ratio_speed_neurosim_over_torch"] = (
+                res["neurosim"]["examples_per_s"] / res["torch"]["examples_per_s"])
+    elif not w.torch:
+        res["torch"] = {"skipped": "no plain-PyTorch reference for this workload"}
+    return res
+
+
+def _time_torch_gpu(step, steps, warmup):  # pragma: no cover - GPU only
+    import torch
+
+    for k in range(warmup):
+        step(k)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for k in range(steps):
+        step(warmup + k)
+    torch.cuda.synchronize()
+    s = (time.perf_counter() - t) / steps
+    return {"steps": steps, "mean_s_per_step": s, "best_s_per_step": s}
+
+
+def _rates(t: dict, B: int, flops, peak, n_batches) -> dict:
+    s = t["mean_s_per_step"]
+    out = dict(t)
+    out["examples_per_s"] = B / s
+    out["epoch_s_estimate"] = s * n_batches
+    if flops is not None:
+        out["gflops"] = flops / s / 1e9
+        out["gflops_best"] = flops / t["best_s_per_step"] / 1e9
+        if peak:
+            out["fraction_of_peak"] = out["gflops"] / peak
+    return out

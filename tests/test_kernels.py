@@ -1,0 +1,160 @@
+"""Fused kernels (Numba) against the NumPy reference path and independent loops.
+
+Every optimised path keeps a pure NumPy path (``NEUROSIM_NUMBA=0``); these
+tests run both and require float64 agreement (exact where the kernel keeps
+NumPy's order of operations, else to 1e-12), and check the math itself
+against slow, obviously correct loops / einsum.
+"""
+
+import numpy as np
+import pytest
+
+from neurosim import kernels
+from neurosim.backend import Backend
+from neurosim.model.layers import Dense
+from neurosim.model.nonlinearity import Gate
+
+pytestmark = pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
+
+
+@pytest.fixture(params=["numba", "numpy"])
+def path(request, monkeypatch):
+    monkeypatch.setenv("NEUROSIM_NUMBA", "1" if request.param == "numba" else "0")
+    return request.param
+
+
+def test_adam_numba_matches_numpy(rng, monkeypatch):
+    shape = (3, 5, 7)
+    p0, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    m0, v0 = rng.standard_normal(shape) * 0.1, rng.random(shape) * 0.1
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("NEUROSIM_NUMBA", flag)
+        p, m, v = p0.copy(), m0.copy(), v0.copy()
+        kernels.adam_update(p, g, m, v, 0.9, 0.999, 1e-8, 3e-4 / 0.1, np.sqrt(1 - 0.999))
+        out[flag] = (p, m, v)
+    for a, b in zip(out["1"], out["0"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    # independent formula (Kingma & Ba, bias-corrected)
+    m = 0.9 * m0 + 0.1 * g
+    v = 0.999 * v0 + 0.001 * g * g
+    p = p0 - 3e-4 / 0.1 * m / (np.sqrt(v) / np.sqrt(1 - 0.999) + 1e-8)
+    np.testing.assert_allclose(out["1"][0], p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape,tshape", [((6, 4, 9), (4, 9)), ((5, 3, 4, 2, 3), (3, 4, 1, 1))])
+def test_gate_numba_exact_and_correct(rng, shape, tshape, monkeypatch):
+    h = rng.standard_normal(shape)
+    t = rng.choice([-1.0, 1.0], size=tshape)
+    a, G = kernels.gate(h, t)
+    a0, G0 = kernels.gate_reference(h, t)
+    assert G.shape == G0.shape == (shape[0], 1) + shape[2:]
+    np.testing.assert_array_equal(G, G0)
+    np.testing.assert_array_equal(a, a0)
+    # slow loop: G[b, u] = Θ(Σ_μ t[μ, u] h[b, μ, u])
+    tt = np.broadcast_to(t, shape[1:]).reshape(shape[1], -1)
+    hb = h.reshape(shape[0], shape[1], -1)
+    for b in range(shape[0]):
+        for u in range(hb.shape[2]):
+            s = sum(tt[k, u] * hb[b, k, u] for k in range(shape[1]))
+            assert G.reshape(shape[0], -1)[b, u] == (1.0 if s >= 0 else 0.0)
+            assert np.all(a.reshape(hb.shape)[b, :, u] == hb[b, :, u] * (s >= 0))
+    # Gate nonlinearity uses it, on both paths
+    monkeypatch.setenv("NEUROSIM_NUMBA", "0")
+    a1, G1 = Gate()(h, t)
+    np.testing.assert_array_equal(a1, a)
+    np.testing.assert_array_equal(G1, G)
+
+
+def test_gate_float32_numba_matches_numpy(rng):
+    h = rng.standard_normal((8, 10, 33)).astype(np.float32)
+    t = rng.choice([-1.0, 1.0], size=(10, 33)).astype(np.float32)
+    a, G = kernels.gate(h, t)
+    a0, G0 = kernels.gate_reference(h, t)
+    assert a.dtype == np.float32 and G.dtype == np.float32
+    np.testing.assert_array_equal(G, G0)
+    np.testing.assert_array_equal(a, a0)
+
+
+def test_contract_components(rng):
+    e, a = rng.standard_normal((7, 4)), rng.standard_normal((7, 4, 11))
+    P = kernels.contract_components(e, a)
+    np.testing.assert_array_equal(P, kernels.contract_components_reference(e, a))
+    np.testing.assert_allclose(P, np.einsum("bk,bkj->bj", e, a), rtol=1e-12)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_dense_gevb_grads_both_paths(rng, path, first):
+    """GEVB fast path (eq. 9) = grads with g[b,μ,i] = e[b,μ] G[b,i], on both paths,
+    and = an explicit loop over the batch."""
+    B, K, n_in, n = 6, 3, 5, 4
+    L = Dense((n_in,), K, first=first, units=n)
+    L.initialize(np.random.default_rng(1), "he", "first" if first else "hidden")
+    a = rng.standard_normal((B, n_in) if first else (B, K, n_in))
+    G = (rng.random((B, 1, n)) > 0.4).astype(float)
+    e = rng.standard_normal((B, K))
+    got = L.gevb_grads(a, G, e)
+    g = e[:, :, None] * G
+    ref = L.grads(a, g)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-12, atol=1e-14)
+    # explicit loop over examples (independent of both)
+    dW = np.zeros(L.params["W"].shape)
+    for b in range(B):
+        for mu in range(K):
+            if first:
+                dW[mu] += e[b, mu] * np.outer(G[b, 0], a[b])
+            else:
+                dW += e[b, mu] * np.outer(G[b, 0], a[b, mu])
+    np.testing.assert_allclose(got["W"], dW, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got["b"], np.einsum("bk,bi->ki", e, G[:, 0]), rtol=1e-12)
+
+
+def _train(monkeypatch, flag, rule):
+    from neurosim import losses
+    from neurosim.model.network import build_network
+    from neurosim.optim import build_optimizer
+    from neurosim.rules import build_rule
+
+    monkeypatch.setenv("NEUROSIM_NUMBA", flag)
+    be = Backend("cpu", "float64", seed=3)
+    spec = {"vectorized": True, "layers": [{"type": "dense", "units": 12}, {"type": "dense", "units": 8}]}
+    net = build_network(spec, be, (1, 3, 3), 4)
+    r = build_rule(rule, net, be)
+    opt = build_optimizer(net, {"name": "adam", "lr": 1e-2})
+    data = np.random.default_rng(0)
+    for _ in range(4):
+        x = data.standard_normal((16, 1, 3, 3))
+        y = data.integers(0, 4, 16)
+        res = r.step(net, x, y, losses.cross_entropy)
+        opt.step(res.grads)
+    return {(i, k): p.copy() for i, k, p in net.parameters()}
+
+
+@pytest.mark.parametrize("rule", ["gevb", "bp"])
+def test_training_numba_equals_numpy(monkeypatch, rule):
+    """A few Adam steps of a small VNN: Numba and pure-NumPy paths agree."""
+    a = _train(monkeypatch, "1", rule)
+    b = _train(monkeypatch, "0", rule)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-13)
+
+
+def test_parallel_variants_match(rng, monkeypatch):
+    """The multi-threaded kernels (used for large arrays) equal the serial ones."""
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    h = rng.standard_normal((9, 4, 13))
+    t = rng.choice([-1.0, 1.0], size=(4, 13))
+    a, G = kernels.gate(h, t)
+    a0, G0 = kernels.gate_reference(h, t)
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(G, G0)
+    e = rng.standard_normal((9, 4))
+    np.testing.assert_array_equal(kernels.contract_components(e, h),
+                                  kernels.contract_components_reference(e, h))
+    p, g, m, v = (rng.standard_normal(50) for _ in range(4))
+    v = np.abs(v)
+    ref = [p.copy(), g, m.copy(), v.copy()]
+    kernels.adam_update(p, g, m, v, 0.9, 0.999, 1e-8, 1e-3, 0.3)
+    kernels.adam_update_numpy(*ref, 0.9, 0.999, 1e-8, 1e-3, 0.3)
+    np.testing.assert_allclose(p, ref[0], rtol=1e-12)
