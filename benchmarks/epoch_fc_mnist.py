@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--torch", action="store_true", help="also time the PyTorch reference")
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--n-train", type=int, default=None,
+                    help="epoch over the first N examples only (smoke test; default all 60,000)")
     a = ap.parse_args(argv)
     info = machine()
     peak = matmul_peak(a.device)
@@ -31,7 +33,8 @@ def main(argv=None) -> int:
           f"{peak['peak_gflops']:.1f} GFLOP/s")
     results = []
     for w in get_workloads(NAMES):
-        r = run_workload(w, a.device, "float32", epoch=True, use_torch=a.torch, peak=peak["peak_gflops"])
+        r = run_workload(w, a.device, "float32", epoch=True, use_torch=a.torch, peak=peak["peak_gflops"],
+                         n_train=a.n_train)
         results.append(r)
         d = r["neurosim"]
         line = (f"{w.name:22s} {r['data']:10s} {d['examples_per_s']:8.0f} examples/s  epoch "
