@@ -192,12 +192,13 @@ def test_fa_feedback_override_goes_through_conv_and_lc(rng):
 # ---------------------------------------------------------------------------
 # GEVB (appendix H)
 # ---------------------------------------------------------------------------
+@pytest.mark.parametrize("first", [False, True])
 @pytest.mark.parametrize("cls", [convmod.Conv2d, convmod.LocallyConnected2d])
-def test_gevb_fast_path_equals_generic(rng, cls):
+def test_gevb_fast_path_equals_generic(rng, cls, first):
     K, B = 4, 5
-    L = cls((4, 6, 6), K, channels=6, kernel=3, stride=2, padding=1)
+    L = cls((4, 6, 6), K, first=first, channels=6, kernel=3, stride=2, padding=1)
     L.params = {"W": rng.standard_normal(L.params["W"]), "b": np.zeros(L.params["b"])}
-    a = rng.standard_normal((B, K, 4, 6, 6))
+    a = rng.standard_normal((B, 4, 6, 6) if first else (B, K, 4, 6, 6))
     G = (rng.uniform(size=(B, 1) + L.unit_shape) > 0.5).astype(float)
     e = rng.standard_normal((B, K))
     fast = L.gevb_grads(a, G, e)

@@ -119,45 +119,102 @@ class Geometry:
         return [slice(s, min(N, s + n)) for s in range(0, N, n)]
 
 
-# ---- convolution kernels (weight Wm: (M, C*kh*kw)) --------------------------
+# ---- convolution kernels, channel-last ----------------------------------------
+# The convolution works on channel-last ("NHWC") memory: im2col then copies
+# contiguous runs of C values (fast) and the outputs come out channel-last,
+# which the layers hand on as (…, C, H, W)-shaped *views* (NumPy/CuPy
+# operations are layout-agnostic; the next conv layer gets its channel-last
+# input for free).  Weight matrices are (M, kh·kw·C) in this order.
+def to_channel_last(a):
+    """(…, C, H, W) -> contiguous (…, H, W, C) (free when a is a channel-last view)."""
+    xp = array_module(a)
+    n = a.ndim
+    return xp.ascontiguousarray(a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)))
+
+
+def from_channel_last(a):
+    """(…, H, W, C) -> (…, C, H, W) view."""
+    n = a.ndim
+    return a.transpose(tuple(range(n - 3)) + (n - 1, n - 3, n - 2))
+
+
+def _pad_cl(geo: Geometry, x):
+    if not (geo.ph or geo.pw):
+        return x
+    xp = array_module(x)
+    N = x.shape[0]
+    out = xp.zeros((N, geo.H + 2 * geo.ph, geo.W + 2 * geo.pw, geo.C), dtype=x.dtype)
+    out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W] = x
+    return out
+
+
+def _cols_cl(geo: Geometry, xpad):
+    """im2col of a padded channel-last block: (n·P, kh·kw·C) (a copy)."""
+    xp = array_module(xpad)
+    sN, sH, sW, sC = xpad.strides
+    n = xpad.shape[0]
+    shape = (n, geo.Ho, geo.Wo, geo.kh, geo.kw, geo.C)
+    strides = (sN, sH * geo.sh, sW * geo.sw, sH, sW, sC)
+    v = xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides)
+    return v.reshape(n * geo.P, geo.CKK)
+
+
+def conv_weight_matrix(W):
+    """(M, C, kh, kw) -> (M, kh·kw·C), the channel-last weight matrix."""
+    xp = array_module(W)
+    M = W.shape[0]
+    return xp.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(M, -1)
+
+
+def conv_weight_unmatrix(geo: Geometry, Wm):
+    """Inverse of :func:`conv_weight_matrix`."""
+    xp = array_module(Wm)
+    M = Wm.shape[0]
+    return xp.ascontiguousarray(Wm.reshape(M, geo.kh, geo.kw, geo.C).transpose(0, 3, 1, 2))
+
+
 def conv_forward(geo: Geometry, x, Wm):
-    """x (N, C, H, W), Wm (M, CKK) -> (N, M, Ho, Wo)."""
+    """x (N, H, W, C) channel-last, Wm (M, kh·kw·C) -> (N, Ho, Wo, M)."""
     xp = array_module(x)
     N, M = x.shape[0], Wm.shape[0]
-    out = xp.empty((N, M, geo.P), dtype=x.dtype)
+    xpad = _pad_cl(geo, x)
+    out = xp.empty((N * geo.P, M), dtype=x.dtype)
+    WT = Wm.T
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        n = sl.stop - sl.start
-        cols = geo.windows(x[sl]).reshape(n * geo.P, geo.CKK)       # copy (im2col)
-        out[sl] = (cols @ Wm.T).reshape(n, geo.P, M).transpose(0, 2, 1)
-    return out.reshape(N, M, geo.Ho, geo.Wo)
+        xp.matmul(_cols_cl(geo, xpad[sl]), WT, out=out[sl.start * geo.P:sl.stop * geo.P])
+    return out.reshape(N, geo.Ho, geo.Wo, M)
 
 
 def conv_weight_grad(geo: Geometry, x, g):
-    """Σ_n Σ_p g[n,:,p] ⊗ cols[n,p,:]: x (N, C, H, W), g (N, M, Ho, Wo) -> (M, CKK)."""
+    """Σ_n Σ_p g[n,p,:] ⊗ cols[n,p,:]: x (N, H, W, C), g (N, Ho, Wo, M) -> (M, kh·kw·C)."""
     xp = array_module(x)
-    N, M = x.shape[0], g.shape[1]
+    N, M = x.shape[0], g.shape[-1]
+    xpad = _pad_cl(geo, x)
+    g = g.reshape(N * geo.P, M)
     dW = xp.zeros((M, geo.CKK), dtype=x.dtype)
-    g = g.reshape(N, M, geo.P)
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        n = sl.stop - sl.start
-        cols = geo.windows(x[sl]).reshape(n * geo.P, geo.CKK)
-        gT = xp.ascontiguousarray(g[sl].transpose(1, 0, 2)).reshape(M, n * geo.P)
-        dW += gT @ cols
+        dW += g[sl.start * geo.P:sl.stop * geo.P].T @ _cols_cl(geo, xpad[sl])
     return dW
 
 
 def conv_input_grad(geo: Geometry, g, Wm):
-    """Transpose convolution: g (N, M, Ho, Wo), Wm (M, CKK) -> (N, C, H, W)."""
+    """Transpose convolution: g (N, Ho, Wo, M), Wm (M, kh·kw·C) -> (N, H, W, C)."""
     xp = array_module(g)
-    N, M = g.shape[0], g.shape[1]
-    g = g.reshape(N, M, geo.P)
-    out = xp.empty((N, geo.C, geo.H, geo.W), dtype=g.dtype)
+    N, M = g.shape[0], g.shape[-1]
+    g = g.reshape(N * geo.P, M)
+    Hp, Wp = geo.H + 2 * geo.ph, geo.W + 2 * geo.pw
+    out = xp.zeros((N, Hp, Wp, geo.C), dtype=g.dtype)
+    he = geo.sh * (geo.Ho - 1) + 1
+    we = geo.sw * (geo.Wo - 1) + 1
     for sl in geo.blocks(N, geo.P * geo.CKK):
         n = sl.stop - sl.start
-        gP = xp.ascontiguousarray(g[sl].transpose(0, 2, 1)).reshape(n * geo.P, M)
-        dcols = (gP @ Wm).reshape(n, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw)
-        out[sl] = geo.col2im(dcols)
-    return out
+        dcols = (g[sl.start * geo.P:sl.stop * geo.P] @ Wm).reshape(
+            n, geo.Ho, geo.Wo, geo.kh, geo.kw, geo.C)
+        o = out[sl]
+        for dy in range(geo.kh):          # loop over kernel offsets only
+            for dx in range(geo.kw):
+                o[:, dy:dy + he:geo.sh, dx:dx + we:geo.sw] += dcols[:, :, :, dy, dx]
+    return out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W]
 
 
 # ---- locally connected kernels (weight Wp: (P, M, CKK)) ----------------------
@@ -317,6 +374,7 @@ class Conv2d(_Local2d):
     """2-D convolution, ``h[b,μ,o,y,x] = Σ_{c,dy,dx} W[o,c,dy,dx] a_pad[b,μ,c,sy+dy,sx+dx] + b[μ,o]``.
 
     First layer: ``W[μ]`` per component (K, C_out, C_in, kh, kw), mixed sign.
+    Computed channel-last (see :func:`conv_forward`); outputs are views.
     """
 
     kind = "conv2d"
@@ -329,26 +387,73 @@ class Conv2d(_Local2d):
         core = (self.C_out, g.C, g.kh, g.kw)
         self.params = {"W": ((K,) + core) if first else core, "b": (K, self.C_out, 1, 1)}
 
-    def _flatW(self, W):
-        return W.reshape(-1, self.geo.CKK)
+    def _Wm(self, W):
+        return conv_weight_matrix(W.reshape((-1,) + W.shape[-3:]))
 
-    def _unflat(self, dW):
-        return dW.reshape(self.params["W"].shape)
+    def forward(self, a):
+        W, b = self.params["W"], self.params["b"]
+        B, g = a.shape[0], self.geo
+        x = to_channel_last(a)
+        if self.first:
+            out = conv_forward(g, x, self._Wm(W))                 # (B, Ho, Wo, K·C_out)
+            h = out.reshape(B, g.Ho, g.Wo, self.K, self.C_out).transpose(0, 3, 4, 1, 2)
+        else:
+            K = a.shape[1]
+            out = conv_forward(g, x.reshape((B * K,) + x.shape[2:]), self._Wm(W))
+            h = from_channel_last(out.reshape(B, K, g.Ho, g.Wo, self.C_out))
+        h += b
+        return h
 
-    def _fwd(self, x, Wm):
-        return conv_forward(self.geo, x, Wm)
+    def vjp(self, g, W=None):
+        if self.first:
+            raise RuntimeError("the first layer has no input gradient to propagate")
+        W = self.params["W"] if W is None else W
+        B, K = g.shape[:2]
+        gc = to_channel_last(g).reshape((B * K, self.geo.Ho, self.geo.Wo, self.C_out))
+        da = conv_input_grad(self.geo, gc, self._Wm(W))
+        return from_channel_last(da.reshape((B, K) + da.shape[1:]))
 
-    def _wgrad(self, x, g):
-        return conv_weight_grad(self.geo, x, g)
+    def _unW(self, dWm):
+        return conv_weight_unmatrix(self.geo, dWm).reshape(self.params["W"].shape)
 
-    def _bwd(self, g, Wm):
-        return conv_input_grad(self.geo, g, Wm)
+    def grads(self, a, g):
+        B, K = g.shape[:2]
+        geo = self.geo
+        if self.first:
+            xp = array_module(g)
+            gc = xp.ascontiguousarray(g.transpose(0, 3, 4, 1, 2))  # (B, Ho, Wo, K, C_out)
+            gc = gc.reshape(B, geo.Ho, geo.Wo, K * self.C_out)
+            dWm = conv_weight_grad(geo, to_channel_last(a), gc)
+        else:
+            gc = to_channel_last(g)                               # (B, K, Ho, Wo, C_out)
+            x = to_channel_last(a)
+            dWm = conv_weight_grad(geo, x.reshape((B * K,) + x.shape[2:]),
+                                   gc.reshape(B * K, geo.Ho, geo.Wo, self.C_out))
+        return {"W": self._unW(dWm), "b": g.sum(axis=(0, 3, 4))[..., None, None]}
 
-    def _bias_grad(self, g):
-        return g.sum(axis=(0, 3, 4))[..., None, None]
-
-    def _gevb_bias(self, G4, e):
-        return (e.T @ G4.sum(axis=(2, 3)))[..., None, None]
+    def gevb_grads(self, a, G, e):
+        """Appendix H.  Shared layers: the conv weight gradient with input
+        P = Σ_μ a e and output signal G.  First layer (input without K):
+        ΔW1[μ] = Σ_b e[b,μ] Q[b] with Q[b] = the weight gradient of example b
+        with output signal G[b] — K times fewer products than forming g."""
+        xp = array_module(a)
+        B, geo = a.shape[0], self.geo
+        Gc = to_channel_last(G.reshape((B,) + self.unit_shape))   # (B, Ho, Wo, C_out)
+        db = (e.T @ Gc.sum(axis=(1, 2)))[..., None, None]
+        if self.first:
+            xpad = _pad_cl(geo, to_channel_last(a))
+            Q = xp.empty((B, self.C_out, geo.CKK), dtype=a.dtype)
+            for sl in geo.blocks(B, geo.P * geo.CKK):
+                n = sl.stop - sl.start
+                cols = _cols_cl(geo, xpad[sl]).reshape(n, geo.P, geo.CKK)
+                xp.matmul(Gc[sl].reshape(n, geo.P, self.C_out).transpose(0, 2, 1), cols, out=Q[sl])
+            dWm = (e.T @ Q.reshape(B, -1)).reshape(self.K * self.C_out, geo.CKK)
+        else:
+            K = a.shape[1]
+            ac = to_channel_last(a)                               # (B, K, H, W, C)
+            P = xp.matmul(e[:, None, :], ac.reshape(B, K, -1)).reshape((B,) + ac.shape[2:])
+            dWm = conv_weight_grad(geo, P, Gc)
+        return {"W": self._unW(dWm), "b": db}
 
 
 class LocallyConnected2d(_Local2d):
