@@ -148,7 +148,7 @@ def test_bp_equals_finite_differences(arch, vectorized):
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (4,) + in_shape)
     y = np.array([0, 1, 2, 1])
-    for i, name, p in net.parameters():  # non-zero biases so that they matter
+    for _i, name, p in net.parameters():  # non-zero biases so that they matter
         if name == "b":
             p[...] = rng.standard_normal(p.shape) * 0.1
     res = build_rule("bp", net, net.backend).step(net, x, y, cross_entropy)
