@@ -31,7 +31,7 @@ layers compute exactly that (:meth:`Conv2d.gevb_grads`), never the
 
 Implementation: im2col through strided views (``as_strided``, NumPy and
 CuPy alike) and one large matrix product per block of examples.  Blocks
-bound the im2col buffer to ``NEUROSIM_CONV_BLOCK`` elements (default 2**24)
+bound the im2col buffer to ``NEUROSIM_CONV_BLOCK`` elements (default 2**22, cache-sized),
 so that memory stays flat for large batches; within a block everything is
 array operations.  ``col2im`` (the transpose) loops over the kh·kw kernel
 offsets, never over positions or examples.
@@ -46,7 +46,7 @@ from ..backend import array_module
 from . import init as initmod
 from .layers import Layer, register
 
-_BLOCK = int(os.environ.get("NEUROSIM_CONV_BLOCK", str(2 ** 24)))
+_BLOCK = int(os.environ.get("NEUROSIM_CONV_BLOCK", str(2 ** 22)))
 
 
 # ---------------------------------------------------------------------------
