@@ -311,3 +311,21 @@ def test_layers_registered_and_validated():
         convmod.Conv2d((1, 4, 4), 1, channels=2, kernel=7)
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         convmod.Conv2d((16,), 1, channels=2)
+
+
+def test_fa_and_bp_rules_run_through_pools():
+    """FA (random feedback of W's shape) through conv, LC, max/avg pooling and
+    flatten: with the feedback set to the weights themselves it equals BP."""
+    in_shape, layers = ARCHS["conv_avg_lc_max"]
+    net = _net(layers, in_shape, True)
+    x = np.random.default_rng(0).uniform(-1, 1, (4,) + in_shape)
+    y = np.array([0, 1, 2, 0])
+    fa = build_rule("fa", net, net.backend)
+    assert set(fa.feedback) == set(net.weight_layers[1:])
+    for i in fa.feedback:
+        assert fa.feedback[i].shape == net.layers[i].params["W"].shape
+        fa.feedback[i] = net.layers[i].params["W"].copy()
+    g_fa = fa.step(net, x, y, cross_entropy).grads
+    g_bp = build_rule("bp", net, net.backend).step(net, x, y, cross_entropy).grads
+    for k in g_bp:
+        np.testing.assert_allclose(g_fa[k], g_bp[k], rtol=1e-12, atol=1e-14)
