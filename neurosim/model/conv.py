@@ -1,0 +1,612 @@
+"""Convolutional, locally connected, pooling and flatten layers (appendix G, H).
+
+Activations are ``(B, K, C, H, W)`` (batch, vector component, channel, row,
+column); conventional networks are K = 1.  As for dense layers (paper §3.1),
+the *first* weight layer maps the input ``(B, C, H, W)`` to K components with
+separate mixed-sign weights per component, and later layers share one weight
+across the K components (vectorized weight sharing).
+
+Layers and parameter shapes (registered in :data:`~neurosim.model.layers.LAYERS`):
+
+* ``conv2d`` (channels, kernel, stride, padding):
+  ``W`` (C_out, C_in, kh, kw), first layer (K, C_out, C_in, kh, kw);
+  bias ``b`` (K, C_out, 1, 1) — one bias per channel per component (as the
+  paper's published code).
+* ``locally_connected2d``: the same receptive fields with separate weights
+  per output position, stored position-major:
+  ``W`` (H_out, W_out, C_out, C_in, kh, kw), first layer
+  (H_out, W_out, K, C_out, C_in, kh, kw); bias (K, C_out, H_out, W_out).
+* ``avg_pool2d`` / ``max_pool2d`` (size; stride = size, trailing rows and
+  columns that do not fill a window are dropped) and ``flatten``.
+
+Gating vectors are shared per channel (appendix G: "the same gating vector t
+for all units in the same channel"), ``gating_shape = (C_out, 1, 1)``.
+
+GEVB (appendix H): the weight update is the ordinary convolution
+weight-gradient with the presynaptic signal replaced by the inner products
+``P[b] = Σ_μ a[b,μ] e[b,μ]`` (shape (B, C, H, W)) and the postsynaptic signal
+replaced by the binary gate mask ``G`` (B, C_out, H_out, W_out).  Shared
+layers compute exactly that (:meth:`Conv2d.gevb_grads`), never the
+(B, K, C_out, H_out, W_out) learning signal.
+
+Implementation: im2col through strided views (``as_strided``, NumPy and
+CuPy alike) and one large matrix product per block of examples.  Blocks
+bound the im2col buffer to ``NEUROSIM_CONV_BLOCK`` elements (default 2**22, cache-sized),
+so that memory stays flat for large batches; within a block everything is
+array operations.  ``col2im`` (the transpose) loops over the kh·kw kernel
+offsets, never over positions or examples.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from ..backend import array_module
+from . import init as initmod
+from .layers import Layer, register
+
+_BLOCK = int(os.environ.get("NEUROSIM_CONV_BLOCK", str(2 ** 22)))
+
+
+# ---------------------------------------------------------------------------
+# geometry and im2col helpers
+# ---------------------------------------------------------------------------
+def _pair(v, name):
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
+        out = (int(v[0]), int(v[1]))
+    else:
+        out = (int(v), int(v))
+    return out
+
+
+class Geometry:
+    """Kernel (kh, kw), stride s, zero padding p of a 2-D sliding window."""
+
+    def __init__(self, in_shape, kernel, stride, padding):
+        if len(in_shape) != 3:
+            raise ValueError(f"a 2-D layer needs (C, H, W) inputs, got shape {tuple(in_shape)}; "
+                             "put it before any dense layer")
+        self.C, self.H, self.W = (int(s) for s in in_shape)
+        self.kh, self.kw = _pair(kernel, "kernel")
+        self.sh, self.sw = _pair(stride, "stride")
+        self.ph, self.pw = _pair(padding, "padding")
+        if min(self.kh, self.kw, self.sh, self.sw) < 1 or min(self.ph, self.pw) < 0:
+            raise ValueError("kernel and stride must be >= 1 and padding >= 0")
+        self.Ho = (self.H + 2 * self.ph - self.kh) // self.sh + 1
+        self.Wo = (self.W + 2 * self.pw - self.kw) // self.sw + 1
+        if self.Ho < 1 or self.Wo < 1:
+            raise ValueError(f"kernel {self.kh}x{self.kw} does not fit the input {self.H}x{self.W} "
+                             f"with padding {self.ph},{self.pw}")
+        self.P = self.Ho * self.Wo
+        self.CKK = self.C * self.kh * self.kw
+
+    def pad(self, x):
+        if not (self.ph or self.pw):
+            return x
+        xp = array_module(x)
+        return xp.pad(x, ((0, 0), (0, 0), (self.ph, self.ph), (self.pw, self.pw)))
+
+    def windows(self, x):
+        """Strided view (N, Ho, Wo, C, kh, kw) of the padded input x (N, C, H, W)."""
+        xp = array_module(x)
+        xpd = xp.ascontiguousarray(self.pad(x))
+        sN, sC, sH, sW = xpd.strides
+        shape = (xpd.shape[0], self.Ho, self.Wo, self.C, self.kh, self.kw)
+        strides = (sN, sH * self.sh, sW * self.sw, sC, sH, sW)
+        return xp.lib.stride_tricks.as_strided(xpd, shape=shape, strides=strides)
+
+    def col2im(self, dcols):
+        """Transpose of :meth:`windows`: scatter-add dcols (N, Ho, Wo, C, kh, kw)
+        (any strides) into an input gradient (N, C, H, W)."""
+        xp = array_module(dcols)
+        N = dcols.shape[0]
+        Hp, Wp = self.H + 2 * self.ph, self.W + 2 * self.pw
+        out = xp.zeros((N, self.C, Hp, Wp), dtype=dcols.dtype)
+        he = self.sh * (self.Ho - 1) + 1
+        we = self.sw * (self.Wo - 1) + 1
+        for dy in range(self.kh):          # loop over kernel offsets only
+            for dx in range(self.kw):
+                out[:, :, dy:dy + he:self.sh, dx:dx + we:self.sw] += \
+                    dcols[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
+        return out[:, :, self.ph:self.ph + self.H, self.pw:self.pw + self.W]
+
+    def blocks(self, N, per_item):
+        """Slices of the leading axis so that a block holds <= _BLOCK elements."""
+        n = max(1, _BLOCK // max(1, per_item))
+        return [slice(s, min(N, s + n)) for s in range(0, N, n)]
+
+
+# ---- convolution kernels, channel-last ----------------------------------------
+# The convolution works on channel-last ("NHWC") memory: im2col then copies
+# contiguous runs of C values (fast) and the outputs come out channel-last,
+# which the layers hand on as (…, C, H, W)-shaped *views* (NumPy/CuPy
+# operations are layout-agnostic; the next conv layer gets its channel-last
+# input for free).  Weight matrices are (M, kh·kw·C) in this order.
+def to_channel_last(a):
+    """(…, C, H, W) -> contiguous (…, H, W, C) (free when a is a channel-last view)."""
+    xp = array_module(a)
+    n = a.ndim
+    return xp.ascontiguousarray(a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)))
+
+
+def from_channel_last(a):
+    """(…, H, W, C) -> (…, C, H, W) view."""
+    n = a.ndim
+    return a.transpose(tuple(range(n - 3)) + (n - 1, n - 3, n - 2))
+
+
+def _pad_cl(geo: Geometry, x):
+    if not (geo.ph or geo.pw):
+        return x
+    xp = array_module(x)
+    N = x.shape[0]
+    out = xp.zeros((N, geo.H + 2 * geo.ph, geo.W + 2 * geo.pw, geo.C), dtype=x.dtype)
+    out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W] = x
+    return out
+
+
+def _cols_cl(geo: Geometry, xpad):
+    """im2col of a padded channel-last block: (n·P, kh·kw·C) (a copy)."""
+    xp = array_module(xpad)
+    sN, sH, sW, sC = xpad.strides
+    n = xpad.shape[0]
+    shape = (n, geo.Ho, geo.Wo, geo.kh, geo.kw, geo.C)
+    strides = (sN, sH * geo.sh, sW * geo.sw, sH, sW, sC)
+    v = xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides)
+    return v.reshape(n * geo.P, geo.CKK)
+
+
+def conv_weight_matrix(W):
+    """(M, C, kh, kw) -> (M, kh·kw·C), the channel-last weight matrix."""
+    xp = array_module(W)
+    M = W.shape[0]
+    return xp.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(M, -1)
+
+
+def conv_weight_unmatrix(geo: Geometry, Wm):
+    """Inverse of :func:`conv_weight_matrix`."""
+    xp = array_module(Wm)
+    M = Wm.shape[0]
+    return xp.ascontiguousarray(Wm.reshape(M, geo.kh, geo.kw, geo.C).transpose(0, 3, 1, 2))
+
+
+def conv_forward(geo: Geometry, x, Wm):
+    """x (N, H, W, C) channel-last, Wm (M, kh·kw·C) -> (N, Ho, Wo, M)."""
+    xp = array_module(x)
+    N, M = x.shape[0], Wm.shape[0]
+    xpad = _pad_cl(geo, x)
+    out = xp.empty((N * geo.P, M), dtype=x.dtype)
+    WT = Wm.T
+    for sl in geo.blocks(N, geo.P * geo.CKK):
+        xp.matmul(_cols_cl(geo, xpad[sl]), WT, out=out[sl.start * geo.P:sl.stop * geo.P])
+    return out.reshape(N, geo.Ho, geo.Wo, M)
+
+
+def conv_weight_grad(geo: Geometry, x, g):
+    """Σ_n Σ_p g[n,p,:] ⊗ cols[n,p,:]: x (N, H, W, C), g (N, Ho, Wo, M) -> (M, kh·kw·C)."""
+    xp = array_module(x)
+    N, M = x.shape[0], g.shape[-1]
+    xpad = _pad_cl(geo, x)
+    g = g.reshape(N * geo.P, M)
+    dW = xp.zeros((M, geo.CKK), dtype=x.dtype)
+    for sl in geo.blocks(N, geo.P * geo.CKK):
+        dW += g[sl.start * geo.P:sl.stop * geo.P].T @ _cols_cl(geo, xpad[sl])
+    return dW
+
+
+def conv_input_grad(geo: Geometry, g, Wm):
+    """Transpose convolution: g (N, Ho, Wo, M), Wm (M, kh·kw·C) -> (N, H, W, C)."""
+    xp = array_module(g)
+    N, M = g.shape[0], g.shape[-1]
+    g = g.reshape(N * geo.P, M)
+    Hp, Wp = geo.H + 2 * geo.ph, geo.W + 2 * geo.pw
+    out = xp.zeros((N, Hp, Wp, geo.C), dtype=g.dtype)
+    he = geo.sh * (geo.Ho - 1) + 1
+    we = geo.sw * (geo.Wo - 1) + 1
+    for sl in geo.blocks(N, geo.P * geo.CKK):
+        n = sl.stop - sl.start
+        dcols = (g[sl.start * geo.P:sl.stop * geo.P] @ Wm).reshape(
+            n, geo.Ho, geo.Wo, geo.kh, geo.kw, geo.C)
+        o = out[sl]
+        for dy in range(geo.kh):          # loop over kernel offsets only
+            for dx in range(geo.kw):
+                o[:, dy:dy + he:geo.sh, dx:dx + we:geo.sw] += dcols[:, :, :, dy, dx]
+    return out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W]
+
+
+# ---- locally connected kernels (weight Wp: (P, M, CKK)) ----------------------
+def lc_forward(geo: Geometry, x, Wp):
+    """x (N, C, H, W), Wp (P, M, CKK) -> (N, M, Ho, Wo); one matmul batched over positions."""
+    xp = array_module(x)
+    N, M = x.shape[0], Wp.shape[1]
+    out = xp.empty((N, M, geo.P), dtype=x.dtype)
+    WpT = Wp.transpose(0, 2, 1)
+    for sl in geo.blocks(N, geo.P * geo.CKK):
+        n = sl.stop - sl.start
+        w = geo.windows(x[sl]).reshape(n, geo.P, geo.CKK)
+        cols = xp.ascontiguousarray(w.transpose(1, 0, 2))              # (P, n, CKK)
+        out[sl] = xp.matmul(cols, WpT).transpose(1, 2, 0)               # (n, M, P)
+    return out.reshape(N, M, geo.Ho, geo.Wo)
+
+
+def lc_weight_grad(geo: Geometry, x, g):
+    """dW[p] = Σ_n g[n,:,p] ⊗ cols[n,p,:]: -> (P, M, CKK)."""
+    xp = array_module(x)
+    N, M = x.shape[0], g.shape[1]
+    dW = xp.zeros((geo.P, M, geo.CKK), dtype=x.dtype)
+    g = g.reshape(N, M, geo.P)
+    for sl in geo.blocks(N, geo.P * geo.CKK):
+        n = sl.stop - sl.start
+        w = geo.windows(x[sl]).reshape(n, geo.P, geo.CKK)
+        cols = xp.ascontiguousarray(w.transpose(1, 0, 2))              # (P, n, CKK)
+        gP = xp.ascontiguousarray(g[sl].transpose(2, 1, 0))            # (P, M, n)
+        dW += xp.matmul(gP, cols)
+    return dW
+
+
+def lc_input_grad(geo: Geometry, g, Wp):
+    """Transpose of :func:`lc_forward`: g (N, M, Ho, Wo) -> (N, C, H, W)."""
+    xp = array_module(g)
+    N, M = g.shape[0], g.shape[1]
+    g = g.reshape(N, M, geo.P)
+    out = xp.empty((N, geo.C, geo.H, geo.W), dtype=g.dtype)
+    for sl in geo.blocks(N, geo.P * geo.CKK):
+        n = sl.stop - sl.start
+        gP = xp.ascontiguousarray(g[sl].transpose(2, 0, 1))            # (P, n, M)
+        dcols = xp.matmul(gP, Wp)                                        # (P, n, CKK)
+        dcols = dcols.reshape(geo.Ho, geo.Wo, n, geo.C, geo.kh, geo.kw).transpose(2, 0, 1, 3, 4, 5)
+        out[sl] = geo.col2im(dcols)
+    return out
+
+
+def inner_with_error(a, e):
+    """P[b,·] = Σ_μ a[b,μ,·] e[b,μ] (eq. 9), a (B, K, *units) -> (B, *units)."""
+    xp = array_module(a)
+    B, K = a.shape[:2]
+    return xp.matmul(e[:, None, :], a.reshape(B, K, -1)).reshape((B,) + a.shape[2:])
+
+
+# ---------------------------------------------------------------------------
+# layers with weights
+# ---------------------------------------------------------------------------
+class _Local2d(Layer):
+    """Shared machinery of conv2d and locally_connected2d."""
+
+    has_weights = True
+
+    def __init__(self, in_shape, K, first=False, channels: int = None, kernel=3, stride=1,
+                 padding=0):
+        super().__init__(in_shape, K, first)
+        if channels is None or int(channels) < 1:
+            raise ValueError(f"{self.kind} layer needs channels >= 1")
+        self.geo = Geometry(self.in_shape, kernel, stride, padding)
+        self.C_out = int(channels)
+        self.unit_shape = (self.C_out, self.geo.Ho, self.geo.Wo)
+
+    @property
+    def fan_in(self) -> int:
+        return self.geo.CKK
+
+    @property
+    def gating_shape(self) -> tuple:
+        """One gating vector per channel (appendix G)."""
+        return (self.C_out, 1, 1)
+
+    def describe(self) -> str:
+        g = self.geo
+        return (f"{self.kind} {self.C_out}ch {g.kh}x{g.kw}/{g.sh} pad {g.ph} "
+                f"{self.in_shape} -> {self.unit_shape}")
+
+    # axes of W that ON/OFF init pairs: (post, pre) for first/hidden layers
+    _post_axis_first = _post_axis = _pre_axis = None
+
+    def initialize(self, rng, scheme, role):
+        import numpy as np
+
+        wshape = self.params["W"]
+        # The published code initialises the first vectorized layer on the
+        # K-fold expanded input (appendix B view, fan-in K·C·kh·kw) and then
+        # multiplies by √K; per component that is std 1/√(C·kh·kw).
+        fan = self.fan_in * (self.K if self.first else 1)
+        std = initmod.scale(role, scheme, fan, self.K if self.first else 1)
+        if scheme == "he":
+            W = initmod.he_init(rng, wshape, std)
+        else:
+            if self.first:
+                post, pre = self._post_axis_first, None
+            else:
+                post, pre = self._post_axis, self._pre_axis
+            if role == "output":
+                post = None
+            W = initmod.on_off_init(rng, wshape, post, pre, std)
+        self.params = {"W": W, "b": np.zeros(self.params["b"])}
+
+    # subclasses: _fwd(x4, Wflat), _wgrad(x4, g4), _bwd(g4, Wflat), _flatW(W), _unflat(dW)
+    def forward(self, a):
+        W, b = self.params["W"], self.params["b"]
+        B = a.shape[0]
+        if self.first:
+            h = self._fwd(a.reshape((B,) + self.in_shape), self._flatW(W))
+            h = h.reshape((B, self.K) + self.unit_shape)
+        else:
+            K = a.shape[1]
+            h = self._fwd(a.reshape((B * K,) + self.in_shape), self._flatW(W))
+            h = h.reshape((B, K) + self.unit_shape)
+        h += b
+        return h
+
+    def vjp(self, g, W=None):
+        if self.first:
+            raise RuntimeError("the first layer has no input gradient to propagate")
+        W = self.params["W"] if W is None else W
+        B, K = g.shape[:2]
+        da = self._bwd(g.reshape((B * K,) + self.unit_shape), self._flatW(W))
+        return da.reshape((B, K) + self.in_shape)
+
+    def grads(self, a, g):
+        B, K = g.shape[:2]
+        if self.first:
+            x = a.reshape((B,) + self.in_shape)
+            g4 = g.reshape((B, K * self.C_out) + self.unit_shape[1:])
+        else:
+            x = a.reshape((B * K,) + self.in_shape)
+            g4 = g.reshape((B * K,) + self.unit_shape)
+        dW = self._unflat(self._wgrad(x, g4))
+        return {"W": dW, "b": self._bias_grad(g)}
+
+    def gevb_grads(self, a, G, e):
+        """Appendix H: ordinary weight gradient with input P = Σ_μ a e and
+        output signal the gate mask G (shared layers; the first layer uses
+        the generic path g = e ⊗ G)."""
+        if self.first:
+            return super().gevb_grads(a, G, e)
+        B = a.shape[0]
+        P = inner_with_error(a, e)                                   # (B, C, H, W)
+        G4 = G.reshape((B,) + self.unit_shape)
+        dW = self._unflat(self._wgrad(P, G4))
+        return {"W": dW, "b": self._gevb_bias(G4, e)}
+
+
+class Conv2d(_Local2d):
+    """2-D convolution, ``h[b,μ,o,y,x] = Σ_{c,dy,dx} W[o,c,dy,dx] a_pad[b,μ,c,sy+dy,sx+dx] + b[μ,o]``.
+
+    First layer: ``W[μ]`` per component (K, C_out, C_in, kh, kw), mixed sign.
+    Computed channel-last (see :func:`conv_forward`); outputs are views.
+    """
+
+    kind = "conv2d"
+    _post_axis_first, _post_axis, _pre_axis = 1, 0, 1
+
+    def __init__(self, in_shape, K, first=False, channels: int = None, kernel=3, stride=1,
+                 padding=0):
+        super().__init__(in_shape, K, first, channels, kernel, stride, padding)
+        g = self.geo
+        core = (self.C_out, g.C, g.kh, g.kw)
+        self.params = {"W": ((K,) + core) if first else core, "b": (K, self.C_out, 1, 1)}
+
+    def _Wm(self, W):
+        return conv_weight_matrix(W.reshape((-1,) + W.shape[-3:]))
+
+    def forward(self, a):
+        W, b = self.params["W"], self.params["b"]
+        B, g = a.shape[0], self.geo
+        x = to_channel_last(a)
+        if self.first:
+            out = conv_forward(g, x, self._Wm(W))                 # (B, Ho, Wo, K·C_out)
+            h = out.reshape(B, g.Ho, g.Wo, self.K, self.C_out).transpose(0, 3, 4, 1, 2)
+        else:
+            K = a.shape[1]
+            out = conv_forward(g, x.reshape((B * K,) + x.shape[2:]), self._Wm(W))
+            h = from_channel_last(out.reshape(B, K, g.Ho, g.Wo, self.C_out))
+        h += b
+        return h
+
+    def vjp(self, g, W=None):
+        if self.first:
+            raise RuntimeError("the first layer has no input gradient to propagate")
+        W = self.params["W"] if W is None else W
+        B, K = g.shape[:2]
+        gc = to_channel_last(g).reshape((B * K, self.geo.Ho, self.geo.Wo, self.C_out))
+        da = conv_input_grad(self.geo, gc, self._Wm(W))
+        return from_channel_last(da.reshape((B, K) + da.shape[1:]))
+
+    def _unW(self, dWm):
+        return conv_weight_unmatrix(self.geo, dWm).reshape(self.params["W"].shape)
+
+    def grads(self, a, g):
+        B, K = g.shape[:2]
+        geo = self.geo
+        if self.first:
+            xp = array_module(g)
+            gc = xp.ascontiguousarray(g.transpose(0, 3, 4, 1, 2))  # (B, Ho, Wo, K, C_out)
+            gc = gc.reshape(B, geo.Ho, geo.Wo, K * self.C_out)
+            dWm = conv_weight_grad(geo, to_channel_last(a), gc)
+        else:
+            gc = to_channel_last(g)                               # (B, K, Ho, Wo, C_out)
+            x = to_channel_last(a)
+            dWm = conv_weight_grad(geo, x.reshape((B * K,) + x.shape[2:]),
+                                   gc.reshape(B * K, geo.Ho, geo.Wo, self.C_out))
+        return {"W": self._unW(dWm), "b": g.sum(axis=(0, 3, 4))[..., None, None]}
+
+    def gevb_grads(self, a, G, e):
+        """Appendix H.  Shared layers: the conv weight gradient with input
+        P = Σ_μ a e and output signal G.  First layer (input without K):
+        ΔW1[μ] = Σ_b e[b,μ] Q[b] with Q[b] = the weight gradient of example b
+        with output signal G[b] — K times fewer products than forming g."""
+        xp = array_module(a)
+        B, geo = a.shape[0], self.geo
+        Gc = to_channel_last(G.reshape((B,) + self.unit_shape))   # (B, Ho, Wo, C_out)
+        db = (e.T @ Gc.sum(axis=(1, 2)))[..., None, None]
+        if self.first:
+            xpad = _pad_cl(geo, to_channel_last(a))
+            Q = xp.empty((B, self.C_out, geo.CKK), dtype=a.dtype)
+            for sl in geo.blocks(B, geo.P * geo.CKK):
+                n = sl.stop - sl.start
+                cols = _cols_cl(geo, xpad[sl]).reshape(n, geo.P, geo.CKK)
+                xp.matmul(Gc[sl].reshape(n, geo.P, self.C_out).transpose(0, 2, 1), cols, out=Q[sl])
+            dWm = (e.T @ Q.reshape(B, -1)).reshape(self.K * self.C_out, geo.CKK)
+        else:
+            K = a.shape[1]
+            ac = to_channel_last(a)                               # (B, K, H, W, C)
+            P = xp.matmul(e[:, None, :], ac.reshape(B, K, -1)).reshape((B,) + ac.shape[2:])
+            dWm = conv_weight_grad(geo, P, Gc)
+        return {"W": self._unW(dWm), "b": db}
+
+
+class LocallyConnected2d(_Local2d):
+    """Locally connected layer: conv2d's receptive fields, one weight per output
+    position, ``W`` (H_out, W_out, C_out, C_in, kh, kw) — first layer
+    (H_out, W_out, K, C_out, C_in, kh, kw); bias (K, C_out, H_out, W_out)."""
+
+    kind = "locally_connected2d"
+    _post_axis_first, _post_axis, _pre_axis = 3, 2, 3
+
+    def __init__(self, in_shape, K, first=False, channels: int = None, kernel=3, stride=1,
+                 padding=0):
+        super().__init__(in_shape, K, first, channels, kernel, stride, padding)
+        g = self.geo
+        core = (self.C_out, g.C, g.kh, g.kw)
+        self.params = {"W": (g.Ho, g.Wo) + ((K,) if first else ()) + core,
+                       "b": (K, self.C_out, g.Ho, g.Wo)}
+
+    def _flatW(self, W):
+        return W.reshape(self.geo.P, -1, self.geo.CKK)
+
+    def _unflat(self, dW):
+        return dW.reshape(self.params["W"].shape)
+
+    def _fwd(self, x, Wp):
+        return lc_forward(self.geo, x, Wp)
+
+    def _wgrad(self, x, g):
+        return lc_weight_grad(self.geo, x, g)
+
+    def _bwd(self, g, Wp):
+        return lc_input_grad(self.geo, g, Wp)
+
+    def _bias_grad(self, g):
+        return g.sum(axis=0)
+
+    def _gevb_bias(self, G4, e):
+        B = G4.shape[0]
+        return (e.T @ G4.reshape(B, -1)).reshape(self.params["b"].shape)
+
+
+# ---------------------------------------------------------------------------
+# layers without weights (operate on the last three axes; any leading axes)
+# ---------------------------------------------------------------------------
+class _Pool2d(Layer):
+    kind = "pool"
+
+    def __init__(self, in_shape, K, first=False, size: int = 2):
+        super().__init__(in_shape, K, first)
+        if len(self.in_shape) != 3:
+            raise ValueError(f"{self.kind} needs (C, H, W) inputs, got {self.in_shape}")
+        self.s = int(size)
+        if self.s < 1:
+            raise ValueError(f"{self.kind} size must be >= 1")
+        C, H, W = self.in_shape
+        self.Ho, self.Wo = H // self.s, W // self.s
+        if self.Ho < 1 or self.Wo < 1:
+            raise ValueError(f"{self.kind} size {self.s} is larger than the input {H}x{W}")
+        self.unit_shape = (C, self.Ho, self.Wo)
+
+    def _blocks(self, a):
+        """View (..., C, Ho, s, Wo, s) of the cropped input."""
+        s, Ho, Wo = self.s, self.Ho, self.Wo
+        lead = a.shape[:-3]
+        a = a[..., : Ho * s, : Wo * s]
+        return a.reshape(lead + (self.in_shape[0], Ho, s, Wo, s))
+
+    def _uncrop(self, da_c):
+        """Place (..., C, Ho·s, Wo·s) into a zero (…, C, H, W) where cropped."""
+        C, H, W = self.in_shape
+        if da_c.shape[-2:] == (H, W):
+            return da_c
+        xp = array_module(da_c)
+        out = xp.zeros(da_c.shape[:-2] + (H, W), dtype=da_c.dtype)
+        out[..., : da_c.shape[-2], : da_c.shape[-1]] = da_c
+        return out
+
+
+class AvgPool2d(_Pool2d):
+    """s×s average pooling with stride s: a fixed nonnegative linear map, so
+    GEVB's sign guarantee (sec. 3.3) passes through it."""
+
+    kind = "avg_pool2d"
+
+    def forward(self, a):
+        return self._blocks(a).mean(axis=(-3, -1))
+
+    def vjp(self, g, W=None):
+        xp = array_module(g)
+        s = self.s
+        e = xp.broadcast_to((g / (s * s))[..., :, None, :, None], g.shape[:-2] + (self.Ho, s, self.Wo, s))
+        return self._uncrop(e.reshape(g.shape[:-2] + (self.Ho * s, self.Wo * s)))
+
+
+class MaxPool2d(_Pool2d):
+    """s×s max pooling with stride s, per component (the gradient goes to the
+    first maximum of each window).  ``vjp`` needs the pooled input: the
+    network's backward pass passes it (``vjp_uses_input``); otherwise the
+    window choice of the most recent ``forward`` is used."""
+
+    kind = "max_pool2d"
+    vjp_uses_input = True
+
+    def _flat_windows(self, a):
+        b = self._blocks(a)                                   # (..., C, Ho, s, Wo, s)
+        n = b.ndim
+        b = b.transpose(tuple(range(n - 4)) + (n - 4, n - 2, n - 3, n - 1))  # (..., Ho, Wo, s, s)
+        return b.reshape(b.shape[:-2] + (self.s * self.s,))
+
+    def forward(self, a):
+        w = self._flat_windows(a)
+        self._last_argmax = w.argmax(axis=-1)
+        return w.max(axis=-1)
+
+    def vjp(self, g, W=None, a=None):
+        xp = array_module(g)
+        idx = self._flat_windows(a).argmax(axis=-1) if a is not None else self._last_argmax
+        s = self.s
+        onehot = (xp.arange(s * s) == idx[..., None]).astype(g.dtype)
+        d = (g[..., None] * onehot).reshape(g.shape + (s, s))   # (..., C, Ho, Wo, s, s)
+        n = d.ndim
+        d = d.transpose(tuple(range(n - 4)) + (n - 4, n - 2, n - 3, n - 1))  # (..., Ho, s, Wo, s)
+        return self._uncrop(d.reshape(g.shape[:-2] + (self.Ho * s, self.Wo * s)))
+
+
+class Flatten(Layer):
+    """(C, H, W) -> (H·W·C,) in position-major, channel-minor order (as the
+    published code), so that ON/OFF channel pairs stay adjacent unit pairs for
+    the next dense layer.  Dense layers flatten their input themselves (and
+    pair channels), so ``flatten`` is optional before them."""
+
+    kind = "flatten"
+
+    def __init__(self, in_shape, K, first=False):
+        super().__init__(in_shape, K, first)
+        self.unit_shape = (math.prod(self.in_shape),)
+
+    def forward(self, a):
+        lead = a.shape[: a.ndim - len(self.in_shape)]
+        if len(self.in_shape) != 3:
+            return a.reshape(lead + self.unit_shape)
+        n = a.ndim
+        return a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)).reshape(lead + self.unit_shape)
+
+    def vjp(self, g, W=None):
+        lead = g.shape[:-1]
+        if len(self.in_shape) != 3:
+            return g.reshape(lead + self.in_shape)
+        C, H, W_ = self.in_shape
+        n = len(lead)
+        d = g.reshape(lead + (H, W_, C))
+        return d.transpose(tuple(range(n)) + (n + 2, n, n + 1))
+
+
+for _cls in (Conv2d, LocallyConnected2d, AvgPool2d, MaxPool2d, Flatten):
+    register(_cls.kind, _cls)
