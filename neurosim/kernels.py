@@ -238,7 +238,10 @@ def gate(h, t):
     if h.ndim >= 2 and isinstance(h, np.ndarray) and isinstance(t, np.ndarray) \
             and t.dtype == h.dtype and _use_numba(h):
         B, K = h.shape[:2]
-        tt = np.ascontiguousarray(np.broadcast_to(t, h.shape[1:])).reshape(K, -1)
+        if t.shape == h.shape[1:] and t.flags.c_contiguous:
+            tt = t.reshape(K, -1)  # dense layers: one t per unit already
+        else:
+            tt = np.ascontiguousarray(np.broadcast_to(t, h.shape[1:])).reshape(K, -1)
         h3 = h.reshape(B, K, -1)
         a = np.empty_like(h)
         G = np.empty((B, 1) + h.shape[2:], dtype=h.dtype)
@@ -252,12 +255,9 @@ def gate(h, t):
 
 
 def contract_components_reference(e, a):
-    """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] (sequential over μ, vectorized over b, j)."""
-    K = a.shape[1]
-    P = e[:, 0, None] * a[:, 0]
-    for k in range(1, K):
-        P += e[:, k, None] * a[:, k]
-    return P
+    """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] as a batched (1×K)·(K×J) matmul (NumPy or CuPy)."""
+    xp = array_module(a)
+    return xp.matmul(e[:, None, :], a)[:, 0, :]
 
 
 def contract_components(e, a):
