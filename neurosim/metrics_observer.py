@@ -8,7 +8,10 @@
       delta_hat: true     # r (= std δ̂ / mean δ̂) and predicted_angle = atan r (VNNs)
       sign_match: true    # sign_match_batch, sign_match_example
       on_off_drift: true  # drift from the eq.-16 structure (ON/OFF-initialised nets)
-      examples: 8         # examples per step for the per-example sign match
+      sign_match_weights: 4096  # W entries sampled per dense layer for the per-example
+                          # sign match (all examples; 0 = every entry)
+      examples: 8         # examples for per_example angles and the per-example sign
+                          # match of non-dense layers
       per_example: false  # also record alignment_angle_example (step, layer, sample)
 
 On a metric step the observer (called before the optimizer step) computes
@@ -40,7 +43,8 @@ VARIABLES = {
     "predicted_angle": ("deg", "atan(r) per example, batch mean (eq. A8; = GEVB angle)"),
     "sign_match_batch": ("1", "fraction of weights with nonzero gradient whose batch update has "
                          "the gradient's sign"),
-    "sign_match_example": ("1", "the same per example, mean over the recorded examples"),
+    "sign_match_example": ("1", "the same per example, mean over examples (dense layers: on "
+                           "sampled weight entries)"),
     "on_off_drift": ("1", "‖W − Π(W)‖/‖W‖, Π = nearest eq.-16 ON/OFF-structured weights"),
     "alignment_angle_example": ("deg", "per-example alignment angle of the first examples"),
 }
@@ -74,7 +78,8 @@ class MetricsObserver(Observer):
         c = self.cfg
         m = step_metrics(run.net, run.rule, result, alignment=c["alignment"],
                          delta_hat_stats=c["delta_hat"], sign_match_on=c["sign_match"],
-                         examples=c["examples"], per_example=c["per_example"])
+                         examples=c["examples"], per_example=c["per_example"],
+                         sign_match_weights=c["sign_match_weights"])
         if self.on_off:
             m["on_off_drift"] = network_on_off_drift(run.net)
         data = {}

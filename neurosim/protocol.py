@@ -83,7 +83,8 @@ SCHEMA = Section({
         "delta_hat": Field(bool, default=True),
         "sign_match": Field(bool, default=True),
         "on_off_drift": Field(bool, default=True),
-        "examples": Field(int, default=8, min=1, doc="examples per step for per-example sign match"),
+        "examples": Field(int, default=8, min=1, doc="examples for per-example records"),
+        "sign_match_weights": Field(int, default=4096, min=0, doc="W entries sampled (0 = all)"),
         "per_example": Field(bool, default=False),
     }),
 })

@@ -20,6 +20,7 @@ from neurosim.metrics import (
     delta_hat,
     eq15_prediction,
     example_angles,
+    example_sign_match,
     gevb_angle,
     mean_sq_pairwise,
     measure_at_init,
@@ -216,7 +217,41 @@ def test_sign_match_against_brute_force(be64):
         ref = np.mean(np.sign(u[nz]) == np.sign(t[nz]))
         assert m["sign_match_batch"][k] == pytest.approx(ref, rel=1e-12)
     assert m["sign_match_example"][-1] == 1.0
+    # the generic path (layer.grads per example, used for non-dense layers) agrees too
+    from neurosim.metrics.alignment import backward_signals, post_signal
+
+    gs_true, _ = backward_signals(net, res.states, res.e)
+    sig = rule_signals(rule, net, res.states, res.e)
+    for i in net.hidden_weight_layers:
+        g_rule = post_signal(sig[i], res.states[i].dphi)
+        val = example_sign_match(net.layers[i], res.states[i].a_in, g_rule, gs_true[i], range(5))
+        assert val == pytest.approx(np.mean(per[i]), rel=1e-12)
     assert min(m["sign_match_example"][:-1]) < 0.9 and min(m["sign_match_batch"][:-1]) < 0.9
+
+
+def test_sampled_dense_sign_match_estimates_the_full_fraction(be64):
+    from neurosim.metrics.alignment import (
+        backward_signals,
+        dense_entry_sample,
+        dense_example_sign_match,
+        post_signal,
+    )
+
+    net = vnn(be64, [64, 48], n_in=40, vectorized=False, sign="mixed", init="he")
+    x, y = batch(be64, B=16, n_in=40)
+    rule = build_rule("dfa", net, be64)
+    res = rule.step(net, x, y, losses.cross_entropy)
+    gs_true, _ = backward_signals(net, res.states, res.e)
+    sig = rule_signals(rule, net, res.states, res.e)
+    for i in net.hidden_weight_layers:
+        L, g_rule = net.layers[i], post_signal(sig[i], res.states[i].dphi)
+        full = example_sign_match(L, res.states[i].a_in, g_rule, gs_true[i], range(16))
+        exact = dense_example_sign_match(L, res.states[i].a_in, g_rule, gs_true[i],
+                                         dense_entry_sample(L, 0))
+        assert exact == pytest.approx(full, rel=1e-12)
+        est = dense_example_sign_match(L, res.states[i].a_in, g_rule, gs_true[i],
+                                       dense_entry_sample(L, 1000))
+        assert est == pytest.approx(full, abs=0.04)
 
 
 def test_gevb_matches_gradient_sign_per_example(be64):
@@ -287,28 +322,36 @@ def test_on_off_drift_zero_at_init_and_grows(be64):
 def test_on_off_projection_is_nearest_by_brute_force(rng):
     from scipy.optimize import minimize_scalar
 
+    def best(f, split=True):
+        """min over w of f(w) (both half-lines when f has a kink at 0)."""
+        if not split:
+            return minimize_scalar(f).fun
+        return min(minimize_scalar(f, bounds=bd, method="bounded").fun for bd in ((-5, 0), (0, 5)))
+
+    def hidden_cost(a, b, c, d):
+        return lambda w: ((a - max(w, 0)) ** 2 + (d - max(w, 0)) ** 2
+                          + (b - max(-w, 0)) ** 2 + (c - max(-w, 0)) ** 2)
+
+    def first_cost(on, off):
+        return lambda w: (on - w) ** 2 + (off + w) ** 2
+
+    def readout_cost(a, b):
+        return lambda w: (a - max(w, 0)) ** 2 + (b - max(-w, 0)) ** 2
+
     def brute(W, kind):
         tot = 0.0
         if kind == "hidden":
             for i in range(0, W.shape[0], 2):
                 for j in range(0, W.shape[1], 2):
-                    a, b, c, d = W[i, j], W[i, j + 1], W[i + 1, j], W[i + 1, j + 1]
-                    f = lambda w: ((a - max(w, 0)) ** 2 + (d - max(w, 0)) ** 2
-                                   + (b - max(-w, 0)) ** 2 + (c - max(-w, 0)) ** 2)
-                    tot += min(minimize_scalar(f, bounds=(lo, hi), method="bounded").fun
-                               for lo, hi in ((-5, 0), (0, 5)))
+                    tot += best(hidden_cost(W[i, j], W[i, j + 1], W[i + 1, j], W[i + 1, j + 1]))
         elif kind == "first":
             for i in range(0, W.shape[0], 2):
                 for j in range(W.shape[1]):
-                    f = lambda w: (W[i, j] - w) ** 2 + (W[i + 1, j] + w) ** 2
-                    tot += minimize_scalar(f).fun
+                    tot += best(first_cost(W[i, j], W[i + 1, j]), split=False)
         else:
             for i in range(W.shape[0]):
                 for j in range(0, W.shape[1], 2):
-                    a, b = W[i, j], W[i, j + 1]
-                    f = lambda w: (a - max(w, 0)) ** 2 + (b - max(-w, 0)) ** 2
-                    tot += min(minimize_scalar(f, bounds=(lo, hi), method="bounded").fun
-                               for lo, hi in ((-5, 0), (0, 5)))
+                    tot += best(readout_cost(W[i, j], W[i, j + 1]))
         return tot
 
     W = rng.normal(size=(6, 4))

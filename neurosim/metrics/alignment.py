@@ -208,11 +208,51 @@ def example_sign_match(layer, a_in, g_rule, g_true, examples) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+def dense_entry_sample(layer, n_weights: int, seed: int = 0):
+    """Indices of ``n_weights`` entries of a dense layer's W (all of them when
+    W is no larger), as a tuple of index arrays into W's shape."""
+    shape = tuple(layer.params["W"].shape)
+    size = math.prod(shape)
+    if n_weights <= 0 or size <= n_weights:
+        flat = np.arange(size)
+    else:
+        flat = np.sort(np.random.default_rng(seed).choice(size, n_weights, replace=False))
+    return np.unravel_index(flat, shape)
+
+
+def dense_example_sign_match(layer, a_in, g_rule, g_true, entries) -> float:
+    """Per-example sign match of a dense layer on the sampled ``entries`` of W,
+    for every example at once (no loop), mean over examples.
+
+    The per-example update of W[i, j] (shared layer) is Σ_μ g[b,μ,i] a[b,μ,j];
+    of the first layer's W[μ, i, j] it is g[b,μ,i] x[b,j] (SPEC §1).
+    """
+    xp = array_module(a_in)
+    B = a_in.shape[0]
+    idx = tuple(xp.asarray(ix) for ix in entries)
+    if layer.first:
+        mu, i, j = idx
+        x = a_in.reshape(B, -1)
+        u = g_rule[:, mu, i] * x[:, j]
+        t = g_true[:, mu, i] * x[:, j]
+    else:
+        i, j = idx
+        a = a_in.reshape(B, a_in.shape[1], -1)
+        u = (g_rule[:, :, i] * a[:, :, j]).sum(axis=1)
+        t = (g_true[:, :, i] * a[:, :, j]).sum(axis=1)
+    mask = t != 0
+    n = mask.sum(axis=1)
+    agree = ((xp.sign(u) == xp.sign(t)) & mask).sum(axis=1)
+    frac = to_host(agree).astype(np.float64) / np.maximum(to_host(n), 1)
+    frac = frac[to_host(n) > 0]
+    return float(frac.mean()) if frac.size else math.nan
+
+
 # --------------------------------------------------------------------------
 # one metric step
 # --------------------------------------------------------------------------
 def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sign_match_on=True,
-                 examples=8, per_example=False) -> dict:
+                 examples=8, per_example=False, sign_match_weights=4096) -> dict:
     """All per-layer credit-assignment metrics of one step (arrays over weight layers).
 
     ``result`` is the rule's :class:`~neurosim.rules.base.StepResult` taken
@@ -223,6 +263,11 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
     ``update_angle``, ``r``, ``predicted_angle``, ``sign_match_example``,
     ``sign_match_batch`` and, with ``per_example``, ``alignment_angle_example``
     (layers × examples).
+
+    Per-example sign match: for dense layers over all examples of the batch on
+    ``sign_match_weights`` sampled entries of W (all entries when W is no
+    larger; 0 = all), vectorized; for other layer kinds over the first
+    ``examples`` examples and all entries, through ``layer.grads``.
     """
     states, e = result.states, result.e
     layers = net.weight_layers
@@ -281,6 +326,11 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
                 g_rule = post_signal(sig[i], states[i].dphi)
             else:
                 continue
-            se[k] = example_sign_match(net.layers[i], states[i].a_in, g_rule, gs_true[i], ex)
+            L = net.layers[i]
+            if L.kind == "dense":
+                entries = dense_entry_sample(L, sign_match_weights, seed=i)
+                se[k] = dense_example_sign_match(L, states[i].a_in, g_rule, gs_true[i], entries)
+            else:
+                se[k] = example_sign_match(L, states[i].a_in, g_rule, gs_true[i], ex)
         out["sign_match_batch"], out["sign_match_example"] = sb, se
     return out
