@@ -46,7 +46,7 @@ def _rect_cost(p, q):
 
 def on_off_residual(W, post_axis: int | None, pre_axis: int | None) -> float:
     """Squared Frobenius distance from ``W`` to the nearest eq.-16 array."""
-    W = np.asarray(W, dtype=np.float64)
+    W = np.asarray(W)
     if post_axis is not None and pre_axis is None:  # first layer: (W̃, −W̃)
         on, off = _pairs(W, post_axis)
         return float(0.5 * ((on + off) ** 2).sum())
@@ -66,8 +66,8 @@ def on_off_residual(W, post_axis: int | None, pre_axis: int | None) -> float:
 
 def on_off_drift(W, post_axis: int | None, pre_axis: int | None) -> float:
     """‖W − Π(W)‖_F / ‖W‖_F (0 = exact ON/OFF structure); NaN for W = 0."""
-    W = np.asarray(W, dtype=np.float64)
-    norm2 = float((W * W).sum())
+    W = np.asarray(W)
+    norm2 = float(np.dot(W.ravel(), W.ravel()))
     if norm2 == 0:
         return math.nan
     return math.sqrt(on_off_residual(W, post_axis, pre_axis) / norm2)
