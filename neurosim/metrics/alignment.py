@@ -212,14 +212,15 @@ def example_sign_match(layer, a_in, g_rule, g_true, examples) -> float:
 
 
 def dense_entry_sample(layer, n_weights: int, seed: int = 0):
-    """Indices of ``n_weights`` entries of a dense layer's W (all of them when
-    W is no larger), as a tuple of index arrays into W's shape."""
+    """Indices of about ``n_weights`` distinct random entries of a dense layer's
+    W (all of them when W is no larger), as a tuple of index arrays into W's
+    shape; fixed by ``seed`` so every metric step looks at the same weights."""
     shape = tuple(layer.params["W"].shape)
     size = math.prod(shape)
     if n_weights <= 0 or size <= n_weights:
         flat = np.arange(size)
     else:
-        flat = np.sort(np.random.default_rng(seed).choice(size, n_weights, replace=False))
+        flat = np.unique(np.random.default_rng(seed).integers(0, size, n_weights))
     return np.unravel_index(flat, shape)
 
 
@@ -278,7 +279,8 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
     nL = len(layers)
     nan = np.full(nL, np.nan)
     out = {}
-    gs_true, da_true = backward_signals(net, states, e)
+    if alignment or sign_match_on:
+        gs_true, da_true = backward_signals(net, states, e)
     B = e.shape[0]
     ex = np.arange(min(int(examples), B))
     if alignment:
