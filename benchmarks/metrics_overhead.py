@@ -108,8 +108,12 @@ def main():
           f"{statistics.median(t_on) * 1e3:8.2f} ms")
     print(f"  non-metric steps:        median {statistics.median(plain_on) * 1e3:8.2f} ms")
     if metric_steps:
-        print(f"  metric steps ({len(metric_steps)}):         mean "
-              f"{sum(metric_steps) / len(metric_steps) * 1e3:8.2f} ms")
+        mstep = sum(metric_steps) / len(metric_steps)
+        print(f"  metric steps ({len(metric_steps)}):         mean {mstep * 1e3:8.2f} ms "
+              f"(= {mstep / statistics.median(t_off):.1f} plain steps)")
+        print(f"steady state (1 metric step per {a.every}): "
+              f"{100 * (mstep / statistics.median(t_off) - 1) / a.every:+.2f} % "
+              f"(this window also counts step 1)")
     print(f"overhead (mean step):      {100 * (mean_on / mean_off - 1):+.2f} %  (target within 5 %)")
     rel = statistics.median(plain_on) / statistics.median(t_off) - 1
     print(f"non-metric step vs off:    {100 * rel:+.2f} % (median)")
