@@ -232,7 +232,7 @@ def test_sign_match_against_brute_force(be64):
 def test_sampled_dense_sign_match_estimates_the_full_fraction(be64):
     from neurosim.metrics.alignment import (
         backward_signals,
-        dense_entry_sample,
+        dense_block_sample,
         dense_example_sign_match,
         post_signal,
     )
@@ -247,10 +247,10 @@ def test_sampled_dense_sign_match_estimates_the_full_fraction(be64):
         L, g_rule = net.layers[i], post_signal(sig[i], res.states[i].dphi)
         full = example_sign_match(L, res.states[i].a_in, g_rule, gs_true[i], range(16))
         exact = dense_example_sign_match(L, res.states[i].a_in, g_rule, gs_true[i],
-                                         dense_entry_sample(L, 0))
+                                         dense_block_sample(L, 0))
         assert exact == pytest.approx(full, rel=1e-12)
         est = dense_example_sign_match(L, res.states[i].a_in, g_rule, gs_true[i],
-                                       dense_entry_sample(L, 1000))
+                                       dense_block_sample(L, 1000))
         assert est == pytest.approx(full, abs=0.04)
 
 

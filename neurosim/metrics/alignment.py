@@ -211,45 +211,54 @@ def example_sign_match(layer, a_in, g_rule, g_true, examples) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
-def dense_entry_sample(layer, n_weights: int, seed: int = 0):
-    """Indices of about ``n_weights`` distinct random entries of a dense layer's
-    W (all of them when W is no larger), as a tuple of index arrays into W's
-    shape; fixed by ``seed`` so every metric step looks at the same weights."""
-    shape = tuple(layer.params["W"].shape)
-    size = math.prod(shape)
-    if n_weights <= 0 or size <= n_weights:
-        flat = np.arange(size)
-    else:
-        flat = np.unique(np.random.default_rng(seed).integers(0, size, n_weights))
-    return np.unravel_index(flat, shape)
+def dense_block_sample(layer, n_weights: int, seed: int = 0):
+    """Random post units I and pre units J of a dense layer with |I|·|J| ≈
+    ``n_weights`` (every unit when W is no larger, or ``n_weights`` = 0).
+
+    The block I × J (× all K components for the first layer, whose I × J is
+    then ≈ ``n_weights``/K) is the sample of
+    weights the per-example sign match looks at: every weight is in it with
+    the same probability, and gathering whole rows/columns keeps the cost at
+    one small batched matmul.  Fixed by ``seed``: every metric step looks at
+    the same weights.
+    """
+    n_post, n_pre = layer.n_units, layer.n_in
+    if layer.first and n_weights > 0:  # W[μ, i, j]: the block covers all K components
+        n_weights = max(1, n_weights // layer.K)
+    if n_weights <= 0 or n_post * n_pre <= n_weights:
+        return np.arange(n_post), np.arange(n_pre)
+    rng = np.random.default_rng(seed)
+    k_post = int(min(n_post, max(1, round(math.sqrt(n_weights)))))
+    k_pre = int(min(n_pre, max(1, -(-n_weights // k_post))))
+    I = np.sort(rng.choice(n_post, k_post, replace=False))
+    J = np.sort(rng.choice(n_pre, k_pre, replace=False))
+    return I, J
 
 
-def dense_example_sign_match(layer, a_in, g_rule, g_true, entries) -> float:
-    """Per-example sign match of a dense layer on the sampled ``entries`` of W,
-    for every example at once (no loop), mean over examples.
+def dense_example_sign_match(layer, a_in, g_rule, g_true, block) -> float:
+    """Per-example sign match of a dense layer on the weights of ``block``
+    (post units I × pre units J, see :func:`dense_block_sample`), all examples
+    at once (no loop), mean over examples.
 
-    The per-example update of W[i, j] (shared layer) is Σ_μ g[b,μ,i] a[b,μ,j];
-    of the first layer's W[μ, i, j] it is g[b,μ,i] x[b,j] (SPEC §1).
+    The per-example update of a shared W[i, j] is Σ_μ g[b,μ,i] a[b,μ,j]; of
+    the first layer's W[μ, i, j] it is g[b,μ,i] x[b,j] (SPEC §1).
     """
     xp = array_module(a_in)
     B = a_in.shape[0]
-    idx = tuple(xp.asarray(ix) for ix in entries)
+    I, J = (xp.asarray(ix) for ix in block)
     if layer.first:
-        mu, i, j = idx
-        x = a_in.reshape(B, -1)
-        u = g_rule[:, mu, i] * x[:, j]
-        t = g_true[:, mu, i] * x[:, j]
+        x = a_in.reshape(B, -1)[:, J][:, None, None, :]
+        u = g_rule[:, :, I][..., None] * x
+        t = g_true[:, :, I][..., None] * x
     else:
-        i, j = idx
-        a = a_in.reshape(B, a_in.shape[1], -1)
-        u = (g_rule[:, :, i] * a[:, :, j]).sum(axis=1)
-        t = (g_true[:, :, i] * a[:, :, j]).sum(axis=1)
-    mask = t != 0
-    n = mask.sum(axis=1)
-    agree = ((xp.sign(u) == xp.sign(t)) & mask).sum(axis=1)
-    frac = to_host(agree).astype(np.float64) / np.maximum(to_host(n), 1)
-    frac = frac[to_host(n) > 0]
-    return float(frac.mean()) if frac.size else math.nan
+        a = a_in.reshape(B, a_in.shape[1], -1)[:, :, J]
+        u = xp.matmul(g_rule[:, :, I].transpose(0, 2, 1), a)
+        t = xp.matmul(g_true[:, :, I].transpose(0, 2, 1), a)
+    u, t = u.reshape(B, -1), t.reshape(B, -1)
+    n = to_host((t != 0).sum(axis=1))
+    agree = to_host((((u > 0) & (t > 0)) | ((u < 0) & (t < 0))).sum(axis=1))
+    ok = n > 0
+    return float((agree[ok] / n[ok]).mean()) if ok.any() else math.nan
 
 
 # --------------------------------------------------------------------------
@@ -269,8 +278,9 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
     (layers × examples).
 
     Per-example sign match: for dense layers over all examples of the batch on
-    ``sign_match_weights`` sampled entries of W (all entries when W is no
-    larger; 0 = all), vectorized; for other layer kinds over the first
+    a random block of about ``sign_match_weights`` entries of W (rows × columns;
+    all entries when W is no larger; 0 = all), vectorized; for other layer
+    kinds over the first
     ``examples`` examples and all entries, through ``layer.grads``.
     """
     states, e = result.states, result.e
@@ -333,8 +343,8 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
                 continue
             L = net.layers[i]
             if L.kind == "dense":
-                entries = dense_entry_sample(L, sign_match_weights, seed=i)
-                se[k] = dense_example_sign_match(L, states[i].a_in, g_rule, gs_true[i], entries)
+                block = dense_block_sample(L, sign_match_weights, seed=i)
+                se[k] = dense_example_sign_match(L, states[i].a_in, g_rule, gs_true[i], block)
             else:
                 se[k] = example_sign_match(L, states[i].a_in, g_rule, gs_true[i], ex)
         out["sign_match_batch"], out["sign_match_example"] = sb, se
