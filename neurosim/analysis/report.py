@@ -3,7 +3,8 @@
 Writes into the output directory
 
 * ``learning_curves.png`` — train (dashed) and test (solid) error per
-  checkpoint, like the paper's appendix A figures;
+  checkpoint, like the paper's appendix A figures (dotted: the published
+  test error of the matching cell);
 * ``alignment.png`` — alignment angle per hidden layer over training, like
   Fig. 2 (only for stores that recorded metrics; the readout is exact and
   not shown);
@@ -205,9 +206,12 @@ def plot_learning_curves(runs, path: Path) -> Path:
         ep = _values(r.ds, "epoch")
         ax.plot(ep, _values(r.ds, "test_error"), "-", color=c, label=f"{r.name} test")
         ax.plot(ep, _values(r.ds, "train_error"), "--", color=c, label=f"{r.name} train")
+        if r.paper:
+            ax.axhline(r.paper["test"], color=c, ls=":", lw=1,
+                       label=f"paper {cell_label(r.cell)} test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("error (%)")
-    ax.set_title("Learning curves (solid: test, dashed: train)")
+    ax.set_title("Learning curves (solid: test, dashed: train, dotted: paper)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
