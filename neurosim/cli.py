@@ -17,6 +17,8 @@ import click
 COMMANDS = [
     "neurosim.commands.run:run",
     "neurosim.commands.inspect:inspect",
+    "neurosim.commands.theory:theory",
+    "neurosim.commands.report:report",
 ]
 
 

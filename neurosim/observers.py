@@ -26,8 +26,14 @@ def _realization_observers(run):
     return run.realization.observers(run)
 
 
+def _metrics_observers(run):  # credit-assignment metrics (protocol ``metrics:``)
+    from .metrics_observer import metrics_factory
+
+    return metrics_factory(run)
+
+
 #: factories called once per run; each returns an Observer, a list of them, or None
-FACTORIES = [_realization_observers]
+FACTORIES = [_realization_observers, _metrics_observers]
 
 
 def build_observers(run) -> list:

@@ -79,7 +79,16 @@ SCHEMA = Section({
         "weights": Field(bool, default=False),
         "weights_every": Field(int, default=1, min=1, doc="in checkpoints"),
     }, open=True),
-    "metrics": Section({}, open=True),
+    "metrics": Section({  # credit-assignment metrics, see neurosim/metrics_observer.py
+        "every": Field(int, default=0, min=0, doc="metric step every N optimizer steps (0 = off)"),
+        "alignment": Field(bool, default=True),
+        "delta_hat": Field(bool, default=True),
+        "sign_match": Field(bool, default=True),
+        "on_off_drift": Field(bool, default=True),
+        "examples": Field(int, default=8, min=1, doc="examples for per-example records"),
+        "sign_match_weights": Field(int, default=4096, min=0, doc="W entries sampled (0 = all)"),
+        "per_example": Field(bool, default=False),
+    }),
 })
 
 

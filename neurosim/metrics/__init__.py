@@ -1,0 +1,36 @@
+"""Credit-assignment metrics (paper §4-6, appendices E, F, K).
+
+* :mod:`.alignment` — alignment angles of a rule's learning signal with the
+  true gradient, δ̂ and r^ℓ = std(δ̂)/mean(δ̂), sign match, one metric step;
+* :mod:`.theory` — eq. 15 recurrence vs measurement at initialisation;
+* :mod:`.onoff` — drift from the ON/OFF weight structure of eq. 16;
+* :mod:`.cluster` — cluster quality of a representation (t-SNE embedding).
+
+Everything here is a pure function of a network, its forward states and the
+error vector; recording during training is :mod:`neurosim.metrics_observer`.
+"""
+
+from .alignment import (
+    angle,
+    backward_signals,
+    delta_hat,
+    example_angles,
+    example_sign_match,
+    gevb_angle,
+    predicted_angle,
+    relative_std,
+    rule_signals,
+    sign_match,
+    step_metrics,
+    true_signals,
+)
+from .cluster import cluster_quality, embed, mean_sq_pairwise, representation_quality
+from .onoff import network_on_off_drift, on_off_drift
+from .theory import eq15_prediction, measure_at_init
+
+__all__ = [
+    "angle", "backward_signals", "cluster_quality", "delta_hat", "embed", "eq15_prediction",
+    "example_angles", "example_sign_match", "gevb_angle", "mean_sq_pairwise", "measure_at_init",
+    "network_on_off_drift", "on_off_drift", "predicted_angle", "relative_std",
+    "representation_quality", "rule_signals", "sign_match", "step_metrics", "true_signals",
+]
