@@ -82,8 +82,7 @@ def test_no_metrics_when_off(stores):
 def test_report_files_and_rows(stores, tmp_path):
     a, b = stores
     # pretend the GEVB store is an MNIST FC-Vec run: cells are matched from the attrs
-    g = zarr.open_group(str(a), mode="r+")
-    proto = json.loads(g.attrs["protocol"])
+    proto = json.loads(zarr.open_group(str(a), mode="r").attrs["protocol"])
     proto["data"]["dataset"] = "mnist"
     c = tmp_path / "mnist_like.zarr"
     import shutil
