@@ -136,7 +136,6 @@ class ToyConv(layermod.Layer):
 def _invoke(tmp_path, case):
     kind = case[0]
     proto, circ, sets = PROTOCOL, CIRCUIT, []
-    name = "proto.yaml"
     if kind == "proto":
         proto = PROTOCOL.replace(case[1], case[2])
     elif kind == "circuit":
