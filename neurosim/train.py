@@ -214,27 +214,32 @@ class Run:
     def _guard(self, loss: float, result=None) -> None:
         """Divergence guard (after every step): a non-finite loss stops the run.
 
-        The message names the step and the first non-finite quantity, in the
-        order parameters (layer, W/b), forward states (layer, h/a), loss:
+        The message names the step, the first non-finite quantity of the
+        forward pass that produced the loss (layer, pre-activation h or
+        activation a) and the parameters that are non-finite after the update:
         ``non-finite loss (nan) at step S (epoch E, batch B): first non-finite
-        value in layer L parameter W``.
+        value in layer L pre-activation h; non-finite parameters after the
+        update: layer 0 W``.
         """
         if math.isfinite(loss):
             return
         xp = self.backend.xp
-        where = self._first_nonfinite_parameter()
-        if where is None and result is not None:
-            for i, st in enumerate(getattr(result, "states", None) or ()):
-                for q in ("h", "a"):
-                    v = getattr(st, q, None)
-                    if v is not None and not bool(xp.isfinite(v).all()):
-                        where = f"layer {i} {'pre-activation h' if q == 'h' else 'activation a'}"
-                        break
-                if where:
+        where = None
+        for i, st in enumerate(getattr(result, "states", None) or ()):
+            for q, label in (("h", "pre-activation h"), ("a", "activation a")):
+                v = getattr(st, q, None)
+                if v is not None and not bool(xp.isfinite(v).all()):
+                    where = f"layer {i} {label}"
                     break
-        where = where or "the loss itself (parameters and activations are finite)"
-        raise DivergenceError(f"non-finite loss ({loss}) at step {self.step} (epoch {self.epoch + 1}, "
-                              f"batch {self.batch}): first non-finite value in {where}")
+            if where:
+                break
+        where = where or "the loss (the forward pass is finite)"
+        params = [f"layer {i} {name}" for i, name, p in self.net.parameters()
+                  if not bool(xp.isfinite(p).all())]
+        raise DivergenceError(
+            f"non-finite loss ({loss}) at step {self.step} (epoch {self.epoch + 1}, batch "
+            f"{self.batch}): first non-finite value in {where}; non-finite parameters after the "
+            f"update: {', '.join(params) or 'none'}")
 
     def _first_nonfinite_parameter(self):
         xp = self.backend.xp
