@@ -295,8 +295,7 @@ class Recorder:
         self._dims.add(dim)
         ds = ds.copy()
         ds.attrs = {}  # root attrs are ours (SafeStore drops xarray's root write anyway)
-        meta = self._node_meta(dim)
-        exists = meta is not None and meta.get("node_type") == "array"
+        exists = self._dim_length(dim) is not None
         enc = {}
         if not exists:
             for name, var in ds.variables.items():
@@ -316,9 +315,19 @@ class Recorder:
         meta.setdefault("attributes", {}).update(_jsonable(attrs))
         self._write_root(meta)
 
-    def records(self, dim: str) -> int:
+    def _dim_length(self, dim: str):
+        """Length of ``dim`` on disk (its coordinate, else any root array using it), or None."""
         meta = self._node_meta(dim)
-        return int(meta["shape"][0]) if meta and meta.get("node_type") == "array" else 0
+        if meta is not None and meta.get("node_type") == "array":
+            return int(meta["shape"][0])
+        for child in sorted(self.path.iterdir()) if self.path.is_dir() else ():
+            meta = self._node_meta(child.name) if child.is_dir() else None
+            if meta and meta.get("node_type") == "array" and dim in (meta.get("dimension_names") or ()):
+                return int(meta["shape"][list(meta["dimension_names"]).index(dim)])
+        return None
+
+    def records(self, dim: str) -> int:
+        return self._dim_length(dim) or 0
 
     # ----------------------------------------------------------------
     def append_dims(self) -> set:

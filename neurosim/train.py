@@ -184,11 +184,16 @@ class Run:
                           {"long_name": "wall-clock time", "units": "s"}),
         }
         n_prev = self.recorder.records("epoch")
-        if rec["weights"] and n_prev % rec["weights_every"] == 0:
+        if rec["weights"]:
+            # every record has every variable (else the store's variables disagree on the
+            # length of epoch and it does not open); between snapshots W is NaN, which is
+            # Zarr's fill value, so those chunks are not even written
+            snap = n_prev % rec["weights_every"] == 0
             for i, name, p in self.net.parameters():
                 if name != "W":
                     continue
                 W = self.backend.to_host(p)
+                W = W if snap else np.full_like(W, np.nan)
                 if W.ndim == 3 and self.net.layers[i].first:
                     dims = ("epoch", "component", f"post_{i}", f"pre_{i}")
                 else:
