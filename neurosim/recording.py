@@ -369,12 +369,15 @@ class Recorder:
         # The free slot is overwritten in place (arrays of the same shape and dtype are
         # reused, and kept open between checkpoints: this process is the only writer).
         # It is not committed, so a kill half way through is harmless.
+        # A slot is written fresh on its first use by this process (what a killed writer
+        # left there is thrown away).
         cache = self._slots.get(slot)
         if cache is None:
+            if (self.path / slot).exists():
+                _fault_point()
+                shutil.rmtree(self.path / slot)
             root = zarr.open_group(self.store(), mode="r+", use_consolidated=False)
-            grp = root[slot] if slot in root.group_keys() else root.create_group(slot)
-            cache = self._slots[slot] = {"group": grp,
-                                         "arrays": {k: grp[k] for k in grp.array_keys()}}
+            cache = self._slots[slot] = {"group": root.create_group(slot), "arrays": {}}
         grp, arrays = cache["group"], cache["arrays"]
         for name in set(arrays) - set(state):
             del grp[name], arrays[name]

@@ -338,7 +338,7 @@ class Run:
         except DivergenceError as exc:
             self.recorder.set_attrs(status="diverged", failure=str(exc), failed_step=self.step)
             raise
-        except Interrupted:
+        except (Interrupted, KeyboardInterrupt):
             self.recorder.set_attrs(status="interrupted")
             raise
         finally:

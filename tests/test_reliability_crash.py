@@ -188,6 +188,7 @@ def test_sigkill_many_points(tmp_path, references, dtype):
         assert_same_store(ref, out)
         TALLY["survived"] += 1
     kill_and_resume(tmp_path / "timed", references, dtype, seed=5, n_fault=3, n_timed=4)
+    print(f"\nkills survived / tried (so far in this session): {TALLY['survived']} / {TALLY['kills']}")
 
 
 def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, references):
