@@ -111,17 +111,21 @@ def _fault_point(path: Path | None = None) -> None:
 class SafeStore(LocalStore):
     """A Zarr ``LocalStore`` through which nothing but :class:`Recorder` may
     rewrite the root metadata (the commit point): writes of the root
-    ``zarr.json`` by libraries (xarray stores the root attrs on every append)
-    are dropped."""
+    ``zarr.json`` by libraries (xarray stores the root attrs on every append,
+    Zarr rewrites parent groups) are dropped."""
+
+    def _root_write(self) -> bool:
+        """True: drop the write silently."""
+        return True
 
     async def set(self, key: str, value) -> None:
-        if key == ROOT:
+        if key == ROOT and self._root_write():
             return
         _fault_point(self.root / key)
         await super().set(key, value)
 
     async def set_if_not_exists(self, key: str, value) -> None:
-        if key == ROOT:
+        if key == ROOT and self._root_write():
             return
         _fault_point(self.root / key)
         await super().set_if_not_exists(key, value)
@@ -135,6 +139,15 @@ class SafeStore(LocalStore):
     async def delete_dir(self, prefix: str) -> None:
         _fault_point()
         await super().delete_dir(prefix)
+
+
+class GuardedStore(SafeStore):
+    """What :meth:`Recorder.open_group` hands out: root writes raise instead
+    (they would bypass the commit protocol); use :meth:`Recorder.set_attrs`."""
+
+    def _root_write(self) -> bool:
+        raise StoreError("the root metadata of a run store is written only by Recorder "
+                         "(use Recorder.set_attrs for attrs; records become visible at a commit)")
 
 
 # ----------------------------------------------------------------------
@@ -254,7 +267,8 @@ class Recorder:
                           "node_type": "group"})
 
     def open_group(self, mode="r+"):
-        store = self.store() if mode != "r" else LocalStore(self.path, read_only=True)
+        """The store's root group as it is on disk (uncommitted records included)."""
+        store = GuardedStore(self.path) if mode != "r" else LocalStore(self.path, read_only=True)
         return zarr.open_group(store, mode=mode, use_consolidated=False)
 
     # root metadata: read and replaced whole, never edited in place -----
