@@ -193,12 +193,77 @@ def validate_layers(layers, key):
 
 
 def check_options(cls, options: dict, key: str, skip=("self", "net", "backend")):
-    """Reject options that ``cls.__init__`` does not take."""
-    sig = inspect.signature(cls.__init__)
-    known = [p for p in sig.parameters if p not in skip]
-    for name in options:
+    """Reject options that ``cls.__init__`` (or the function ``cls``) does not take,
+    and values whose type differs from the parameter's default (bool, int, float,
+    str, list/tuple)."""
+    fn = cls if inspect.isfunction(cls) else cls.__init__
+    params = {k: v for k, v in inspect.signature(fn).parameters.items()
+              if k not in skip and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
+    known = list(params)
+    for name, value in options.items():
         if name not in known:
-            raise ConfigError(f"unknown option{suggest(name, known)}", key=f"{key}.{name}")
+            hint = suggest(name, known) if known else " (this takes no options)"
+            raise ConfigError(f"unknown option{hint}", key=f"{key}.{name}")
+        default = params[name].default
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        t = (list, tuple) if isinstance(default, (list, tuple)) else type(default)
+        if t in (bool, int, float, str, (list, tuple)):
+            if t is float and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if not isinstance(value, t) or (t is int and isinstance(value, bool)):
+                from .schema import _tname
+
+                raise ConfigError(f"expected {_tname(list if t == (list, tuple) else t)}, "
+                                  f"got {value!r}", key=f"{key}.{name}")
+
+
+def check_nonlinearities(circuit: dict, err) -> None:
+    """Nonlinearity names of a circuit (hidden default, per layer, readout)."""
+    from .model.nonlinearity import NONLINEARITIES
+
+    known = sorted(set(NONLINEARITIES) | {"none"})
+    places = [("nonlinearity", circuit.get("nonlinearity")),
+              ("output.nonlinearity", (circuit.get("output") or {}).get("nonlinearity"))]
+    places += [(f"layers[{i}].nonlinearity", ls.get("nonlinearity"))
+               for i, ls in enumerate(circuit["layers"])]
+    for key, name in places:
+        if name is not None and name not in known:
+            raise err(f"unknown nonlinearity {name!r}{suggest(str(name), known)}", key)
+
+
+def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> None:
+    """Dry run of the network's construction on shapes only (no data, no weights).
+
+    Every layer class is instantiated exactly as :func:`~neurosim.model.network.build_network`
+    does, so a layer that cannot take its input (a kernel larger than the
+    image, zero units, ...) fails here with its own message; ``err(message,
+    circuit_key)`` makes the :class:`ConfigError`.
+    """
+    from .model import layers as layermod
+
+    vectorized = circuit["vectorized"]
+    K = int(circuit.get("components") or n_classes) if vectorized else 1
+    if vectorized and K != n_classes:
+        raise err(f"a vectorized network needs as many components as the dataset has classes "
+                  f"({n_classes}), got {K}", "components")
+    n_out = 1 if vectorized else n_classes
+    out_spec = {k: v for k, v in (circuit.get("output") or {}).items() if k != "nonlinearity"}
+    specs = [(f"layers[{i}]", ls) for i, ls in enumerate(circuit["layers"])]
+    specs.append(("output", dict(type="dense", units=n_out, **out_spec)))
+    shape, first = tuple(in_shape), True
+    for key, ls in specs:
+        kind = ls["type"]
+        cls = layermod.LAYERS[kind]
+        opts = {k: v for k, v in ls.items() if k not in LAYER_COMMON}
+        try:
+            layer = cls(shape, K, first=first and cls.has_weights, **opts)
+        except (ValueError, TypeError) as exc:
+            raise err(f"{kind} layer cannot take input of shape {shape}: {exc}", key) from None
+        first = first and not cls.has_weights
+        shape = tuple(layer.unit_shape)
+        if any(int(d) < 1 for d in shape):
+            raise err(f"layer output shape {shape} is empty (input {tuple(layer.in_shape)})", key)
 
 
 def load_protocol(path, overrides: dict | None = None) -> dict:
@@ -224,6 +289,7 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
         for k in circ:
             if k not in CIRCUIT_REF_KEYS:
                 raise ConfigError(f"unknown key{suggest(k, sorted(CIRCUIT_REF_KEYS))}", key=f"circuit.{k}")
+        cpath = ctext = None
         if "file" in circ:
             cpath = resolve_circuit_path(str(circ["file"]), proto_dir)
             craw, ctext = load_yaml(cpath)
@@ -234,6 +300,16 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
         else:
             circuit = validate_circuit(circ, key_prefix="circuit")
         p["circuit"] = circuit
+
+        def circuit_error(message, ckey):
+            """Error at circuit key ``ckey``: in the circuit file unless the protocol set it."""
+            top = ckey.split(".")[0].split("[")[0]
+            if cpath is not None and top not in circ:
+                return ConfigError(message, file=cpath, key=ckey, line=line_of(ctext, ckey))
+            return ConfigError(message, file=path, key=f"circuit.{ckey}",
+                               line=line_of(text, f"circuit.{ckey}"))
+
+        check_nonlinearities(circuit, circuit_error)
         # rule and realization options are validated against their classes
         rname = p["rule"]["name"]
         if rname not in RULES:
@@ -249,6 +325,12 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
         ds = p["data"]["dataset"]
         if ds not in DATASETS:
             raise ConfigError(f"unknown dataset {ds!r}{suggest(ds, list(DATASETS))}", key="data.dataset")
+        check_options(DATASETS[ds], p["data"]["options"] or {}, "data.options", skip=("root",))
+        from .data import describe
+
+        shape_info = describe(ds, p["data"]["options"])
+        if shape_info is not None:
+            check_shapes(circuit, shape_info[0], shape_info[1], circuit_error)
         if rname == "gevb" and not circuit["vectorized"]:
             raise ConfigError("rule gevb needs a vectorized circuit (circuit.vectorized: true)",
                               key="rule.name")

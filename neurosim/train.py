@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -98,6 +101,7 @@ class Run:
         self.step = 0
         self.loss_sum = 0.0
         self.loss_n = 0
+        self.stopped = None  # reason the loop ended early (early stop, max_steps)
         self.t_start = time.time()
         self.elapsed0 = 0.0
         self._stop_signal = None
@@ -135,7 +139,7 @@ class Run:
 
     def info(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
-                "loss_sum": float(self.loss_sum), "loss_n": self.loss_n,
+                "loss_sum": float(self.loss_sum), "loss_n": self.loss_n, "stopped": self.stopped,
                 "elapsed": self.elapsed0 + time.time() - self.t_start}
 
     def restore(self) -> bool:
@@ -150,6 +154,7 @@ class Run:
         self.realization.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("real.")})
         self.epoch, self.batch, self.step = info["epoch"], info["batch"], info["step"]
         self.loss_sum, self.loss_n = info["loss_sum"], info["loss_n"]
+        self.stopped = info.get("stopped")
         self.elapsed0 = info.get("elapsed", 0.0)
         self.repaired = cut
         return True
@@ -185,11 +190,16 @@ class Run:
                           {"long_name": "wall-clock time", "units": "s"}),
         }
         n_prev = self.recorder.records("epoch")
-        if rec["weights"] and n_prev % rec["weights_every"] == 0:
+        if rec["weights"]:
+            # every record has every variable (else the store's variables disagree on the
+            # length of epoch and it does not open); between snapshots W is NaN, which is
+            # Zarr's fill value, so those chunks are not even written
+            snap = n_prev % rec["weights_every"] == 0
             for i, name, p in self.net.parameters():
                 if name != "W":
                     continue
                 W = self.backend.to_host(p)
+                W = W if snap else np.full_like(W, np.nan)
                 if W.ndim == 3 and self.net.layers[i].first:
                     dims = ("epoch", "component", f"post_{i}", f"pre_{i}")
                 else:
@@ -208,20 +218,46 @@ class Run:
         return float(self.epoch + self.batch / n_batches)
 
     def checkpoint(self) -> None:
+        self._check_weights()  # never commit non-finite weights
         self.recorder.commit_checkpoint(self.state(), self.info())
 
     # ------------------------------------------------------------------
-    def _guard(self, loss: float) -> None:
+    def _guard(self, loss: float, result=None) -> None:
+        """Divergence guard (after every step): a non-finite loss stops the run.
+
+        The message names the step, the first non-finite quantity of the
+        forward pass that produced the loss (layer, pre-activation h or
+        activation a) and the parameters that are non-finite after the update:
+        ``non-finite loss (nan) at step S (epoch E, batch B): first non-finite
+        value in layer L pre-activation h; non-finite parameters after the
+        update: layer 0 W``.
+        """
         if math.isfinite(loss):
             return
-        where = "loss"
+        xp = self.backend.xp
+        where = None
+        for i, st in enumerate(getattr(result, "states", None) or ()):
+            for q, label in (("h", "pre-activation h"), ("a", "activation a")):
+                v = getattr(st, q, None)
+                if v is not None and not bool(xp.isfinite(v).all()):
+                    where = f"layer {i} {label}"
+                    break
+            if where:
+                break
+        where = where or "the loss (the forward pass is finite)"
+        params = [f"layer {i} {name}" for i, name, p in self.net.parameters()
+                  if not bool(xp.isfinite(p).all())]
+        raise DivergenceError(
+            f"non-finite loss ({loss}) at step {self.step} (epoch {self.epoch + 1}, batch "
+            f"{self.batch}): first non-finite value in {where}; non-finite parameters after the "
+            f"update: {', '.join(params) or 'none'}")
+
+    def _first_nonfinite_parameter(self):
         xp = self.backend.xp
         for i, name, p in self.net.parameters():
             if not bool(xp.isfinite(p).all()):
-                where = f"layer {i} parameter {name}"
-                break
-        raise DivergenceError(f"non-finite value (NaN/Inf) at step {self.step}, epoch "
-                              f"{self.epoch + 1}: {where} (loss {loss})")
+                return f"layer {i} parameter {name}"
+        return None
 
     def _before_update(self, result) -> None:
         step = self.step + 1  # the step being taken (1-based)
@@ -231,26 +267,44 @@ class Run:
                     self.recorder.append(ds, dim)
 
     def _on_signal(self, signum, frame):
+        if self._stop_signal is not None:  # second Ctrl-C: stop now, the last commit stays
+            raise KeyboardInterrupt
         self._stop_signal = signum
+        sys.stderr.write(f"\nsignal {signum}: stopping after this step and writing a checkpoint "
+                         f"(press Ctrl-C again to stop at once)\n")
 
     def train(self, resume: bool = False) -> RunSummary:
+        with self.recorder.lock():  # one writer per store (StoreError otherwise)
+            return self._train(resume)
+
+    def _train(self, resume: bool) -> RunSummary:
         tr = self.protocol["training"]
-        if resume and self.recorder.exists:
-            if not self.restore():
-                self.recorder.set_attrs(status="running")
-        else:
-            self.recorder.create(self.attrs())
-        if self.recorder.records("epoch") == 0 and self.step == 0:
-            self.record(self.evaluate())
-            self.checkpoint()
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        stopped = "epochs"
+        main = threading.current_thread() is threading.main_thread()
+        sigs = (signal.SIGINT, signal.SIGTERM) if main else ()
+        old = {s: signal.signal(s, self._on_signal) for s in sigs}
+        try:
+            if resume and self.recorder.exists:
+                check_resumable(self.protocol, self.recorder)
+                if self.restore():
+                    self.recorder.set_attrs(status="running")
+                else:  # killed before its first checkpoint: nothing to keep
+                    shutil.rmtree(self.recorder.path)
+                    self.recorder.create(self.attrs())
+            else:
+                self.recorder.create(self.attrs())
+            if self.recorder.records("epoch") == 0 and self.step == 0:
+                self.record(self.evaluate())
+                self.checkpoint()
+        except BaseException:
+            for s, h in old.items():
+                signal.signal(s, h)
+            raise
         n = self.x_train.shape[0]
         bs = tr["batch_size"]
         n_batches = (n + bs - 1) // bs
         last = None
         try:
-            while self.epoch < tr["epochs"]:
+            while self.epoch < tr["epochs"] and not self.stopped:
                 if tr["shuffle"]:
                     perm = self.backend.rng("data", self.epoch).permutation(n)
                 else:
@@ -265,11 +319,11 @@ class Run:
                     self.loss_sum += res.loss
                     self.loss_n += 1
                     if not self.backend.is_gpu:
-                        self._guard(float(res.loss))
+                        self._guard(float(res.loss), res)
                     elif self.step % GUARD_EVERY == 0 or self.batch >= n_batches:
                         # GPU: the loss stays on the device; NaN/Inf propagate into
                         # the running sum, checked (one sync) every GUARD_EVERY steps
-                        self._guard(float(self.loss_sum))
+                        self._guard(float(self.loss_sum), res)
                     if self.progress:
                         self.progress(self.epoch + 1, self.batch, n_batches, res.loss)
                     if self._stop_signal is not None:
@@ -283,21 +337,19 @@ class Run:
                     self.batch = 0
                 done_steps = tr["max_steps"] and self.step >= tr["max_steps"]
                 if self.epoch % tr["eval_every"] == 0 or self.epoch >= tr["epochs"] or done_steps:
+                    self._check_weights()
                     last = self.evaluate()
                     self.record(last)
                     self.loss_sum, self.loss_n = 0.0, 0
-                    self._check_weights()
-                    self.checkpoint()
                     if tr["early_stop"] and last["train_error"] == 0.0:
-                        stopped = "early stop (zero train error)"
-                        break
-                if done_steps:
-                    stopped = f"max_steps {tr['max_steps']}"
-                    break
+                        self.stopped = "early stop (zero train error)"
+                    elif done_steps:
+                        self.stopped = f"max_steps {tr['max_steps']}"
+                    self.checkpoint()  # the stop reason goes with it: a resume does not go on
         except DivergenceError as exc:
-            self.recorder.set_attrs(status="diverged", failure=str(exc))
+            self.recorder.set_attrs(status="diverged", failure=str(exc), failed_step=self.step)
             raise
-        except Interrupted:
+        except (Interrupted, KeyboardInterrupt):
             self.recorder.set_attrs(status="interrupted")
             raise
         finally:
@@ -305,30 +357,88 @@ class Run:
                 signal.signal(s, h)
         if last is None:
             last = self.evaluate()
+        stopped = self.stopped or "epochs"
         self.recorder.set_attrs(status="finished", stopped=stopped)
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
                           last["test_error"], stopped, self.elapsed0 + time.time() - self.t_start)
 
     def _check_weights(self):
-        xp = self.backend.xp
-        for i, name, p in self.net.parameters():
-            if not bool(xp.isfinite(p).all()):
-                raise DivergenceError(f"non-finite value (NaN/Inf) at step {self.step}, epoch "
-                                      f"{self.epoch}: layer {i} parameter {name}")
+        where = self._first_nonfinite_parameter()
+        if where is not None:
+            raise DivergenceError(f"non-finite parameter at step {self.step} (epoch {self.epoch}, "
+                                  f"batch {self.batch}): first non-finite value in {where}")
+
+
+#: protocol keys that may differ between a store and the protocol resuming it
+RESUME_IGNORES = ("name", "description", "recording.out", "circuit.file", "circuit.description")
+
+
+def protocol_differences(a, b, prefix="") -> list:
+    """Dotted keys whose values differ between two resolved protocols."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if key in RESUME_IGNORES:
+                continue
+            if k not in a or k not in b:
+                out.append(key)
+            else:
+                out.extend(protocol_differences(a[k], b[k], key))
+        return out
+    return [] if a == b else [prefix or "(protocol)"]
+
+
+def check_resumable(protocol: dict, recorder) -> None:
+    """Refuse to resume a store made by a different protocol (StoreError)."""
+    from .recording import _jsonable
+
+    attrs = recorder.attrs
+    stored = attrs.get("protocol")
+    if not isinstance(stored, str):
+        raise StoreError(f"{recorder.path} is not a neurosim run store (no protocol attr); "
+                         f"cannot resume it")
+    old, new = json.loads(stored), _jsonable(protocol)
+    diff = protocol_differences(old, new)
+    if diff:
+        def show(d, key):
+            for part in key.split("."):
+                if not isinstance(d, dict) or part not in d:
+                    return "(absent)"
+                d = d[part]
+            return json.dumps(d)
+
+        lines = "; ".join(f"{k}: store has {show(old, k)}, given {show(new, k)}" for k in diff[:5])
+        more = f" (and {len(diff) - 5} more)" if len(diff) > 5 else ""
+        raise StoreError(f"cannot resume {recorder.path}: it was made by a different protocol "
+                         f"({lines}{more}). Resume with the same protocol, or write a new store "
+                         f"(--out) or replace it (--overwrite).")
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,
                  progress=None) -> RunSummary:
-    """Convenience: build a :class:`Run` and train it."""
-    import shutil
+    """Convenience: build a :class:`Run` and train it.
+
+    An existing store is continued only with ``resume`` (same protocol) and
+    replaced only with ``overwrite``; the store's lock is held throughout, so
+    a second writer is refused before anything is touched.
+    """
     from pathlib import Path
 
     out = out or protocol["recording"]["out"]
     path = Path(out)
-    if path.exists() and not resume:
-        if not overwrite:
-            raise StoreError(f"{path} already exists; use --resume to continue it or --overwrite "
-                             f"to replace it")
-        shutil.rmtree(path)
-    r = Run(protocol, out=out, device=device, progress=progress)
-    return r.train(resume=resume)
+    rec = Recorder(path)
+    with rec.lock():
+        occupied = path.exists() and (not path.is_dir() or any(path.iterdir()))
+        if resume and rec.exists:
+            check_resumable(protocol, rec)
+        elif occupied and not (resume and path.is_dir()):
+            if not overwrite:
+                raise StoreError(f"{path} already exists; use --resume to continue it or "
+                                 f"--overwrite to replace it")
+        elif occupied and resume:
+            raise StoreError(f"{path} is not a neurosim store (no zarr.json); cannot resume it")
+        r = Run(protocol, out=out, device=device, progress=progress)  # data, network: may fail
+        if occupied and overwrite and not (resume and rec.exists):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return r.train(resume=resume)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from ..schema import ConfigError
@@ -30,6 +32,8 @@ def run(protocol, device, out, sets, resume, overwrite, quiet):
     except ConfigError as exc:
         fail(str(exc))
     out = out or proto["recording"]["out"]
+    again = " ".join(shlex.quote(a) for a in (protocol, "--out", str(out),
+                                              *[x for v in sets for x in ("--set", v)], "--resume"))
     prog = Progress(proto["training"]["epochs"], enabled=not quiet)
     try:
         summary = run_protocol(proto, out=out, device=device, resume=resume, overwrite=overwrite,
@@ -42,5 +46,8 @@ def run(protocol, device, out, sets, resume, overwrite, quiet):
         fail(f"run diverged: {exc}. The store keeps every checkpoint before it: {out}",
              EXIT_DIVERGED)
     except Interrupted as exc:
-        fail(f"{exc}. Resume with: neurosim run {protocol} --out {out} --resume", EXIT_INTERRUPTED)
+        fail(f"{exc}. Resume with: neurosim run {again}", EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # before the loop, or a second Ctrl-C: the last commit stays
+        fail(f"interrupted; the store keeps its last checkpoint. Resume with: neurosim run {again}",
+             EXIT_INTERRUPTED)
     click.echo(summary.line())

@@ -37,10 +37,11 @@ def _normalise(x):
 
 def _images(name, loader):
     def load(root=None, **kw):
-        (xtr, ytr), (xte, yte) = loader(root)
+        (xtr, ytr), (xte, yte) = loader(root, **kw)
         return Dataset(name, _normalise(xtr), ytr.astype(np.int64), _normalise(xte),
                        yte.astype(np.int64), 10)
 
+    load.__wrapped__ = loader  # inspect.signature(load) shows the loader's options
     return load
 
 
@@ -58,6 +59,28 @@ DATASETS = {
     "cifar10_partial": _images("cifar10_partial", cifar10.load_partial),
     "synthetic": _synthetic,
 }
+
+
+#: (input shape, number of classes) of each dataset, known without loading it
+SHAPES = {
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar10_partial": ((3, 32, 32), 10),
+}
+
+
+def describe(name: str, options: dict | None = None):
+    """(in_shape, n_classes) of a dataset without loading it, or None if unknown.
+
+    Used to check a circuit against its data before anything runs.
+    """
+    if name == "synthetic":
+        import inspect
+
+        defaults = {k: v.default for k, v in inspect.signature(_synthetic).parameters.items()}
+        opts = defaults | dict(options or {})
+        return tuple(int(s) for s in opts["shape"]), int(opts["n_classes"])
+    return SHAPES.get(name)
 
 
 def load_dataset(name: str, root=None, train_subset=None, test_subset=None, **options) -> Dataset:

@@ -1,9 +1,10 @@
 """A restricted unpickler for the CIFAR-10 python batches.
 
 The official batches are pickled dicts of bytes, ints, lists and NumPy
-arrays.  :func:`load` admits exactly the globals needed to rebuild those
-(NumPy's array reconstruction and dtype) and refuses everything else, so a
-malicious file cannot run code (plain ``pickle.load`` would).
+arrays.  :func:`loads` admits exactly the globals needed to rebuild those
+(NumPy's array reconstruction — protocols 0–5, NumPy 1 and 2 module paths —
+and dtype) and refuses everything else, so a malicious file cannot run code
+(plain ``pickle.load`` would): the callables it admits only build arrays.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),
+    # pickle protocol 5 (Python's default since 3.8) rebuilds arrays from a buffer
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
 }
 
 

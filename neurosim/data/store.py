@@ -5,8 +5,9 @@ The directory is ``$NEUROSIM_DATA_DIR`` if set, else a per-user cache
 sub-folder (``mnist/``, ``cifar10/``).  Files are verified against known MD5
 checksums on first use (a stamp in the user cache, never in the data
 directory, records size and mtime so the hash is not recomputed every run);
-missing files are downloaded when a network is reachable; otherwise a
-:class:`DataError` says which files to put where.
+missing files are downloaded when a network is reachable (never when
+``$NEUROSIM_OFFLINE`` is set); otherwise a :class:`DataError` says which
+files to put where.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def fetch(folder: Path, filename: str, expected_md5: str, urls: list[str], how_t
     path = folder / filename
     if not path.exists():
         errors = []
+        if os.environ.get("NEUROSIM_OFFLINE"):
+            urls, errors = [], ["no download attempted: NEUROSIM_OFFLINE is set"]
         for url in urls:
             try:
                 _download(url, path, expected_md5)

@@ -1,0 +1,101 @@
+"""Shared helpers of the reliability tests: a tiny synthetic protocol, running
+``neurosim`` in a subprocess (single thread, deterministic) and comparing stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CIRCUIT = """\
+name: tiny_circuit
+vectorized: true
+layers:
+  - {type: dense, units: 8}
+  - {type: dense, units: 4}
+"""
+
+PROTOCOL = """\
+name: tiny
+circuit:
+  file: tiny_circuit.yaml
+rule: {name: gevb}
+data:
+  dataset: synthetic
+  options: {n_train: 32, n_test: 16, n_classes: 4, shape: [1, 4, 4]}
+optimizer: {name: adam, lr: 1.0e-3}
+training: {epochs: 1, batch_size: 16, eval_every: 1, early_stop: false}
+seed: 0
+dtype: float64
+"""
+
+
+def write_protocol(folder: Path, protocol: str = PROTOCOL, circuit: str = CIRCUIT,
+                   name: str = "proto.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny_circuit.yaml").write_text(circuit)
+    p = folder / name
+    p.write_text(protocol)
+    return p
+
+
+def env(**extra) -> dict:
+    """Environment of a deterministic single-threaded subprocess running this tree."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+             NUMBA_NUM_THREADS="1", PYTHONHASHSEED="0")
+    e.pop("NEUROSIM_FAULT_KILL_AT", None)
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def neurosim_cmd(*args) -> list:
+    return [sys.executable, "-m", "neurosim.cli", *map(str, args)]
+
+
+def run_cli(*args, timeout=300, **env_extra) -> subprocess.CompletedProcess:
+    return subprocess.run(neurosim_cmd(*args), env=env(**env_extra), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def start_cli(*args, **env_extra) -> subprocess.Popen:
+    return subprocess.Popen(neurosim_cmd(*args), env=env(**env_extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def committed_records(store: Path) -> int:
+    """Number of epoch records a reader sees (0 if the store is not there yet)."""
+    try:
+        with xr.open_zarr(store) as ds:
+            return int(ds.sizes.get("epoch", 0))
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return 0
+
+
+def assert_same_store(a: Path, b: Path, skip=("wall_time",)) -> None:
+    """Bit-identical recorded variables (except ``skip``) and committed checkpoint."""
+    from neurosim.recording import Recorder
+
+    with xr.open_zarr(a) as A, xr.open_zarr(b) as B:
+        assert set(A.variables) == set(B.variables)
+        assert dict(A.sizes) == dict(B.sizes)
+        for k in A.variables:
+            if k in skip:
+                continue
+            va, vb = A[k].values, B[k].values
+            assert va.dtype == vb.dtype, k
+            assert np.array_equal(va, vb, equal_nan=True), f"variable {k} differs"
+    sa, ia = Recorder(a).load_checkpoint()
+    sb, ib = Recorder(b).load_checkpoint()
+    assert set(sa) == set(sb)
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and np.array_equal(sa[k], sb[k]), f"checkpoint {k} differs"
+    for k in ("epoch", "batch", "step", "loss_sum", "loss_n", "stopped"):
+        assert ia[k] == ib[k], k
