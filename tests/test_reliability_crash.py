@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from _reliability import PROTOCOL, assert_same_store, run_cli, start_cli, write_protocol
+from ._reliability import PROTOCOL, assert_same_store, run_cli, start_cli, write_protocol
 from click.testing import CliRunner
 
 from neurosim import recording

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reliability import PROTOCOL, write_protocol
+from ._reliability import PROTOCOL, write_protocol
 from click.testing import CliRunner
 
 from neurosim.cli import main

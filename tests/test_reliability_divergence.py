@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
-from _reliability import PROTOCOL, write_protocol
+from ._reliability import PROTOCOL, write_protocol
 from click.testing import CliRunner
 
 from neurosim import observers

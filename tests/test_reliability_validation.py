@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from _reliability import CIRCUIT, PROTOCOL, write_protocol
+from ._reliability import CIRCUIT, PROTOCOL, write_protocol
 from click.testing import CliRunner
 
 from neurosim.cli import main
