@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from ._reliability import PROTOCOL, assert_same_store, run_cli, start_cli, write_protocol
 from click.testing import CliRunner
 
 from neurosim import recording
 from neurosim.cli import main
 from neurosim.recording import Recorder
 from neurosim.train import protocol_differences
+
+from ._reliability import PROTOCOL, assert_same_store, run_cli, start_cli, write_protocol
 
 EPOCHS = 3
 CRASH_PROTOCOL = (PROTOCOL.replace("epochs: 1,", f"epochs: {EPOCHS},")

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ._reliability import PROTOCOL, write_protocol
 from click.testing import CliRunner
 
 from neurosim.cli import main
 from neurosim.data import DataError, cifar10, load_dataset, mnist, store
 from neurosim.data.safe_pickle import UnsafePickleError, loads
+
+from ._reliability import PROTOCOL, write_protocol
 
 SHARED = Path(os.environ.get("NEUROSIM_DATA_DIR") or "/nonexistent")
 ROOT = Path(__file__).resolve().parents[1]

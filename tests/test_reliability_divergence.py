@@ -10,12 +10,13 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
-from ._reliability import PROTOCOL, write_protocol
 from click.testing import CliRunner
 
 from neurosim import observers
 from neurosim.cli import main
 from neurosim.recording import Recorder
+
+from ._reliability import PROTOCOL, write_protocol
 
 # 2 steps per epoch, a checkpoint every epoch
 DIV_PROTOCOL = PROTOCOL.replace("epochs: 1,", "epochs: 4,")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from ._reliability import CIRCUIT, PROTOCOL, write_protocol
 from click.testing import CliRunner
 
 from neurosim.cli import main
 from neurosim.model import layers as layermod
+
+from ._reliability import CIRCUIT, PROTOCOL, write_protocol
 
 
 def P(old, new):
