@@ -11,6 +11,7 @@ fraction of the float32 matmul peak measured in the same run, and a short
 cProfile summary of the VNN GEVB step.
 
     python benchmarks/epoch_cifar10_conv.py [--batch 128] [--steps 3] [--no-profile]
+        [--cases vnn:gevb,vnn:bp,conv:dfa,conv:bp]
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--cases", default="vnn:gevb,vnn:bp,conv:dfa,conv:bp",
+                    help="comma-separated network:rule pairs (network vnn | conv)")
     args = ap.parse_args(argv)
     B = args.batch
     rng = np.random.default_rng(0)
@@ -109,7 +112,7 @@ def main(argv=None):
     print(f"batch {B}, {args.steps} timed steps after one warm-up step")
     print(f"{'network':<28}{'rule':<6}{'img/s':>8}{'epoch (min)':>13}{'GFLOP/step':>12}"
           f"{'GFLOP/s':>9}{'of peak':>9}")
-    cases = [(True, "gevb"), (True, "bp"), (False, "dfa"), (False, "bp")]
+    cases = [(c.split(":")[0] == "vnn", c.split(":")[1]) for c in args.cases.split(",")]
     for vec, rname in cases:
         net, rule, opt = build(vec, rname)
         run_steps(net, rule, opt, x, y, 1)
