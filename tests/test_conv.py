@@ -128,6 +128,13 @@ ARCHS = {
         {"type": "avg_pool2d", "size": 2},
         {"type": "dense", "units": 4},
     ]),
+    "conv_avg_conv_avg": ((2, 9, 8), [   # the appendix-G pattern; 9 rows: pooling crops
+        {"type": "conv2d", "channels": 4, "kernel": 3, "stride": 1, "padding": 1},
+        {"type": "avg_pool2d", "size": 2},
+        {"type": "conv2d", "channels": 4, "kernel": 3, "stride": 1, "padding": 1},
+        {"type": "avg_pool2d", "size": 2},
+        {"type": "dense", "units": 5},
+    ]),
 }
 
 
@@ -172,10 +179,14 @@ def test_bp_equals_finite_differences(arch, vectorized):
 def test_pool_and_flatten_vjp_are_transposes(rng):
     """<vjp(g), a> == <g, forward(a)> for the linear no-weight layers."""
     for L in (convmod.AvgPool2d((3, 5, 6), 2, size=2), convmod.Flatten((3, 5, 6), 2)):
-        a = rng.standard_normal((2, 2, 3, 5, 6))
-        h = L.forward(a)
-        g = rng.standard_normal(h.shape)
-        np.testing.assert_allclose(np.sum(L.vjp(g) * a), np.sum(g * h), rtol=1e-12)
+        for cl in (False, True):  # C-order and channel-last memory (conv outputs)
+            a = rng.standard_normal((2, 2, 3, 5, 6))
+            h = L.forward(convmod.from_channel_last(np.ascontiguousarray(
+                convmod.to_channel_last(a))) if cl else a)
+            g = rng.standard_normal(h.shape)
+            if cl:
+                g = convmod.from_channel_last(np.ascontiguousarray(convmod.to_channel_last(g)))
+            np.testing.assert_allclose(np.sum(L.vjp(g) * a), np.sum(g * h), rtol=1e-12)
 
 
 def test_fa_feedback_override_goes_through_conv_and_lc(rng):

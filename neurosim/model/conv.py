@@ -551,12 +551,27 @@ class AvgPool2d(_Pool2d):
 
     kind = "avg_pool2d"
 
+    def _pool_cl(self, a):
+        """Pool a channel-last view; the result stays channel-last (a view)."""
+        s, Ho, Wo = self.s, self.Ho, self.Wo
+        c = to_channel_last(a[..., : Ho * s, : Wo * s])          # free for channel-last memory
+        c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))
+        return from_channel_last(c.mean(axis=(-4, -2)))
+
     def forward(self, a):
+        if a.ndim >= 3 and a.strides[-3] < a.strides[-1]:       # channel-last memory (conv output)
+            return self._pool_cl(a)
         return self._blocks(a).mean(axis=(-3, -1))
 
     def vjp(self, g, W=None):
         xp = array_module(g)
         s = self.s
+        if g.ndim >= 3 and g.strides[-3] < g.strides[-1] and g.shape[-3] > 1:
+            c = _cl_view(g) / (s * s)                             # (..., Ho, Wo, C)
+            full = c.shape[:-3] + (self.Ho, s, self.Wo, s, c.shape[-1])
+            e = xp.broadcast_to(c[..., :, None, :, None, :], full)
+            e = e.reshape(c.shape[:-3] + (self.Ho * s, self.Wo * s, c.shape[-1]))
+            return self._uncrop(from_channel_last(e))
         e = xp.broadcast_to((g / (s * s))[..., :, None, :, None], g.shape[:-2] + (self.Ho, s, self.Wo, s))
         return self._uncrop(e.reshape(g.shape[:-2] + (self.Ho * s, self.Wo * s)))
 
