@@ -554,8 +554,8 @@ class AvgPool2d(_Pool2d):
     def _pool_cl(self, a):
         """Pool a channel-last view; the result stays channel-last (a view)."""
         s, Ho, Wo = self.s, self.Ho, self.Wo
-        c = to_channel_last(a[..., : Ho * s, : Wo * s])          # free for channel-last memory
-        c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))
+        c = _cl_view(a[..., : Ho * s, : Wo * s])                  # (..., H, W, C) view
+        c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))  # splitting axes: a view
         return from_channel_last(c.mean(axis=(-4, -2)))
 
     def forward(self, a):
