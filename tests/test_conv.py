@@ -128,6 +128,13 @@ ARCHS = {
         {"type": "avg_pool2d", "size": 2},
         {"type": "dense", "units": 4},
     ]),
+    "conv_avg_conv_avg": ((2, 9, 8), [   # the appendix-G pattern; 9 rows: pooling crops
+        {"type": "conv2d", "channels": 4, "kernel": 3, "stride": 1, "padding": 1},
+        {"type": "avg_pool2d", "size": 2},
+        {"type": "conv2d", "channels": 4, "kernel": 3, "stride": 1, "padding": 1},
+        {"type": "avg_pool2d", "size": 2},
+        {"type": "dense", "units": 5},
+    ]),
 }
 
 
@@ -172,10 +179,14 @@ def test_bp_equals_finite_differences(arch, vectorized):
 def test_pool_and_flatten_vjp_are_transposes(rng):
     """<vjp(g), a> == <g, forward(a)> for the linear no-weight layers."""
     for L in (convmod.AvgPool2d((3, 5, 6), 2, size=2), convmod.Flatten((3, 5, 6), 2)):
-        a = rng.standard_normal((2, 2, 3, 5, 6))
-        h = L.forward(a)
-        g = rng.standard_normal(h.shape)
-        np.testing.assert_allclose(np.sum(L.vjp(g) * a), np.sum(g * h), rtol=1e-12)
+        for cl in (False, True):  # C-order and channel-last memory (conv outputs)
+            a = rng.standard_normal((2, 2, 3, 5, 6))
+            h = L.forward(convmod.from_channel_last(np.ascontiguousarray(
+                convmod.to_channel_last(a))) if cl else a)
+            g = rng.standard_normal(h.shape)
+            if cl:
+                g = convmod.from_channel_last(np.ascontiguousarray(convmod.to_channel_last(g)))
+            np.testing.assert_allclose(np.sum(L.vjp(g) * a), np.sum(g * h), rtol=1e-12)
 
 
 def test_fa_feedback_override_goes_through_conv_and_lc(rng):
@@ -329,3 +340,19 @@ def test_fa_and_bp_rules_run_through_pools():
     g_bp = build_rule("bp", net, net.backend).step(net, x, y, cross_entropy).grads
     for k in g_bp:
         np.testing.assert_allclose(g_fa[k], g_bp[k], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("scheme", ["he", "on_off"])
+def test_first_layer_init_scale_matches_published_code(scheme):
+    """Published code: first vectorized layer drawn on the K-fold expanded input
+    (fan-in K·C·kh·kw), times √K → per-component std 1/√(C·kh·kw); hidden He
+    layers std √(2/fan_in)."""
+    rng = np.random.default_rng(0)
+    F = convmod.Conv2d((3, 8, 8), 10, first=True, channels=64, kernel=5, padding=2)
+    F.initialize(rng, scheme, "first")
+    assert F.params["W"].std() == pytest.approx(1 / np.sqrt(3 * 25), rel=0.05)
+    if scheme == "on_off":
+        np.testing.assert_array_equal(F.params["W"][:, 0::2], -F.params["W"][:, 1::2])
+    H = convmod.LocallyConnected2d((16, 6, 6), 1, channels=16, kernel=3, padding=1)
+    H.initialize(rng, "he", "hidden")
+    assert H.params["W"].std() == pytest.approx(np.sqrt(2 / (16 * 9)), rel=0.05)

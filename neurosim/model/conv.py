@@ -132,6 +132,12 @@ def to_channel_last(a):
     return xp.ascontiguousarray(a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)))
 
 
+def _cl_view(a):
+    """(…, C, H, W) -> (…, H, W, C) view (no copy)."""
+    n = a.ndim
+    return a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3))
+
+
 def from_channel_last(a):
     """(…, H, W, C) -> (…, C, H, W) view."""
     n = a.ndim
@@ -139,9 +145,12 @@ def from_channel_last(a):
 
 
 def _pad_cl(geo: Geometry, x):
-    if not (geo.ph or geo.pw):
-        return x
+    """Zero-padded contiguous copy of a channel-last x (N, H, W, C) of any
+    strides (a (…, C, H, W) view's transpose): layout change and padding in
+    one pass."""
     xp = array_module(x)
+    if not (geo.ph or geo.pw):
+        return xp.ascontiguousarray(x)
     N = x.shape[0]
     out = xp.zeros((N, geo.H + 2 * geo.ph, geo.W + 2 * geo.pw, geo.C), dtype=x.dtype)
     out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W] = x
@@ -393,7 +402,7 @@ class Conv2d(_Local2d):
     def forward(self, a):
         W, b = self.params["W"], self.params["b"]
         B, g = a.shape[0], self.geo
-        x = to_channel_last(a)
+        x = _cl_view(a)                                           # padded copy made once below
         if self.first:
             out = conv_forward(g, x, self._Wm(W))                 # (B, Ho, Wo, K·C_out)
             h = out.reshape(B, g.Ho, g.Wo, self.K, self.C_out).transpose(0, 3, 4, 1, 2)
@@ -423,10 +432,10 @@ class Conv2d(_Local2d):
             xp = array_module(g)
             gc = xp.ascontiguousarray(g.transpose(0, 3, 4, 1, 2))  # (B, Ho, Wo, K, C_out)
             gc = gc.reshape(B, geo.Ho, geo.Wo, K * self.C_out)
-            dWm = conv_weight_grad(geo, to_channel_last(a), gc)
+            dWm = conv_weight_grad(geo, _cl_view(a), gc)
         else:
             gc = to_channel_last(g)                               # (B, K, Ho, Wo, C_out)
-            x = to_channel_last(a)
+            x = _cl_view(a)
             dWm = conv_weight_grad(geo, x.reshape((B * K,) + x.shape[2:]),
                                    gc.reshape(B * K, geo.Ho, geo.Wo, self.C_out))
         return {"W": self._unW(dWm), "b": g.sum(axis=(0, 3, 4))[..., None, None]}
@@ -441,7 +450,7 @@ class Conv2d(_Local2d):
         Gc = to_channel_last(G.reshape((B,) + self.unit_shape))   # (B, Ho, Wo, C_out)
         db = (e.T @ Gc.sum(axis=(1, 2)))[..., None, None]
         if self.first:
-            xpad = _pad_cl(geo, to_channel_last(a))
+            xpad = _pad_cl(geo, _cl_view(a))
             Q = xp.empty((B, self.C_out, geo.CKK), dtype=a.dtype)
             for sl in geo.blocks(B, geo.P * geo.CKK):
                 n = sl.stop - sl.start
@@ -450,8 +459,12 @@ class Conv2d(_Local2d):
             dWm = (e.T @ Q.reshape(B, -1)).reshape(self.K * self.C_out, geo.CKK)
         else:
             K = a.shape[1]
-            ac = to_channel_last(a)                               # (B, K, H, W, C)
-            P = xp.matmul(e[:, None, :], ac.reshape(B, K, -1)).reshape((B,) + ac.shape[2:])
+            if a.flags.c_contiguous:                              # (B, K, C, H, W) memory
+                P = xp.matmul(e[:, None, :], a.reshape(B, K, -1)).reshape((B,) + self.in_shape)
+                P = _cl_view(P)
+            else:                                                 # channel-last memory
+                ac = to_channel_last(a)
+                P = xp.matmul(e[:, None, :], ac.reshape(B, K, -1)).reshape((B,) + ac.shape[2:])
             dWm = conv_weight_grad(geo, P, Gc)
         return {"W": self._unW(dWm), "b": db}
 
@@ -538,12 +551,27 @@ class AvgPool2d(_Pool2d):
 
     kind = "avg_pool2d"
 
+    def _pool_cl(self, a):
+        """Pool a channel-last view; the result stays channel-last (a view)."""
+        s, Ho, Wo = self.s, self.Ho, self.Wo
+        c = _cl_view(a[..., : Ho * s, : Wo * s])                  # (..., H, W, C) view
+        c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))  # splitting axes: a view
+        return from_channel_last(c.mean(axis=(-4, -2)))
+
     def forward(self, a):
+        if a.ndim >= 3 and a.strides[-3] < a.strides[-1]:       # channel-last memory (conv output)
+            return self._pool_cl(a)
         return self._blocks(a).mean(axis=(-3, -1))
 
     def vjp(self, g, W=None):
         xp = array_module(g)
         s = self.s
+        if g.ndim >= 3 and g.strides[-3] < g.strides[-1] and g.shape[-3] > 1:
+            c = _cl_view(g) / (s * s)                             # (..., Ho, Wo, C)
+            full = c.shape[:-3] + (self.Ho, s, self.Wo, s, c.shape[-1])
+            e = xp.broadcast_to(c[..., :, None, :, None, :], full)
+            e = e.reshape(c.shape[:-3] + (self.Ho * s, self.Wo * s, c.shape[-1]))
+            return self._uncrop(from_channel_last(e))
         e = xp.broadcast_to((g / (s * s))[..., :, None, :, None], g.shape[:-2] + (self.Ho, s, self.Wo, s))
         return self._uncrop(e.reshape(g.shape[:-2] + (self.Ho * s, self.Wo * s)))
 
