@@ -26,8 +26,14 @@ def _realization_observers(run):
     return run.realization.observers(run)
 
 
+def _feedback_observers(run):
+    from .feedback_metrics import factory
+
+    return factory(run)
+
+
 #: factories called once per run; each returns an Observer, a list of them, or None
-FACTORIES = [_realization_observers]
+FACTORIES = [_realization_observers, _feedback_observers]
 
 
 def build_observers(run) -> list:

@@ -33,7 +33,10 @@ CIRCUIT = Section({
     "init": Field(str, default="on_off", choices=("on_off", "he")),
     "nonlinearity": Field(str, default="gate"),
     "gating": Field(str, default="paired", choices=("paired", "random", "first_bin")),
-    "output": Section({"nonlinearity": Field(str, default="identity")}),
+    "output": Section({"nonlinearity": Field(str, default="identity"),
+                       "units": Field(int, default=None, nullable=True, min=1,
+                                      doc="readout units of a conventional network "
+                                          "(default: number of classes), e.g. 784 for an autoencoder")}),
     "layers": Field(list, item=Field(dict)),
 })
 
@@ -150,6 +153,9 @@ def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
         validate_layers(c["layers"], _join(key_prefix, "layers"))
         if not c["layers"]:
             raise ConfigError("a circuit needs at least one hidden layer", key=_join(key_prefix, "layers"))
+        if c["vectorized"] and c["output"]["units"] not in (None, 1):
+            raise ConfigError("a vectorized circuit has one vector output unit",
+                              key=_join(key_prefix, "output.units"))
         if c["vectorized"] is False and c["components"] not in (None, 1):
             raise ConfigError("a conventional (vectorized: false) circuit has components 1",
                               key=_join(key_prefix, "components"))
