@@ -87,7 +87,7 @@ def downstream_product(net, i):
         L = net.layers[j]
         if L.kind != "dense" or L.first:
             return None
-        W = L.params["W"] if W is None else W @ L.params["W"]
+        W = L.params["W"] if W is None else L.params["W"] @ W
     return W
 
 
