@@ -184,3 +184,18 @@ def test_rules_train_tiny_task(name, opts):
         opt.step(rule.step(net, x[idx], ds.y_train[idx], losses.mse).grads)
     logits = net.predict(be.asarray(ds.x_test.reshape(len(ds.x_test), -1)))
     assert error_rate(logits, ds.y_test) < 20.0
+
+
+@pytest.mark.parametrize("name", ["np_mnist_fc", "np_mnist_fc_fa", "np_mnist_fc_bp",
+                                  "np_mnist_autoencoder", "dfa_mnist_7x240", "np_cifar10_cnn"])
+def test_protocols_validate(name):
+    from pathlib import Path
+
+    from neurosim.model.layers import LAYERS
+    from neurosim.protocol import load_protocol
+
+    if name == "np_cifar10_cnn" and "conv2d" not in LAYERS:
+        pytest.skip("needs the conv2d / max_pool2d / flatten layer kinds (conv branch)")
+    root = Path(__file__).resolve().parents[1]
+    p = load_protocol(root / "protocols" / f"{name}.yaml")
+    assert p["rule"]["name"] in ("node_perturbation", "fa", "bp", "dfa")
