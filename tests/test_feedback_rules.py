@@ -187,7 +187,8 @@ def test_rules_train_tiny_task(name, opts):
 
 
 @pytest.mark.parametrize("name", ["np_mnist_fc", "np_mnist_fc_fa", "np_mnist_fc_bp",
-                                  "np_mnist_autoencoder", "dfa_mnist_7x240", "np_cifar10_cnn"])
+                                  "np_mnist_autoencoder", "dfa_mnist_7x240", "np_cifar10_cnn",
+                                  "np_mnist_fc_fixed_w"])
 def test_protocols_validate(name):
     from pathlib import Path
 
@@ -199,3 +200,33 @@ def test_protocols_validate(name):
     root = Path(__file__).resolve().parents[1]
     p = load_protocol(root / "protocols" / f"{name}.yaml")
     assert p["rule"]["name"] in ("node_perturbation", "fa", "bp", "dfa")
+
+
+def test_resume_is_exact_with_noise_and_dropout(tmp_path):
+    """Node-perturbation noise (keyed by the rule's checkpointed step counter)
+    and dropout masks (keyed by the step) make a resumed run identical to an
+    uninterrupted one."""
+    from neurosim.model.network import state_dict
+
+    def proto(out, max_steps=None):
+        return validate_protocol({
+            "circuit": {"vectorized": False, "sign": "mixed", "init": "he", "nonlinearity": "tanh",
+                        "layers": [{"type": "dense", "units": 16}, {"type": "dropout", "p": 0.3},
+                                   {"type": "dense", "units": 8}]},
+            "rule": {"name": "node_perturbation", "noise": 0.05, "feedback_lr": 1e-3},
+            "loss": "mse", "data": {"dataset": "synthetic", "train_subset": 128, "test_subset": 64},
+            "optimizer": {"name": "sgd", "lr": 0.05},
+            "training": {"epochs": 3, "batch_size": 32, "eval_every": 3, "max_steps": max_steps},
+            "metrics": {"feedback_every": 0}, "recording": {"out": str(out)}})
+
+    full = Run(proto(tmp_path / "a.zarr"))
+    full.train()
+    Run(proto(tmp_path / "b.zarr", max_steps=6)).train()
+    resumed = Run(proto(tmp_path / "b.zarr"))
+    resumed.train(resume=True)
+    assert resumed.step == full.step == 12
+    a, b = state_dict(full.net), state_dict(resumed.net)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    for k, v in full.rule.state_dict().items():
+        np.testing.assert_array_equal(v, resumed.rule.state_dict()[k])
