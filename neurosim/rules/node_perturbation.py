@@ -224,7 +224,7 @@ class NodePerturbation(Rule):
 
     def load_state_dict(self, state):
         if "t" in state:
-            self.t = int(state["t"])
+            self.t = int(np.asarray(state["t"]).reshape(-1)[0])
         for name, store in (("B", self.feedback), ("S", self.S), ("V", self.V)):
             for i in store:
                 if f"{name}{i}" in state:
