@@ -120,7 +120,11 @@ def feedback_metrics(net, rule, states, e, grads=None) -> dict:
             est = (eo @ D).reshape((Bsz, K) + net.layers[i].unit_shape)
             nxt = i + 1
             if nxt in true:
-                da = net.layers[nxt].vjp(true[nxt])
+                Ln = net.layers[nxt]
+                if getattr(Ln, "vjp_uses_input", False):  # max pooling: route by its input
+                    da = Ln.vjp(true[nxt], a=states[nxt].a_in)
+                else:
+                    da = Ln.vjp(true[nxt])
                 out["fb_signal_angle"][i] = mean_example_angle(est, da)
             P = downstream_product(net, i)
             if P is not None and P.shape == D.shape:

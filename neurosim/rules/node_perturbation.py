@@ -205,8 +205,8 @@ class NodePerturbation(Rule):
         self.t += 1
         logits, states = net.forward(x)
         loss, e = loss_fn(logits, y)
+        sig = self.signals(net, states, e)  # before the perturbed pass (layers may cache)
         lam = self.estimates(net, x, y, loss_fn, states, logits, (self.t,))
-        sig = self.signals(net, states, e)
         grads = {} if net.epoch < self.warmup_epochs else weight_grads(net, states, sig)
         self.update_feedback(net, states, e, sig, lam)
         return StepResult(loss, logits, grads, states, e)
