@@ -61,6 +61,21 @@ def mse(logits, y):
     return loss, diff / B
 
 
+def per_example(loss_fn, logits, y):
+    """Loss of every example (shape (B,)), for rules that need more than the
+    batch mean (node perturbation's reward L̃ − L per example)."""
+    xp = array_module(logits)
+    B, n = logits.shape
+    if loss_fn is mse:
+        target = one_hot(y, n, logits.dtype) if y.ndim == 1 else y
+        d = logits - target
+        return 0.5 * (d * d).sum(axis=1)
+    if loss_fn is cross_entropy:
+        z = logits - logits.max(axis=1, keepdims=True)
+        return xp.log(xp.exp(z).sum(axis=1)) - z[xp.arange(B), y]
+    raise ValueError(f"no per-example form of loss {getattr(loss_fn, '__name__', loss_fn)!r}")
+
+
 LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
 
 

@@ -32,8 +32,14 @@ def _metrics_observers(run):  # credit-assignment metrics (protocol ``metrics:``
     return metrics_factory(run)
 
 
+def _feedback_observers(run):  # feedback-matrix metrics (node perturbation, FA, DFA)
+    from .feedback_metrics import factory
+
+    return factory(run)
+
+
 #: factories called once per run; each returns an Observer, a list of them, or None
-FACTORIES = [_realization_observers, _metrics_observers]
+FACTORIES = [_realization_observers, _metrics_observers, _feedback_observers]
 
 
 def build_observers(run) -> list:

@@ -33,7 +33,10 @@ CIRCUIT = Section({
     "init": Field(str, default="on_off", choices=("on_off", "he")),
     "nonlinearity": Field(str, default="gate"),
     "gating": Field(str, default="paired", choices=("paired", "random", "first_bin")),
-    "output": Section({"nonlinearity": Field(str, default="identity")}),
+    "output": Section({"nonlinearity": Field(str, default="identity"),
+                       "units": Field(int, default=None, nullable=True, min=1,
+                                      doc="readout units of a conventional network "
+                                          "(default: number of classes), e.g. 784 for an autoencoder")}),
     "layers": Field(list, item=Field(dict)),
 })
 
@@ -88,6 +91,9 @@ SCHEMA = Section({
         "examples": Field(int, default=8, min=1, doc="examples for per-example records"),
         "sign_match_weights": Field(int, default=4096, min=0, doc="W entries sampled (0 = all)"),
         "per_example": Field(bool, default=False),
+        "feedback_every": Field(int, default=200, min=0,
+                                doc="feedback-matrix metrics every N steps (0 = off), "
+                                    "see neurosim/feedback_metrics.py"),
     }),
 })
 
@@ -161,6 +167,9 @@ def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
         validate_layers(c["layers"], _join(key_prefix, "layers"))
         if not c["layers"]:
             raise ConfigError("a circuit needs at least one hidden layer", key=_join(key_prefix, "layers"))
+        if c["vectorized"] and c["output"]["units"] not in (None, 1):
+            raise ConfigError("a vectorized circuit has one vector output unit",
+                              key=_join(key_prefix, "output.units"))
         if c["vectorized"] is False and c["components"] not in (None, 1):
             raise ConfigError("a conventional (vectorized: false) circuit has components 1",
                               key=_join(key_prefix, "components"))

@@ -59,7 +59,10 @@ class RunSummary:
 
 
 def error_rate(logits, y) -> float:
-    """Classification error in percent."""
+    """Classification error in percent (NaN for regression targets, e.g. an
+    autoencoder's ``target: input``)."""
+    if getattr(y, "ndim", 1) > 1:
+        return float("nan")
     xp = type(logits).__module__.split(".")[0] == "cupy" and __import__("cupy") or np
     return float((xp.argmax(logits, axis=1) != y).mean()) * 100.0
 
@@ -312,8 +315,10 @@ class Run:
                 perm = self.backend.xp.asarray(perm)
                 while self.batch < n_batches:
                     idx = perm[self.batch * bs : (self.batch + 1) * bs]
+                    self.net.begin_step(self.step + 1, self.epoch)  # training mode (dropout)
                     res = self.realization.step(self.x_train[idx], self.y_train[idx],
                                                 self._before_update if self.observers else None)
+                    self.net.end_step()
                     self.step += 1
                     self.batch += 1
                     self.loss_sum += res.loss

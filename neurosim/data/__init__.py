@@ -3,6 +3,12 @@
 Real images are scaled to [0, 1] and then normalised to [−1, 1] with
 ``(x − 0.5)/0.5`` (SPEC §7).  ``train_subset``/``test_subset`` keep the first
 N examples (tests, smoke runs).
+
+Option ``target: input`` (any dataset) replaces the labels by the flattened
+inputs (autoencoders, MSE); the labels are kept as ``labels_train`` /
+``labels_test`` (e.g. to colour a bottleneck by digit).  Option ``pixels:
+unit`` maps the inputs from [−1, 1] to [0, 1] (``(x + 1)/2``), e.g. for a
+ReLU-output autoencoder whose targets must be nonnegative.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    labels_train: np.ndarray | None = None
+    labels_test: np.ndarray | None = None
 
     @property
     def in_shape(self) -> tuple:
@@ -88,9 +96,22 @@ def load_dataset(name: str, root=None, train_subset=None, test_subset=None, **op
         loader = DATASETS[name]
     except KeyError:
         raise DataError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+    target = options.pop("target", "label")
+    if target not in ("label", "input"):
+        raise DataError(f"data option target must be 'label' or 'input', not {target!r}")
+    pixels = options.pop("pixels", "symmetric")
+    if pixels not in ("symmetric", "unit"):
+        raise DataError(f"data option pixels must be 'symmetric' or 'unit', not {pixels!r}")
     ds = loader(root, **options)
     if train_subset:
         ds.x_train, ds.y_train = ds.x_train[:train_subset], ds.y_train[:train_subset]
     if test_subset:
         ds.x_test, ds.y_test = ds.x_test[:test_subset], ds.y_test[:test_subset]
+    if pixels == "unit":
+        ds.x_train = (ds.x_train + 1) / 2
+        ds.x_test = (ds.x_test + 1) / 2
+    if target == "input":
+        ds.labels_train, ds.labels_test = ds.y_train, ds.y_test
+        ds.y_train = ds.x_train.reshape(ds.x_train.shape[0], -1)
+        ds.y_test = ds.x_test.reshape(ds.x_test.shape[0], -1)
     return ds

@@ -175,3 +175,6 @@ LAYERS = {"dense": Dense}
 def register(kind: str, cls) -> None:
     """Add a layer kind (used by the conv/pool modules)."""
     LAYERS[kind] = cls
+
+
+from . import dropout as _dropout  # noqa: E402,F401  (registers the "dropout" layer kind)

@@ -42,6 +42,11 @@ class Network:
         self.vectorized = vectorized
         self.sign = sign
         self.backend = backend
+        #: training mode (dropout active) and the optimizer step / epoch it is for;
+        #: set by :meth:`begin_step` from the training loop (see ``dropout``)
+        self.training = False
+        self.step = None
+        self.epoch = 0
 
     # ---------------------------------------------------------------
     @property
@@ -78,9 +83,29 @@ class Network:
     def n_params(self) -> int:
         return sum(L.n_params() for L in self.layers)
 
+    def begin_step(self, step: int, epoch: int = 0) -> None:
+        """Enter training mode for optimizer step ``step`` (1-based) of epoch
+        ``epoch`` (0-based): stochastic layers (``dropout``) draw their noise
+        from ``backend.rng("noise", ..., step, layer)``, the same for every
+        forward pass of the step (so a rule's clean and perturbed passes see
+        one mask) and the same after a resume."""
+        self.training, self.step, self.epoch = True, int(step), int(epoch)
+        for i, L in enumerate(self.layers):
+            if hasattr(L, "set_mode"):
+                L.set_mode(True, self.backend, (self.step, i))
+
+    def end_step(self) -> None:
+        """Back to evaluation mode (dropout is the identity)."""
+        self.training = False
+        for L in self.layers:
+            if hasattr(L, "set_mode"):
+                L.set_mode(False)
+
     # ---------------------------------------------------------------
-    def forward(self, x, t=None):
-        """Forward pass; returns (logits, states).  ``t`` overrides gating."""
+    def forward(self, x, t=None, perturb=None):
+        """Forward pass; returns (logits, states).  ``t`` overrides gating.
+        ``perturb`` ({layer index: array}) is added to those layers'
+        activations (node perturbation)."""
         t = self.t if t is None else t
         states = []
         a = x
@@ -90,6 +115,8 @@ class Network:
                 out, d = h, None
             else:
                 out, d = phi(h, t[i])
+            if perturb is not None and i in perturb:
+                out = out + perturb[i]
             states.append(LayerState(a, h, out, d))
             a = out
         return a.reshape(a.shape[0], -1), states
@@ -131,12 +158,12 @@ def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
     K = int(spec.get("components") or n_classes) if vectorized else 1
     if vectorized and K != n_classes:
         raise ValueError(f"a vectorized network needs K = number of classes ({n_classes}), got {K}")
-    n_out = 1 if vectorized else n_classes
+    out_spec = dict(spec.get("output") or {})
+    n_out = out_spec.pop("units", None) or (1 if vectorized else n_classes)
     sign = spec.get("sign", "nonnegative" if vectorized else "mixed")
     scheme = spec.get("init", "on_off" if sign == "nonnegative" else "he")
     hidden_nl = spec.get("nonlinearity", "gate")
     gating_mode = spec.get("gating", "paired")
-    out_spec = dict(spec.get("output") or {})
     rng_init = backend.rng("init")
     rng_gate = backend.rng("gating")
 

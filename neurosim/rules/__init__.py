@@ -8,8 +8,12 @@ from .bp import BP
 from .dfa import DFA
 from .fa import FA
 from .gevb import GEVB
+from .ifa import IFA
+from .node_perturbation import NodePerturbation
+from .sign_symmetry import SignSymmetry
 
 RULES: dict[str, type[Rule]] = {"bp": BP, "fa": FA, "dfa": DFA, "gevb": GEVB}
+RULES.update({"node_perturbation": NodePerturbation, "ifa": IFA, "sign_symmetry": SignSymmetry})
 
 
 def build_rule(name: str, net, backend, **options) -> Rule:

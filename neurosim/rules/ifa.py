@@ -1,0 +1,67 @@
+"""Indirect feedback alignment (Nøkland 2016; feedback-alignment slides).
+
+The output error reaches the *first* hidden layer through a fixed random
+matrix, and travels *up* from there through the forward weights:
+
+    δa_1 = (B_1 e) ⊙ f'(a_1),        δa_k = (W_k δa_{k−1}) ⊙ f'(a_k)  (k > 1),
+
+and the readout gets its true gradient (δW_L = −e h_{L−1}ᵀ); updates are the
+usual δW_k = −δa_k h_{k−1}ᵀ.  W_k δa_{k−1} is the *linear* part of layer k's
+forward map applied to the signal (``forward(s) − forward(0)``, i.e. without
+the bias); layers without weights in between (flatten, pooling, dropout)
+forward the signal as they forward activations.  B_1 is drawn like DFA's
+matrix (U[−1, 1), or U[0, 1) for nonnegative networks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Rule, output_signal, weight_grads
+from .feedback import feedback_sign, uniform
+
+
+class IFA(Rule):
+    name = "ifa"
+    feedback_kind = "dfa"
+
+    def __init__(self, net, backend, sign: str = "auto"):
+        super().__init__(net, backend)
+        self.backend = backend
+        self.sign = feedback_sign(net, sign)
+        hidden = net.hidden_weight_layers
+        self.feedback = {}
+        if hidden:
+            f = hidden[0]
+            big = uniform(backend.rng("feedback"), (net.n_out, net.layers[f].n_units), self.sign)
+            self.feedback[f] = backend.asarray(big)
+
+    def check(self, net):
+        if len(net.weight_layers) < 2:
+            raise ValueError("ifa needs at least one hidden weight layer")
+
+    def signals(self, net, states, e):
+        xp = self.backend.xp
+        hidden = net.hidden_weight_layers
+        f = hidden[0]
+        B, K = e.shape[0], net.K
+        eo = e.reshape(B * K, net.n_out)
+        s = (eo @ self.feedback[f]).reshape((B, K) + net.layers[f].unit_shape)
+        if states[f].dphi is not None:
+            s = s * states[f].dphi
+        sig = {f: s}
+        for j in range(f + 1, hidden[-1] + 1):
+            L = net.layers[j]
+            s = L.forward(s) - L.forward(xp.zeros_like(s)) if L.has_weights else L.forward(s)
+            if states[j].dphi is not None:
+                s = s * states[j].dphi
+            if L.has_weights:
+                sig[j] = s
+        sig[net.readout] = output_signal(net, states, e)
+        return sig
+
+    def gradients(self, net, states, e):
+        return weight_grads(net, states, self.signals(net, states, e))
+
+    def state_dict(self):
+        return {f"B{i}": np.asarray(self.backend.to_host(B)) for i, B in self.feedback.items()}

@@ -1,0 +1,36 @@
+"""Sign symmetry (Liao, Leibo & Poggio 2016; Xiao et al. 2018).
+
+BP's backward pass with feedback sign(W^ℓ) (times ``scale``) in place of
+W^ℓ — in the paper's notation B = sign(Wᵀ), the transpose being taken by the
+backward pass itself.  The feedback follows the forward weights' signs
+every step but never their magnitudes.  It is FA (eq. 4) with
+F^ℓ = scale · sign(W^ℓ).
+"""
+
+from __future__ import annotations
+
+from .base import Rule, backward, weight_grads
+
+
+class SignSymmetry(Rule):
+    name = "sign_symmetry"
+    feedback_kind = "fa"
+
+    def __init__(self, net, backend, scale: float = 1.0):
+        super().__init__(net, backend)
+        if not float(scale) > 0:
+            raise ValueError(f"rule.scale must be > 0, got {scale}")
+        self.scale = float(scale)
+        self.net = net
+
+    @property
+    def feedback(self) -> dict:
+        xp = self.net.backend.xp
+        return {i: self.scale * xp.sign(self.net.layers[i].params["W"])
+                for i in self.net.weight_layers[1:]}
+
+    def signals(self, net, states, e):
+        return backward(net, states, e, self.feedback)
+
+    def gradients(self, net, states, e):
+        return weight_grads(net, states, self.signals(net, states, e))
