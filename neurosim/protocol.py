@@ -256,8 +256,8 @@ def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> None:
     if vectorized and K != n_classes:
         raise err(f"a vectorized network needs as many components as the dataset has classes "
                   f"({n_classes}), got {K}", "components")
-    n_out = 1 if vectorized else n_classes
     out_spec = {k: v for k, v in (circuit.get("output") or {}).items() if k != "nonlinearity"}
+    n_out = out_spec.pop("units", None) or (1 if vectorized else n_classes)
     specs = [(f"layers[{i}]", ls) for i, ls in enumerate(circuit["layers"])]
     specs.append(("output", dict(type="dense", units=n_out, **out_spec)))
     shape, first = tuple(in_shape), True
@@ -334,7 +334,11 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
         ds = p["data"]["dataset"]
         if ds not in DATASETS:
             raise ConfigError(f"unknown dataset {ds!r}{suggest(ds, list(DATASETS))}", key="data.dataset")
-        check_options(DATASETS[ds], p["data"]["options"] or {}, "data.options", skip=("root",))
+        dopts = dict(p["data"]["options"] or {})
+        for name, allowed in (("target", ("label", "input")), ("pixels", ("symmetric", "unit"))):
+            if name in dopts and dopts.pop(name) not in allowed:  # generic options of load_dataset
+                raise ConfigError(f"must be one of {list(allowed)}", key=f"data.options.{name}")
+        check_options(DATASETS[ds], dopts, "data.options", skip=("root",))
         from .data import describe
 
         shape_info = describe(ds, p["data"]["options"])

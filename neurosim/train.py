@@ -287,9 +287,16 @@ class Run:
         old = {s: signal.signal(s, self._on_signal) for s in sigs}
         try:
             if resume and self.recorder.exists:
-                check_resumable(self.protocol, self.recorder)
+                extended = check_resumable(self.protocol, self.recorder)
                 if self.restore():
-                    self.recorder.set_attrs(status="running")
+                    attrs = {"status": "running"}
+                    if extended:  # a longer schedule: record it, and lift a max_steps stop
+                        attrs.update(protocol=json.dumps(self.protocol),
+                                     extended=", ".join(extended))
+                        mx = tr["max_steps"]
+                        if str(self.stopped).startswith("max_steps") and (not mx or mx > self.step):
+                            self.stopped = None
+                    self.recorder.set_attrs(**attrs)
                 else:  # killed before its first checkpoint: nothing to keep
                     shutil.rmtree(self.recorder.path)
                     self.recorder.create(self.attrs())
@@ -394,8 +401,16 @@ def protocol_differences(a, b, prefix="") -> list:
     return [] if a == b else [prefix or "(protocol)"]
 
 
-def check_resumable(protocol: dict, recorder) -> None:
-    """Refuse to resume a store made by a different protocol (StoreError)."""
+#: keys a resume may change: training can be extended (more epochs or steps)
+RESUME_EXTENDS = ("training.epochs", "training.max_steps")
+
+
+def check_resumable(protocol: dict, recorder) -> list:
+    """Refuse to resume a store made by a different protocol (StoreError).
+
+    Only the length of training (:data:`RESUME_EXTENDS`) may differ; the keys
+    that do are returned (the run then continues to the new length and the
+    store's ``protocol`` attr is updated)."""
     from .recording import _jsonable
 
     attrs = recorder.attrs
@@ -405,6 +420,8 @@ def check_resumable(protocol: dict, recorder) -> None:
                          f"cannot resume it")
     old, new = json.loads(stored), _jsonable(protocol)
     diff = protocol_differences(old, new)
+    extended = [k for k in diff if k in RESUME_EXTENDS]
+    diff = [k for k in diff if k not in RESUME_EXTENDS]
     if diff:
         def show(d, key):
             for part in key.split("."):
@@ -418,6 +435,7 @@ def check_resumable(protocol: dict, recorder) -> None:
         raise StoreError(f"cannot resume {recorder.path}: it was made by a different protocol "
                          f"({lines}{more}). Resume with the same protocol, or write a new store "
                          f"(--out) or replace it (--overwrite).")
+    return extended
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,

@@ -100,6 +100,16 @@ def test_nonnegative_clamp_after_step(rng):
     assert any((net.layers[i].params["b"] < 0).any() for i in net.weight_layers)  # biases free
 
 
+@pytest.mark.parametrize("scheme", ["he", "on_off"])
+def test_first_layer_std_per_component(scheme):
+    """Published code: std √K/√(K·n0) = 1/√n0 per component (expanded input, ×√K)."""
+    spec = {"vectorized": True, "init": scheme, "sign": "nonnegative" if scheme == "on_off" else "mixed",
+            "layers": [{"type": "dense", "units": 400}]}
+    net = build_network(spec, Backend("cpu", "float64", 1), (1, 20, 20), 10)
+    W = net.layers[0].params["W"]
+    assert abs(W.std() - 1 / 20) < 0.02 / 20
+
+
 def test_same_seed_same_network():
     spec = {"vectorized": True, "layers": [{"type": "dense", "units": 6}]}
     a = build_network(spec, Backend("cpu", "float64", 7), (4,), 3)

@@ -6,7 +6,9 @@ Scales follow the paper's published code (SPEC §7):
 * ON/OFF: first-layer rows in pairs (W̃, −W̃) with W̃ ~ N(0, 1/fan_in); hidden
   layers ``[[W̃]+, [−W̃]+; [−W̃]+, [W̃]+]`` with W̃ ~ N(0, 4/fan_in) (He for the
   half-width network); the output ``[[W̃]+, [−W̃]+]``;
-* vectorized networks multiply the first-layer scale by √K.
+* vectorized networks multiply the first-layer scale by √K, where the
+  first layer's fan-in is that of the K-fold expanded input of appendix B
+  (K·n_in): per component the std is 1/√n_in, as in a conventional network.
 
 Pairs are interleaved (unit 2i is ON, unit 2i+1 its OFF partner), matching
 the interleaved gating vectors of :mod:`neurosim.model.gating`.  With these

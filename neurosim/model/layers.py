@@ -107,7 +107,11 @@ class Dense(Layer):
         import numpy as np
 
         wshape = self.params["W"]
-        std = initmod.scale(role, scheme, self.fan_in, self.K if self.first else 1)
+        # as in the published code, the first vectorized layer is scaled on the
+        # K-fold expanded input (appendix B: fan-in K·n_in) times √K, i.e. per
+        # component std 1/√n_in
+        fan = self.fan_in * (self.K if self.first else 1)
+        std = initmod.scale(role, scheme, fan, self.K if self.first else 1)
         if scheme == "he":
             W = initmod.he_init(rng, wshape, std)
         else:
