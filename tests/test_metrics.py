@@ -97,7 +97,8 @@ def test_gevb_last_hidden_angle_is_atan_of_readout_cv(be64):
     assert m["predicted_angle"][1] == pytest.approx(expect, rel=1e-9)
     assert eq15_prediction(net)[1] == pytest.approx(w.std() / w.mean(), rel=1e-12)
     # the readout is exact for every rule
-    assert m["alignment_angle"][-1] == 0.0 and m["update_angle"][-1] == pytest.approx(0, abs=1e-5)  # arccos near 1: ~1e-6° of rounding
+    # (arccos near 1 turns float64 rounding into ~1e-6 degrees)
+    assert m["alignment_angle"][-1] == 0.0 and m["update_angle"][-1] == pytest.approx(0, abs=1e-5)
 
 
 def test_dfa_angle_zero_with_true_jacobian_as_feedback(be64):
