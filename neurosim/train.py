@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -237,7 +238,9 @@ class Run:
         if self.recorder.records("epoch") == 0 and self.step == 0:
             self.record(self.evaluate())
             self.checkpoint()
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # signal handlers can only be installed from the main thread (not in a dask worker task)
+        main = threading.current_thread() is threading.main_thread()
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         stopped = "epochs"
         n = self.x_train.shape[0]
         bs = tr["batch_size"]
