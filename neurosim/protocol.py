@@ -70,6 +70,8 @@ SCHEMA = Section({
         "early_stop": Field(bool, default=True),
         "max_steps": Field(int, default=None, nullable=True, min=1),
         "eval_batch_size": Field(int, default=2000, min=1),
+        "eval_train_subset": Field(int, default=None, nullable=True, min=1,
+                                   doc="training examples used to measure train error (default all)"),
         "shuffle": Field(bool, default=True),
     }),
     "recording": Section({

@@ -137,9 +137,9 @@ class Recorder:
             del root[slot]
         grp = root.create_group(slot)
         for name, arr in state.items():
-            arr = np.ascontiguousarray(arr)
-            a = grp.create_array(name, shape=arr.shape, dtype=arr.dtype,
-                                 chunks=arr.shape if arr.ndim else None)
+            arr = np.asarray(arr, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+            kw = {"chunks": arr.shape} if arr.ndim else {}
+            a = grp.create_array(name, shape=arr.shape, dtype=arr.dtype, **kw)
             a[...] = arr
         grp.attrs.update(_jsonable(info))
         records = {d: self.records(d) for d in sorted(self.append_dims())}

@@ -154,9 +154,12 @@ class Run:
 
     # ------------------------------------------------------------------
     def evaluate(self) -> dict:
-        bs = self.protocol["training"]["eval_batch_size"]
+        tr = self.protocol["training"]
+        bs = tr["eval_batch_size"]
+        n = tr["eval_train_subset"] or self.x_train.shape[0]
         out = {}
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+        for split, x, y in (("train", self.x_train[:n], self.y_train[:n]),
+                            ("test", self.x_test, self.y_test)):
             logits = self.realization.predict(x, bs)
             loss, _ = self.loss_fn(logits, y)
             out[f"{split}_error"] = error_rate(logits, y)
