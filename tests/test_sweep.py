@@ -196,7 +196,7 @@ def client():
     mp = pytest.MonkeyPatch()
     mp.setenv("NEUROSIM_NUMBA", "0")  # numba's workqueue layer is not thread-safe; workers are threads here
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -215,13 +215,13 @@ def _store_state(path: Path) -> dict:
 def test_two_worker_cluster_runs_sweep_records_failure_and_skips_finished(client, tmp_path):
     raw = tiny({"cases": [{"optimizer.lr": 1e-3}, {"optimizer.lr": 3e-4},
                           {"data.options.bogus": 1}]},  # valid protocol, fails when the data loads
-               seeds=[0, 1])
+               seeds=[0])
     sw = expand(raw)
     out = tmp_path / "sw.zarr"
     lines = []
     res = execute(sw, out, client, echo=lines.append, heartbeat=1.0)
     assert sorted(res.finished) == sorted(r.name for r in sw.runs if "bogus" not in r.name)
-    assert sorted(res.failed) == ["bogus=1,seed=0", "bogus=1,seed=1"]
+    assert sorted(res.failed) == ["bogus=1,seed=0"]
     assert not res.skipped
     # the sweep store: root attrs, listing with status and error, run stores as child groups
     assert is_sweep_store(out)
@@ -231,7 +231,7 @@ def test_two_worker_cluster_runs_sweep_records_failure_and_skips_finished(client
     assert set(runs) == {r.name for r in sw.runs}
     assert runs["bogus=1,seed=0"]["status"] == "failed"
     assert "bogus" in runs["bogus=1,seed=0"]["error"]
-    ok = "lr=0.001,seed=1"
+    ok = "lr=0.0003,seed=0"
     assert runs[ok]["status"] == "finished" and runs[ok]["store"] == f"runs/{ok}"
     child = zarr.open_group(str(out), mode="r", use_consolidated=False)["runs"][ok]
     assert child.attrs["status"] == "finished"
@@ -239,7 +239,7 @@ def test_two_worker_cluster_runs_sweep_records_failure_and_skips_finished(client
     ds = xr.open_zarr(str(out / "runs" / ok))
     assert ds.attrs["status"] == "finished" and ds.sizes["epoch"] == 3
     assert abs(float(ds["test_error"][-1]) - runs[ok]["test_error"]) < 1e-9
-    assert json.loads(ds.attrs["protocol"])["seed"] == 1
+    assert json.loads(ds.attrs["protocol"])["optimizer"]["lr"] == 3e-4
     assert any("ETA" in ln for ln in lines)
 
     # second invocation: finished runs untouched, failed runs retried (and still failing)

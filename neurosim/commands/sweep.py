@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import click
 
 from ..schema import ConfigError
-from .common import fail
+from .common import EXIT_INTERRUPTED, fail
 
 EXIT_RUNS_FAILED = 1
 
@@ -56,11 +57,20 @@ def sweep(protocol, scheduler, workers, max_epochs, only, device, out, sets, lis
     if out is None:
         rec_out = (sw.raw.get("recording") or {}).get("out")
         out = rec_out or os.path.join("runs", f"{sw.name}.zarr")
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _term)
     try:
         res = run_sweep(sw, out, scheduler=scheduler, workers=workers, device=device,
                         echo=click.echo, heartbeat=heartbeat)
     except StoreError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted; finished runs are kept and unfinished ones resume from their last checkpoint "
+             f"when the same command is run again ({out})", EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     click.echo(f"[sweep] {len(res.finished)} finished, {len(res.skipped)} skipped (already finished), "
                f"{len(res.failed)} failed in {res.seconds:.1f} s -> {res.store}")
     if res.failed:

@@ -1,0 +1,1 @@
+"""Analysis of recorded stores: reports, tables, figures (reads stores only)."""
