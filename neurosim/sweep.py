@@ -449,9 +449,14 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
         log({"event": "start", "run": name, "worker": worker})
         epochs = protocol["training"]["epochs"]
 
-        def progress(epoch, batch, n_batches, loss):
-            if batch == n_batches:
-                log({"event": "epoch", "run": name, "epoch": epoch, "epochs": epochs})
+        last = [time.time()]
+
+        def progress(epoch, batch, n_batches, loss):  # fractional epochs, at most every 20 s
+            now = time.time()
+            if batch == n_batches or now - last[0] > 20.0:
+                last[0] = now
+                log({"event": "epoch", "run": name, "epoch": epoch - 1 + batch / n_batches,
+                     "epochs": epochs})
 
         s = run_protocol(protocol, out=str(path), device=device, resume=True, progress=progress)
         return {"status": "finished", "epochs": s.epochs, "steps": s.steps,
@@ -539,7 +544,7 @@ class Progress:
         if msg.get("event") == "start" and name not in self.finished | self.failed:
             self.running.add(name)
         elif msg.get("event") == "epoch":
-            self.done_epoch[name] = max(self.done_epoch.get(name, 0), int(msg.get("epoch", 0)))
+            self.done_epoch[name] = max(self.done_epoch.get(name, 0), float(msg.get("epoch", 0)))
 
     def complete(self, name: str, ok: bool) -> None:
         self.running.discard(name)
@@ -562,7 +567,7 @@ class Progress:
         eta = self.eta()
         epochs = sum(self.done_epoch.values()), sum(t for _, t in self.todo.values())
         return (f"[sweep] {done}/{self.total} done ({self.skipped} skipped), {len(self.running)} running, "
-                f"{len(self.failed)} failed, {queued} queued | epochs {epochs[0]}/{epochs[1]} | "
+                f"{len(self.failed)} failed, {queued} queued | epochs {epochs[0]:.1f}/{epochs[1]} | "
                 f"elapsed {_hms(time.time() - self.t0)} | ETA "
                 f"{_hms(eta) if eta is not None else '?'}")
 
@@ -680,7 +685,7 @@ def local_cluster(workers: int | None = None, device: str | None = None, process
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env,
                           "distributed.scheduler.worker-saturation": 1.0}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                            dashboard_address=None, silence_logs=40)
+                            dashboard_address=":0", silence_logs=40)
 
 
 def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: int | None = None,
