@@ -608,7 +608,7 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
             listing[r.name] = {**info, "status": "finished"}
             continue
         proto = copy.deepcopy(r.protocol)
-        proto["recording"]["out"] = str(path)
+        proto["recording"]["out"] = str(path.resolve())  # workers may run in another directory
         todo[r.name] = (_committed_epoch(path) if attrs else 0, proto["training"]["epochs"])
         submit.append((r, proto))
         listing[r.name] = {**info, "status": "queued", "error": None}
@@ -623,7 +623,7 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
         token = uuid.uuid4().hex[:8]
         futures = {}
         for r, proto in submit:
-            fut = client.submit(run_one, proto, str(store.run_path(r.name)), device, topic,
+            fut = client.submit(run_one, proto, proto["recording"]["out"], device, topic,
                                 key=f"neurosim-run-{r.name}-{token}", pure=False)
             futures[fut] = r.name
         ac = as_completed(list(futures))
