@@ -249,6 +249,31 @@ def test_two_worker_cluster_runs_sweep_records_failure_and_skips_finished(client
     assert sorted(res2.failed) == sorted(res.failed)
     assert {n: _store_state(out / "runs" / n) for n in res.finished} == before
     assert SweepStore(out).runs()[ok]["status"] == "finished"
+    # nothing left to run: no cluster is started at all
+    import neurosim.sweep as sweepmod
+
+    def no_cluster(*a, **k):
+        raise AssertionError("a cluster was started")
+
+    done = expand(raw, only=[r for r in res.finished])
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sweepmod, "local_cluster", no_cluster)
+    try:
+        res3 = sweepmod.run_sweep(done, out, echo=lambda s: None)
+    finally:
+        mp.undo()
+    assert sorted(res3.skipped) == sorted(res.finished) and res3.ok
+
+
+def test_local_cluster_has_single_threaded_workers():
+    from neurosim.sweep import local_cluster
+
+    cluster = local_cluster(workers=2, processes=False)
+    try:
+        assert len(cluster.workers) == 2
+        assert all(w.state.nthreads == 1 for w in cluster.workers.values())
+    finally:
+        cluster.close()
 
 
 def test_unfinished_runs_resume_from_their_checkpoints(client, tmp_path):
@@ -274,12 +299,12 @@ def test_unfinished_runs_resume_from_their_checkpoints(client, tmp_path):
         assert now["epochs"] == [0.0, 1.0, 2.0] and now["status"] == "finished"
         assert json.loads(xr.open_zarr(str(path)).attrs["protocol"])["training"]["epochs"] == 2
     # the continued run equals an uninterrupted 2-epoch run (exact resume)
-    fresh = execute(full, tmp_path / "fresh.zarr", client, echo=lambda s: None)
-    assert len(fresh.finished) == 2
-    for r in full.runs:
-        x = xr.open_zarr(str(out / "runs" / r.name))["test_loss"].values
-        y = xr.open_zarr(str(tmp_path / "fresh.zarr" / "runs" / r.name))["test_loss"].values
-        assert (x == y).all()
+    r = full.runs[1]
+    fresh = execute(full, tmp_path / "fresh.zarr", client, runs=[r], echo=lambda s: None)
+    assert fresh.finished == [r.name]
+    x = xr.open_zarr(str(out / "runs" / r.name))["test_loss"].values
+    y = xr.open_zarr(str(tmp_path / "fresh.zarr" / "runs" / r.name))["test_loss"].values
+    assert len(x) == 3 and (x == y).all()
 
 
 def test_sweep_command_lists_and_rejects_bad_input(tmp_path):
