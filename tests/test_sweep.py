@@ -320,6 +320,8 @@ def test_sweep_command_lists_and_rejects_bad_input(tmp_path):
     assert r.output.split() == ["lr=0.001,seed=0", "lr=0.0003,seed=0", "lr=0.001,seed=1", "lr=0.0003,seed=1"]
     r = CliRunner().invoke(main, ["sweep", str(f), "--list", "--only", "seed=1"])
     assert r.output.split() == ["lr=0.001,seed=1", "lr=0.0003,seed=1"]
+    r = CliRunner().invoke(main, ["run", str(f)])
+    assert r.exit_code == 2 and "neurosim sweep" in r.output
     r = CliRunner().invoke(main, ["sweep", str(f), "--list", "--only", "nomatch"])
     assert r.exit_code == 2 and "matches none" in r.output
     raw["sweep"] = {"optimizer.lrr": [1]}
