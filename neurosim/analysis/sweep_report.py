@@ -163,6 +163,7 @@ def summarize(runs: list[dict]) -> list[dict]:
             "final_epoch_mean": _stats([float(r["epoch"][-1]) for r in done])[0],
             "epochs_asked": proto["training"]["epochs"] if proto else None,
             "dataset": proto["data"]["dataset"] if proto else None,
+            "train_subset": proto["data"].get("train_subset") if proto else None,
             "table": pc[0] if pc else None, "row": pc[1] if pc else None,
             "column": COLUMNS[pc[2]] if pc else None,
             "published_test": published[0] if published else None,
@@ -200,12 +201,15 @@ def write_paper_table(cells, table: str, path: Path, sweep_name: str) -> Path:
     by = {(c["row"], c["column"]): c for c in cells if c["table"] == table}
     datasets = sorted({c["dataset"] for c in cells if c["table"] == table})
     asked = sorted({c["epochs_asked"] for c in cells if c["table"] == table and c["epochs_asked"]})
+    subsets = sorted({c["train_subset"] for c in cells if c["table"] == table and c["train_subset"]})
     title = {"mnist": "Table 1 (MNIST)", "cifar10": "Table 2 (CIFAR-10)"}[table]
     lines = [f"# {title}: sweep {sweep_name}", "",
              "Test error % over seeds as mean ± std (mean train error %), at the last checkpoint; "
              "paper values as test (train). **!** = published value outside mean ± 2 std; "
              "n = finished seeds when fewer than 5.", "",
-             f"Datasets: {', '.join(datasets)}; epochs asked: {', '.join(map(str, asked))}"
+             f"Datasets: {', '.join(datasets)}"
+             + (f" (first {', '.join(map(str, subsets))} training examples only)" if subsets else "")
+             + f"; epochs asked: {', '.join(map(str, asked))}"
              + (" (SHORTENED: the paper trains up to 190 epochs)" if asked and max(asked) < 190 else ""),
              "", "| | " + " | ".join(f"{c} (ours) | {c} (paper)" for c in COLUMNS) + " |",
              "|---|" + "---|---|" * len(COLUMNS)]
