@@ -660,9 +660,14 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
                 client.unsubscribe_topic(topic)
             except Exception:
                 pass
-            for fut in futures:
-                if not fut.done():
+            left = {}
+            for fut, name in futures.items():
+                if name not in finished and name not in failed:
                     fut.cancel()
+                    if store.run_attrs(name) is not None:  # started: resumes from its checkpoint
+                        left[name] = {"status": "interrupted"}
+            if left:
+                store.update_runs(left)
     res = SweepResult(str(store.path), len(runs), skipped, finished, failed, time.time() - t0)
     g = store.open("r+")
     g.attrs["last_invocation"] = {"seconds": res.seconds, "finished": len(finished), "failed": len(failed),
