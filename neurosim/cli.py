@@ -19,6 +19,7 @@ COMMANDS = [
     "neurosim.commands.inspect:inspect",
     "neurosim.commands.theory:theory",
     "neurosim.commands.report:report",
+    "neurosim.commands.sweep:sweep",
 ]
 
 

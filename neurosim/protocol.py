@@ -290,6 +290,9 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
 
     proto_dir = path.parent if path else Path.cwd()
     try:
+        for k in ("sweep", "seeds"):  # expanded by neurosim.sweep, which strips them
+            if k in raw:
+                raise ConfigError("a sweep protocol: run it with `neurosim sweep`", key=k)
         p = SCHEMA.validate(raw, "")
         # circuit: file reference (string or {file: ..., overrides}) or inline
         circ = p["circuit"]

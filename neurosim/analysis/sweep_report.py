@@ -1,0 +1,339 @@
+"""Report of a sweep store: the paper's table layout, a per-cell summary, learning curves.
+
+``report_sweep(path, out_dir)`` reads a sweep store written by ``neurosim sweep`` (root attr
+``kind = "sweep"``; run stores under ``runs/<name>``) and writes
+
+* ``cells.csv`` / ``cells.md``: one row per cell (the runs that differ only in seed): number
+  of finished seeds, mean ± std over seeds of the final test error and train error (the last
+  checkpoint: epoch 190 or the early stop, as in the paper), final epochs, the published value
+  and a flag when the published value lies outside mean ± 2 std;
+* ``table_<dataset>.md``: for runs that are cells of the paper's tables 1 (MNIST) and 2
+  (CIFAR-10), the table in the paper's layout — rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC;
+  columns GEVB-or-DFA nonnegative · BP nonnegative · GEVB-or-DFA mixed · BP mixed — with
+  "mean ± std (train mean)" beside the published "test (train)";
+* ``curves_<dataset>_<row>.png`` (paper cells: one figure per table row, its four columns) or
+  ``curves.png`` (other sweeps): test error (solid) and train error (dashed) against epochs,
+  mean over seeds with a ±1 std band.
+
+A run that stopped early keeps its final value for later epochs when seeds are averaged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+ROWS = ["FC-Vec", "FC", "Conv-Vec", "Conv", "LC-Vec", "LC"]
+COLUMNS = ["GEVB/DFA+", "BP+", "GEVB/DFA", "BP"]  # "+" = nonnegative
+
+
+def published_tables() -> dict:
+    """Published test (train) errors in %, Clark, Abbott & Chung (2021) tables 1 and 2.
+
+    ``{"mnist"|"cifar10": {row: [(test, train) per column in COLUMNS order]}}``; train
+    errors below 0.005 are not printed in the paper and are 0.0 here.  The same numbers are in
+    SPEC §7 and in ``neurosim.analysis.paper_tables`` (metrics branch) — kept here behind this
+    function until the two copies are merged into one.
+    """
+    return {
+        "mnist": {
+            "FC-Vec": [(1.87, 0.06), (1.93, 0.05), (2.32, 0.33), (1.84, 0.07)],
+            "FC": [(2.20, 0.30), (1.36, 0.0), (2.09, 0.19), (1.29, 0.0)],
+            "Conv-Vec": [(2.33, 1.03), (1.30, 0.19), (1.83, 0.83), (0.80, 0.0)],
+            "Conv": [(1.56, 0.67), (0.71, 0.0), (1.64, 0.42), (0.65, 0.0)],
+            "LC-Vec": [(1.78, 0.0), (1.64, 0.0), (1.84, 0.05), (1.44, 0.0)],
+            "LC": [(1.98, 0.32), (1.21, 0.0), (1.48, 0.09), (1.07, 0.0)],
+        },
+        "cifar10": {
+            "FC-Vec": [(47.62, 1.25), (47.03, 0.72), (48.86, 2.02), (45.98, 0.78)],
+            "FC": [(48.69, 3.28), (45.42, 0.96), (49.54, 2.88), (45.69, 0.73)],
+            "Conv-Vec": [(33.74, 28.83), (30.85, 16.29), (38.43, 20.59), (30.54, 1.71)],
+            "Conv": [(54.18, 48.43), (32.13, 0.23), (44.07, 17.25), (28.80, 0.15)],
+            "LC-Vec": [(41.08, 0.83), (41.01, 0.34), (40.11, 0.83), (38.77, 0.36)],
+            "LC": [(41.18, 10.62), (35.51, 0.0), (39.41, 2.94), (32.32, 0.0)],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------- reading
+def _arch(circuit: dict) -> str | None:
+    """FC / Conv / LC from the circuit's name or file stem, else from its layer types."""
+    names = [str(circuit.get("name") or ""), Path(str(circuit.get("file") or "")).stem]
+    for n in names:
+        toks = n.lower().replace("-", "_").split("_")
+        for tok, arch in (("lc", "LC"), ("local", "LC"), ("conv", "Conv"), ("fc", "FC")):
+            if tok in toks:
+                return arch
+    kinds = [str(ls.get("type", "")).lower() for ls in circuit.get("layers", [])]
+    if any("local" in k or k in ("lc", "locally_connected") for k in kinds):
+        return "LC"
+    if any("conv" in k for k in kinds):
+        return "Conv"
+    if kinds and all(k == "dense" for k in kinds):
+        return "FC"
+    return None
+
+
+def paper_cell(protocol: dict):
+    """(dataset, row, column) of the paper's tables for a run's protocol, or None."""
+    ds = str(protocol.get("data", {}).get("dataset", ""))
+    table = "cifar10" if ds.startswith("cifar10") else ("mnist" if ds == "mnist" else None)
+    circ = protocol.get("circuit", {})
+    arch = _arch(circ)
+    rule = protocol.get("rule", {}).get("name")
+    vec = bool(circ.get("vectorized", True))
+    nonneg = circ.get("sign") == "nonnegative"
+    if table is None or arch is None:
+        return None
+    if rule == "bp":
+        col = 1 if nonneg else 3
+    elif (rule == "gevb" and vec) or (rule == "dfa" and not vec):
+        col = 0 if nonneg else 2
+    else:
+        return None
+    return table, arch + ("-Vec" if vec else ""), col
+
+
+def collect(path) -> list[dict]:
+    """One dict per run listed in the sweep store (finished or not)."""
+    import warnings
+
+    import xarray as xr
+    import zarr
+
+    root = Path(path)
+    g = zarr.open_group(str(root), mode="r", use_consolidated=False)
+    if g.attrs.get("kind") != "sweep":
+        raise ValueError(f"{root} is not a sweep store (root attr kind={g.attrs.get('kind')!r})")
+    out = []
+    for name, info in dict(g.attrs.get("runs", {})).items():
+        rec = {"name": name, "cell": info.get("cell", name), "seed": info.get("seed"),
+               "status": info.get("status"), "error": info.get("error"), "protocol": None,
+               "epoch": None, "test_error": None, "train_error": None}
+        rpath = root / info.get("store", f"runs/{name}")
+        if (rpath / "zarr.json").exists():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = xr.open_zarr(str(rpath))
+            rec["status"] = ds.attrs.get("status", rec["status"])
+            try:
+                rec["protocol"] = json.loads(ds.attrs.get("protocol", "null"))
+            except ValueError:
+                pass
+            if "epoch" in ds.dims and ds.sizes["epoch"]:
+                rec["epoch"] = np.asarray(ds["epoch"].values, float)
+                rec["test_error"] = np.asarray(ds["test_error"].values, float)
+                rec["train_error"] = np.asarray(ds["train_error"].values, float)
+        out.append(rec)
+    return out
+
+
+def _stats(values):
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """Per cell: finished seeds, mean/std of final test and train error, published value, flag."""
+    pub = published_tables()
+    cells: dict = {}
+    for r in runs:
+        cells.setdefault(r["cell"], []).append(r)
+    rows = []
+    for cell, rs in cells.items():
+        done = [r for r in rs if r["status"] == "finished" and r["test_error"] is not None]
+        te_m, te_s = _stats([float(r["test_error"][-1]) for r in done])
+        tr_m, tr_s = _stats([float(r["train_error"][-1]) for r in done])
+        proto = next((r["protocol"] for r in rs if r["protocol"]), None)
+        pc = paper_cell(proto) if proto else None
+        published = pub[pc[0]][pc[1]][pc[2]] if pc else None
+        flag = bool(published is not None and len(done) > 1 and math.isfinite(te_s)
+                    and abs(te_m - published[0]) > 2 * te_s)
+        rows.append({
+            "cell": cell, "runs": len(rs), "finished": len(done),
+            "failed": sum(r["status"] in ("failed", "diverged") for r in rs),
+            "test_error_mean": te_m, "test_error_std": te_s,
+            "train_error_mean": tr_m, "train_error_std": tr_s,
+            "final_epoch_mean": _stats([float(r["epoch"][-1]) for r in done])[0],
+            "epochs_asked": proto["training"]["epochs"] if proto else None,
+            "dataset": proto["data"]["dataset"] if proto else None,
+            "train_subset": proto["data"].get("train_subset") if proto else None,
+            "table": pc[0] if pc else None, "row": pc[1] if pc else None,
+            "column": COLUMNS[pc[2]] if pc else None,
+            "published_test": published[0] if published else None,
+            "published_train": published[1] if published else None,
+            "outside_2std": flag,
+            "_runs": done,
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------------- writing
+def _pm(m, s, digits=2):
+    if not math.isfinite(m):
+        return "—"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if math.isfinite(s) else f"{m:.{digits}f}"
+
+
+def _cell_text(c) -> str:
+    if c is None or not c["finished"]:
+        return "—"
+    txt = f"{_pm(c['test_error_mean'], c['test_error_std'])} ({c['train_error_mean']:.2f})"
+    if c["finished"] < 5:
+        txt += f" n={c['finished']}"
+    if c["outside_2std"]:
+        txt += " **!**"
+    return txt
+
+
+def _pub_text(p) -> str:
+    return f"{p[0]:.2f}" + (f" ({p[1]:.2f})" if p[1] else "")
+
+
+def write_paper_table(cells, table: str, path: Path, sweep_name: str) -> Path:
+    pub = published_tables()[table]
+    by = {(c["row"], c["column"]): c for c in cells if c["table"] == table}
+    datasets = sorted({c["dataset"] for c in cells if c["table"] == table})
+    asked = sorted({c["epochs_asked"] for c in cells if c["table"] == table and c["epochs_asked"]})
+    subsets = sorted({c["train_subset"] for c in cells if c["table"] == table and c["train_subset"]})
+    title = {"mnist": "Table 1 (MNIST)", "cifar10": "Table 2 (CIFAR-10)"}[table]
+    lines = [f"# {title}: sweep {sweep_name}", "",
+             "Test error % over seeds as mean ± std (mean train error %), at the last checkpoint; "
+             "paper values as test (train). **!** = published value outside mean ± 2 std; "
+             "n = finished seeds when fewer than 5.", "",
+             f"Datasets: {', '.join(datasets)}"
+             + (f" (first {', '.join(map(str, subsets))} training examples only)" if subsets else "")
+             + f"; epochs asked: {', '.join(map(str, asked))}"
+             + (" (SHORTENED: the paper trains up to 190 epochs)" if asked and max(asked) < 190 else ""),
+             "", "| | " + " | ".join(f"{c} (ours) | {c} (paper)" for c in COLUMNS) + " |",
+             "|---|" + "---|---|" * len(COLUMNS)]
+    for row in ROWS:
+        if not any((row, col) in by for col in COLUMNS) and not any(r == row for r, _ in by):
+            cells_txt = ["—"] * len(COLUMNS)
+        else:
+            cells_txt = [_cell_text(by.get((row, col))) for col in COLUMNS]
+        pubs = [_pub_text(p) for p in pub[row]]
+        lines.append(f"| {row} | " + " | ".join(f"{a} | {b}" for a, b in zip(cells_txt, pubs)) + " |")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_cells(cells, out: Path) -> list[Path]:
+    keys = ["cell", "runs", "finished", "failed", "test_error_mean", "test_error_std", "train_error_mean",
+            "train_error_std", "final_epoch_mean", "epochs_asked", "dataset", "table", "row", "column",
+            "published_test", "published_train", "outside_2std"]
+    csv_path = out / "cells.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for c in cells:
+            w.writerow(c)
+    md = ["| cell | finished | test error % | train error % | final epoch | paper | outside 2 std |",
+          "|---|---|---|---|---|---|---|"]
+    for c in cells:
+        pub = _pub_text((c["published_test"], c["published_train"])) if c["published_test"] is not None \
+            else ""
+        ep = f"{c['final_epoch_mean']:.1f}" if math.isfinite(c["final_epoch_mean"]) else "—"
+        te = _pm(c["test_error_mean"], c["test_error_std"])
+        md.append(f"| {c['cell']} | {c['finished']}/{c['runs']} | {te}"
+                  f" | {_pm(c['train_error_mean'], c['train_error_std'])} | {ep} | {pub} | "
+                  f"{'yes' if c['outside_2std'] else ''} |")
+    md_path = out / "cells.md"
+    md_path.write_text("\n".join(md) + "\n")
+    return [csv_path, md_path]
+
+
+def mean_curve(runs: list[dict], key: str):
+    """Epoch grid (union) and mean/std over runs; a run's last value carries forward."""
+    grid = np.unique(np.concatenate([r["epoch"] for r in runs]))
+    vals = []
+    for r in runs:
+        idx = np.searchsorted(r["epoch"], grid, side="right") - 1
+        v = np.asarray(r[key], float)[np.clip(idx, 0, None)]
+        v[idx < 0] = np.nan
+        vals.append(v)
+    vals = np.asarray(vals)
+    with np.errstate(invalid="ignore"):
+        return grid, np.nanmean(vals, axis=0), (np.nanstd(vals, axis=0) if len(runs) > 1 else
+                                               np.zeros(len(grid)))
+
+
+def _plot(ax, cells_labels):
+    for i, (label, c) in enumerate(cells_labels):
+        runs = c["_runs"]
+        if not runs:
+            continue
+        color = f"C{i % 10}"
+        for key, style in (("test_error", "-"), ("train_error", "--")):
+            x, m, s = mean_curve(runs, key)
+            ax.plot(x, m, style, color=color, label=f"{label} {key.split('_')[0]} (n={len(runs)})")
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.15, lw=0)
+        if c.get("published_test") is not None:
+            ax.axhline(c["published_test"], color=color, lw=0.8, ls=":")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error (%)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def write_curves(cells, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    paper = [c for c in cells if c["table"] and c["_runs"]]
+    other = [c for c in cells if not c["table"] and c["_runs"]]
+    groups = {}
+    for c in paper:
+        groups.setdefault((c["table"], c["row"]), []).append(c)
+    for (table, row), cs in groups.items():
+        cs.sort(key=lambda c: COLUMNS.index(c["column"]))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        _plot(ax, [(c["column"], c) for c in cs])
+        ax.set_title(f"{table} {row}: test (solid), train (dashed), paper test (dotted)", fontsize=8)
+        p = out / f"curves_{table}_{row}.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        files.append(p)
+    if other:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        _plot(ax, [(c["cell"], c) for c in other[:20]])
+        ax.set_title("test (solid), train (dashed)", fontsize=8)
+        p = out / "curves.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        files.append(p)
+    return files
+
+
+def report_sweep(path, out_dir) -> list[Path]:
+    """Write the sweep's tables and learning-curve figures into ``out_dir``; returns the files."""
+    import zarr
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = collect(path)
+    cells = summarize(runs)
+    name = zarr.open_group(str(path), mode="r", use_consolidated=False).attrs.get("name", Path(path).stem)
+    files = write_cells(cells, out)
+    for table in ("mnist", "cifar10"):
+        if any(c["table"] == table for c in cells):
+            files.append(write_paper_table(cells, table, out / f"table_{table}.md", name))
+    failed = [r for r in runs if r["status"] in ("failed", "diverged")]
+    if failed:
+        p = out / "failed.md"
+        p.write_text("\n".join(f"- {r['name']}: {r['status']}: {r['error']}" for r in failed) + "\n")
+        files.append(p)
+    files += write_curves(cells, out)
+    return files
