@@ -137,9 +137,9 @@ class Recorder:
             del root[slot]
         grp = root.create_group(slot)
         for name, arr in state.items():
-            arr = np.ascontiguousarray(arr)
+            arr = np.ascontiguousarray(arr).reshape(np.shape(arr))  # keep 0-d arrays 0-d
             a = grp.create_array(name, shape=arr.shape, dtype=arr.dtype,
-                                 chunks=arr.shape if arr.ndim else None)
+                                 chunks=arr.shape if arr.ndim else ())
             a[...] = arr
         grp.attrs.update(_jsonable(info))
         records = {d: self.records(d) for d in sorted(self.append_dims())}

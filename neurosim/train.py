@@ -202,6 +202,9 @@ class Run:
         return float(self.epoch + self.batch / n_batches)
 
     def checkpoint(self) -> None:
+        for obs in self.observers:  # observers that buffer records write them now
+            for ds, dim in getattr(obs, "flush", lambda run: ())(self) or ():
+                self.recorder.append(ds, dim)
         self.recorder.commit_checkpoint(self.state(), self.info())
 
     # ------------------------------------------------------------------
