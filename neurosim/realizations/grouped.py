@@ -112,11 +112,13 @@ class Grouped(Realization):
         states = []
         for i in self.layers:
             W, b = self.w(i), self.b(i)  # W (K, n, n_in), b (K, n)
-            if i == self.first:
-                h = xp.matmul(x2[None], W.transpose(0, 2, 1))
+            if i == self.first:  # one GEMM for all K components, viewed as (K, B, n)
+                h = (x2 @ W.reshape(-1, W.shape[2]).T).reshape(B, self.K, -1).transpose(1, 0, 2)
                 a_in = x2
-            else:
-                h = xp.matmul(a, W.transpose(0, 2, 1))
+            else:  # neuron μ of group j -> neuron μ of group i, own synapse w[μ]
+                h = xp.empty((self.K, B, W.shape[1]), dtype=a.dtype)
+                for mu in range(self.K):
+                    xp.matmul(a[mu], W[mu].T, out=h[mu])
                 a_in = a
             h += b[:, None, :]
             if i == net.readout:
@@ -135,14 +137,19 @@ class Grouped(Realization):
         eT = e.T  # (K, B): channel μ carries e_μ
         grads = {}
         scale = self.K if self.compensate else 1
+        B = e.shape[0]
         for i, (a_in, _h, _a, G) in zip(self.layers, states):
+            if i == self.first:  # Δw1[μ,i,j] ∝ e_μ G_i x_j: one GEMM over (μ, i)
+                ge = e[:, :, None] * G[:, None, :]  # (B, K, n)
+                dW = (ge.reshape(B, -1).T @ a_in).reshape(self.K, -1, a_in.shape[1])
+                grads[(i, "W")] = dW
+                grads[(i, "b")] = ge.sum(axis=0)
+                continue
             ge = eT[:, :, None] if G is None else eT[:, :, None] * G[None]  # (K, B, n)
-            if i == self.first:
-                dW = xp.matmul(ge.transpose(0, 2, 1), a_in)  # (K, n, n_in)
-            else:
-                dW = xp.matmul(ge.transpose(0, 2, 1), a_in)
-                if scale != 1:
-                    dW *= scale
+            gs = ge * scale if scale != 1 else ge
+            dW = xp.empty((self.K, ge.shape[2], a_in.shape[2]), dtype=a_in.dtype)
+            for mu in range(self.K):  # channel μ reaches the component-μ synapses only
+                xp.matmul(gs[mu].T, a_in[mu], out=dW[mu])
             grads[(i, "W")] = dW
             grads[(i, "b")] = ge.sum(axis=1)  # (K, n)
         return grads

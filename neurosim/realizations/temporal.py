@@ -120,8 +120,8 @@ class Temporal(Realization):
         a = None
         for i in self.layers:
             W, b = self._params(i, "W"), self._params(i, "b")
-            if i == self.first:  # bin μ: population μ active, synapses W1[μ]
-                h = xp.matmul(x2[None], W.transpose(0, 2, 1))
+            if i == self.first:  # bin μ: population μ active, synapses W1[μ] (one GEMM)
+                h = (x2 @ W.reshape(-1, W.shape[2]).T).reshape(B, self.K, -1).transpose(1, 0, 2)
                 a_in = x2
             else:
                 a_in = a
@@ -138,14 +138,14 @@ class Temporal(Realization):
 
     def _accumulated_grads(self, states, e):
         """End-of-example plasticity: Σ over bins of e_μ a_jμ G_i (and the biases)."""
-        xp = array_module(e)
         eT = e.T  # (K, B): the neuromodulator of bin μ
         grads = {}
         for i, (a_in, _h, _a, G) in zip(self.layers, states):
-            if i == self.first:
-                ge = eT[:, :, None] * G[None]  # (K, B, n)
-                grads[(i, "W")] = xp.matmul(ge.transpose(0, 2, 1), a_in)
-                grads[(i, "b")] = ge.sum(axis=1)
+            if i == self.first:  # bin μ updates the synapses of population μ
+                ge = e[:, :, None] * G[:, None, :]  # (B, K, n)
+                B = e.shape[0]
+                grads[(i, "W")] = (ge.reshape(B, -1).T @ a_in).reshape(self.K, -1, a_in.shape[1])
+                grads[(i, "b")] = ge.sum(axis=0)
                 continue
             P = (eT[:, :, None] * a_in).sum(axis=0)  # eligibility Σ_μ e_μ a_jμ, (B, n_in)
             if G is None:  # readout: identity, every bin
