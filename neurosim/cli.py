@@ -17,6 +17,7 @@ import click
 COMMANDS = [
     "neurosim.commands.run:run",
     "neurosim.commands.inspect:inspect",
+    "neurosim.commands.compare:compare",
 ]
 
 

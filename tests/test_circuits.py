@@ -75,6 +75,15 @@ def test_grouped_without_relaxation_diverges():
     assert 0 < h.realization.synapse_spread().max() < g.realization.synapse_spread().max()
 
 
+def test_grouped_relaxation_schedules():
+    per_epoch = {"type": "grouped", "relaxation": {"schedule": "per_epoch"}}
+    assert train_steps(proto(per_epoch), 3).realization.synapse_spread().min() > 1e-4
+    assert train_steps(proto(per_epoch), 4).realization.synapse_spread().max() < 1e-12  # 4 steps/epoch
+    every3 = {"type": "grouped", "relaxation": {"schedule": "every_n", "every": 3}}
+    assert train_steps(proto(every3), 3).realization.synapse_spread().max() < 1e-12
+    assert train_steps(proto(every3), 4).realization.synapse_spread().min() > 1e-4
+
+
 def test_grouped_per_synapse_update_matches_loop():
     """Δw[μ,i,j] = −e_μ a[j,μ] G_i per synapse (×K), against explicit loops."""
     r = Run(proto({"type": "grouped", "relaxation": {"schedule": "never"}}, layers=(6,)))
@@ -212,15 +221,22 @@ def test_recorded_neuromodulator_structure(tmp_path):
 
 
 def test_grouped_checkpoint_resume_is_exact(tmp_path):
+    import xarray as xr
+
     from neurosim.train import run_protocol
 
     r_spec = {"type": "grouped", "relaxation": {"schedule": "never"}}
+    tr = {"every": 2, "snapshot_every": 1, "chunk": 4}
     full = tmp_path / "full.zarr"
-    run_protocol(proto(r_spec, out=str(full), opt="adam", lr=0.01, max_steps=6, eval_every=1))
+    run_protocol(proto(r_spec, out=str(full), opt="adam", lr=0.01, max_steps=6, traj=tr, epochs=2))
     part = tmp_path / "part.zarr"
-    run_protocol(proto(r_spec, out=str(part), opt="adam", lr=0.01, max_steps=3))
-    p2 = proto(r_spec, out=str(part), opt="adam", lr=0.01, max_steps=6)
+    run_protocol(proto(r_spec, out=str(part), opt="adam", lr=0.01, max_steps=3, traj=tr, epochs=2))
+    p2 = proto(r_spec, out=str(part), opt="adam", lr=0.01, max_steps=6, traj=tr, epochs=2)
     run_protocol(p2, resume=True)
+    a, b = xr.open_zarr(str(full)), xr.open_zarr(str(part))
+    assert list(b["sim_step"].values) == [2, 4, 6] and list(b["snapshot"].values) == [1, 2, 3, 4, 5, 6]
+    for k in ("synapse_1", "neuromodulator", "circuit_h_1", "synapse_spread"):
+        assert np.array_equal(a[k].values, b[k].values), k
     from neurosim.recording import Recorder
 
     s1, _ = Recorder(full).load_checkpoint()

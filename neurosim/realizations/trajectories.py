@@ -63,6 +63,7 @@ class TrajectoryObserver(Observer):
             self.syn[i] = (rng.integers(0, L.n_units, size=k), rng.integers(0, L.n_in, size=k))
         self.buf = {"sim_step": [], "snapshot": []}
         self.steps = {"sim_step": [], "snapshot": []}
+        self._coords_written = set()
 
     # ------------------------------------------------------------------
     def due(self, step: int) -> bool:
@@ -76,10 +77,10 @@ class TrajectoryObserver(Observer):
         if self.snapshot_every > 0 and step % self.snapshot_every == 0:
             self.buf["snapshot"].append(self.real.synapse_snapshot(self.syn))
             self.steps["snapshot"].append(step)
-        return self._emit(force=False)
+        return self._emit(run, force=False)
 
     def flush(self, run):
-        return self._emit(force=True)
+        return self._emit(run, force=True)
 
     # ------------------------------------------------------------------
     def _trajectory(self, run, result) -> dict:
@@ -107,7 +108,7 @@ class TrajectoryObserver(Observer):
                          "(0 = exact vectorized weight sharing)"})
         return rec
 
-    def _emit(self, force: bool) -> list:
+    def _emit(self, run, force: bool) -> list:
         out = []
         for dim in ("sim_step", "snapshot"):
             recs = self.buf[dim]
@@ -119,7 +120,10 @@ class TrajectoryObserver(Observer):
                 data[name] = ((dim,) + tuple(dims), arr, attrs)
             coords = {dim: (dim, np.asarray(self.steps[dim], dtype=np.int64),
                             {"long_name": "optimizer step of the record", "units": "step"})}
-            coords.update(self._coords(dim))
+            if dim not in self._coords_written:  # static coordinates: first write only
+                if not run.recorder.records(dim):  # (a resumed run has them already)
+                    coords.update(self._coords(dim))
+                self._coords_written.add(dim)
             out.append((xr.Dataset(data, coords=coords), dim))
             self.buf[dim], self.steps[dim] = [], []
         return out

@@ -1,0 +1,1 @@
+"""Analysis of run stores (reads stores only; never writes them)."""
