@@ -194,7 +194,7 @@ def test_recorded_neuromodulator_structure(tmp_path):
                 tmp_path, "g")
     t = _record({"type": "temporal"}, tmp_path, "t")
     for ds in (g, t):
-        assert ds["neuromodulator"].dims == ("sim_step", "sample", "time_bin", "channel")
+        assert ds["neuromodulator"].dims == ("sim_step", "traj_sample", "time_bin", "channel")
         assert ds.sizes["sim_step"] == 2  # 4 steps, every 2 (flushed at the checkpoint)
         assert ds.sizes["snapshot"] == 1
         assert ds["update_cosine"].dims == ("sim_step", "circuit_layer")
@@ -213,8 +213,8 @@ def test_recorded_neuromodulator_structure(tmp_path):
     assert np.allclose(t["update_cosine"].values, 1.0, atol=1e-9)
     assert float(g["synapse_spread"].max()) > 0
     assert g["synapse_2"].dims == ("snapshot", "synapse_2", "component")
-    assert g["circuit_rate_1"].dims == ("sim_step", "sample", "time_bin", "component", "traj_unit_1")
-    assert t["circuit_gate_1"].dims == ("sim_step", "sample", "time_bin", "traj_unit_1")
+    assert g["circuit_rate_1"].dims == ("sim_step", "traj_sample", "time_bin", "component", "traj_unit_1")
+    assert t["circuit_gate_1"].dims == ("sim_step", "traj_sample", "time_bin", "traj_unit_1")
     # rates are gated pre-activations
     h, a, G = (t[f"circuit_{k}_1"].values for k in ("h", "rate", "gate"))
     assert np.allclose(a, h * G)
@@ -226,7 +226,7 @@ def test_grouped_checkpoint_resume_is_exact(tmp_path):
     from neurosim.train import run_protocol
 
     r_spec = {"type": "grouped", "relaxation": {"schedule": "never"}}
-    tr = {"every": 2, "snapshot_every": 1, "chunk": 4}
+    tr = {"every": 2, "snapshot_every": 3, "chunk": 4}
     full = tmp_path / "full.zarr"
     run_protocol(proto(r_spec, out=str(full), opt="adam", lr=0.01, max_steps=6, traj=tr, epochs=2))
     part = tmp_path / "part.zarr"
@@ -234,7 +234,7 @@ def test_grouped_checkpoint_resume_is_exact(tmp_path):
     p2 = proto(r_spec, out=str(part), opt="adam", lr=0.01, max_steps=6, traj=tr, epochs=2)
     run_protocol(p2, resume=True)
     a, b = xr.open_zarr(str(full)), xr.open_zarr(str(part))
-    assert list(b["sim_step"].values) == [2, 4, 6] and list(b["snapshot"].values) == [1, 2, 3, 4, 5, 6]
+    assert list(b["sim_step"].values) == [2, 4, 6] and list(b["snapshot"].values) == [3, 6]
     for k in ("synapse_1", "neuromodulator", "circuit_h_1", "synapse_spread"):
         assert np.array_equal(a[k].values, b[k].values), k
     from neurosim.recording import Recorder

@@ -40,6 +40,10 @@ def check_network(net, protocol, realization: str) -> None:
             raise ValueError(f"realization {realization!r} simulates fully connected VNNs only "
                              f"(dense layers); layer {i} is {L.kind!r}. Use realization: batched "
                              f"for other layer kinds")
+    out_nl = net.nonlins[net.readout]
+    if out_nl is not None and out_nl.name != "identity":
+        raise ValueError(f"realization {realization!r} needs an identity readout "
+                         f"(circuit.output.nonlinearity: identity), got {out_nl.name!r}")
     for i in net.hidden_weight_layers:
         nl = net.nonlins[i]
         if nl is None or not nl.gating:

@@ -250,7 +250,7 @@ class Temporal(Realization):
         rec = {}
         for i, (_a_in, h, a, G) in zip(self.layers, states):
             u = units[i]
-            d = ("sample", "time_bin", f"traj_unit_{i}")
+            d = ("traj_sample", "time_bin", f"traj_unit_{i}")
             rec[f"circuit_h_{i}"] = (d, h2(h[:, samples][:, :, u]).transpose(1, 0, 2), {
                 "long_name": f"pre-activation of neuron i in time bin μ, layer {i}"})
             rec[f"circuit_rate_{i}"] = (d, h2(a[:, samples][:, :, u]).transpose(1, 0, 2), {
@@ -261,7 +261,7 @@ class Temporal(Realization):
                              f"(gating: {self.gating})"})
         ex = h2(e)[samples] * B
         nm = np.repeat(ex[:, :, None], K, axis=2)  # bin μ: e_μ at every site
-        rec["neuromodulator"] = (("sample", "time_bin", "channel"), nm, {
+        rec["neuromodulator"] = (("traj_sample", "time_bin", "channel"), nm, {
             "long_name": "neuromodulatory signal: e_μ broadcast to all synapses in time bin μ "
                          f"(temporal: temporally heterogeneous, spatially uniform; error timing "
                          f"{self.error_timing})"})

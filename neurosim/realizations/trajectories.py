@@ -8,7 +8,7 @@ layer (a fixed random subset, stream ``record``), per time bin:
 * ``circuit_h_<l>``, ``circuit_rate_<l>`` — pre-activations and rates
   (grouped: one neuron per component μ of each group; temporal: one neuron),
 * ``circuit_gate_<l>`` — the gate state G of each group / neuron,
-* ``neuromodulator`` (sim_step, sample, time_bin, channel) — the third factor
+* ``neuromodulator`` (sim_step, traj_sample, time_bin, channel) — the third factor
   seen by the K target populations of synapses: grouped circuits carry e_μ on
   channel μ in every bin (spatially heterogeneous, temporally uniform),
   temporal circuits broadcast e_μ to every site in bin μ (temporally
@@ -26,7 +26,11 @@ Every ``snapshot_every`` steps it records subsampled synapses
 pair; temporal: the shared weight; first layer: all K input populations).
 
 Append dimensions are ``sim_step`` and ``snapshot`` (coordinates: the
-optimizer step).  Records are buffered and written ``chunk`` at a time, and
+optimizer step); the other dimensions are named so that they cannot clash
+with other recordings in the same store (``traj_sample``, ``traj_unit_<l>``,
+``time_bin``, ``channel``, ``component``, ``circuit_layer``,
+``shared_layer``, ``synapse_<l>``); ``traj_label`` holds the labels of the
+recorded examples.  Records are buffered and written ``chunk`` at a time, and
 at every checkpoint (``flush``), so recording does not dominate run time.
 """
 
@@ -93,7 +97,7 @@ class TrajectoryObserver(Observer):
             "long_name": "variance of the neuromodulator across channels within a time bin"})
         rec["neuromod_temporal_var"] = ((), np.asarray(nm.var(axis=1).mean()), {
             "long_name": "variance of the neuromodulator across time bins within a channel"})
-        rec["label"] = (("sample",), run.backend.to_host(y)[samples].astype(np.int64),
+        rec["traj_label"] = (("traj_sample",), run.backend.to_host(y)[samples].astype(np.int64),
                         {"long_name": "class label of the recorded example"})
         if self.agreement:
             ref = gevb_reference(run, x, y)
