@@ -244,3 +244,20 @@ def test_grouped_checkpoint_resume_is_exact(tmp_path):
     for k in s1:
         if k.startswith(("real.syn", "net.")):
             assert np.array_equal(s1[k], s2[k]), k
+
+
+def test_temporal_external_gates_ignore_preactivations():
+    """External gating: G = Θ(r·x), independent of the weights; ON/OFF partners complementary."""
+    r = Run(proto({"type": "temporal", "gating": "external"}))
+    real = r.realization
+    x = r.x_train[:20]
+    _, s1 = real._present(x)
+    for _, _, p in r.net.parameters():
+        p *= -1.5
+    _, s2 = real._present(x)
+    for a, b in zip(s1[:-1], s2[:-1]):
+        assert np.array_equal(a[3], b[3])
+        G = a[3]
+        assert np.all(G[:, 0::2] + G[:, 1::2] == 1)
+    # and the pre-activations did change
+    assert np.abs(s1[0][1] - s2[0][1]).max() > 1e-3
