@@ -245,15 +245,16 @@ class Grouped(Realization):
             u = units[i]
             hs = h2(h[:, samples][:, :, u]).transpose(1, 0, 2)  # (sample, component, unit)
             rs = h2(a[:, samples][:, :, u]).transpose(1, 0, 2)
-            gs = np.ones((len(samples), len(u))) if G is None else h2(G[samples][:, u])
             d = ("traj_sample", "time_bin", "component", f"traj_unit_{i}")
             rec[f"circuit_h_{i}"] = (d, np.repeat(hs[:, None], T, axis=1), {
                 "long_name": f"pre-activation of neuron μ of group i, layer {i}"})
             rec[f"circuit_rate_{i}"] = (d, np.repeat(rs[:, None], T, axis=1), {
                 "long_name": f"firing rate of neuron μ of group i, layer {i}"})
-            rec[f"circuit_gate_{i}"] = (("traj_sample", "time_bin", f"traj_unit_{i}"),
-                                        np.repeat(gs[:, None], T, axis=1),
-                                        {"long_name": f"gate of group i (1 = not inhibited), layer {i}"})
+            if G is not None:  # (the readout is not gated)
+                gs = h2(G[samples][:, u])
+                rec[f"circuit_gate_{i}"] = (("traj_sample", "time_bin", f"traj_unit_{i}"),
+                                            np.repeat(gs[:, None], T, axis=1),
+                                            {"long_name": f"gate of group i (1 = not inhibited), layer {i}"})
         ex = h2(e)[samples] * B  # per-example error vector
         nm = np.repeat(ex[:, None, :], T, axis=1)  # channel μ = e_μ in every bin
         rec["neuromodulator"] = (("traj_sample", "time_bin", "channel"), nm, {

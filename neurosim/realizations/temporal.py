@@ -255,7 +255,9 @@ class Temporal(Realization):
                 "long_name": f"pre-activation of neuron i in time bin μ, layer {i}"})
             rec[f"circuit_rate_{i}"] = (d, h2(a[:, samples][:, :, u]).transpose(1, 0, 2), {
                 "long_name": f"firing rate of neuron i in time bin μ, layer {i}"})
-            gs = np.ones((len(samples), len(u))) if G is None else h2(G[samples][:, u])
+            if G is None:  # the readout is not gated
+                continue
+            gs = h2(G[samples][:, u])
             rec[f"circuit_gate_{i}"] = (d, np.repeat(gs[:, None], K, axis=1), {
                 "long_name": f"gate of neuron i (1 = not inhibited) in time bin μ, layer {i} "
                              f"(gating: {self.gating})"})

@@ -42,6 +42,14 @@ import xarray as xr
 from ..observers import Observer
 from .circuit import cosine, gevb_reference
 
+#: index dimensions of the records and what an index means
+INDEX_DIMS = {
+    "traj_sample": "recorded example (position in the mini-batch)",
+    "time_bin": "time bin of the example's presentation",
+    "channel": "neuromodulatory target population (the synapses of component μ)",
+    "component": "vector component μ (neuron μ of a group; input population ν of layer 1)",
+}
+
 
 class TrajectoryObserver(Observer):
     def __init__(self, run, realization, spec: dict):
@@ -127,6 +135,10 @@ class TrajectoryObserver(Observer):
             if dim not in self._coords_written:  # static coordinates: first write only
                 if not run.recorder.records(dim):  # (a resumed run has them already)
                     coords.update(self._coords(dim))
+                    for dims, arr, _ in recs[0].values():
+                        for d, size in zip(dims, np.shape(arr)):
+                            if d in INDEX_DIMS and d not in coords:
+                                coords[d] = (d, np.arange(size), {"long_name": INDEX_DIMS[d]})
                 self._coords_written.add(dim)
             out.append((xr.Dataset(data, coords=coords), dim))
             self.buf[dim], self.steps[dim] = [], []
