@@ -20,6 +20,7 @@ COMMANDS = [
     "neurosim.commands.theory:theory",
     "neurosim.commands.report:report",
     "neurosim.commands.sweep:sweep",
+    "neurosim.commands.compare:compare",
 ]
 
 

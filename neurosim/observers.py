@@ -21,6 +21,10 @@ class Observer:
     def observe(self, run, step: int, result) -> list:
         return []
 
+    def flush(self, run) -> list:
+        """Buffered records to write before a checkpoint commit (same form as observe)."""
+        return []
+
 
 def _realization_observers(run):
     return run.realization.observers(run)

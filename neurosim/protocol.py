@@ -81,6 +81,17 @@ SCHEMA = Section({
         "out": Field(str, default=None, nullable=True),
         "weights": Field(bool, default=False),
         "weights_every": Field(int, default=1, min=1, doc="in checkpoints"),
+        # explicit-circuit trajectories (grouped/temporal realizations), see
+        # neurosim/realizations/trajectories.py
+        "trajectories": Section({
+            "every": Field(int, default=0, min=0, doc="steps between trajectory records (0 = off)"),
+            "samples": Field(int, default=4, min=1, doc="examples of the batch recorded"),
+            "units": Field(int, default=16, min=1, doc="units recorded per layer"),
+            "synapses": Field(int, default=64, min=1, doc="synapses per layer in snapshots"),
+            "snapshot_every": Field(int, default=0, min=0, doc="steps between weight snapshots"),
+            "chunk": Field(int, default=10, min=1, doc="records buffered per write"),
+            "agreement": Field(bool, default=True, doc="record cosine with batched GEVB"),
+        }),
     }, open=True),
     "metrics": Section({  # credit-assignment metrics, see neurosim/metrics_observer.py
         "every": Field(int, default=0, min=0, doc="metric step every N optimizer steps (0 = off)"),

@@ -222,6 +222,9 @@ class Run:
 
     def checkpoint(self) -> None:
         self._check_weights()  # never commit non-finite weights
+        for obs in self.observers:  # observers that buffer records write them now
+            for ds, dim in getattr(obs, "flush", lambda run: ())(self) or ():
+                self.recorder.append(ds, dim)
         self.recorder.commit_checkpoint(self.state(), self.info())
 
     # ------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""What the explicit-circuit realizations (``grouped``, ``temporal``) share.
+
+Both simulate the fully connected VNN of the protocol as explicit neurons
+(paper §7, "Biological implementation") and learn with the three-factor
+GEVB rule (eq. 9) written per synapse.  This module holds
+
+* :func:`check_network` — the circuits support dense (fully connected) VNNs
+  with gated hidden units and the ``gevb`` rule only;
+* :class:`SynapseSet` — a stand-in "network" over arrays the circuit owns, so
+  the shared optimizers (:mod:`neurosim.optim`) can update them;
+* :func:`build_synapse_optimizer` — the protocol's optimizer over a SynapseSet;
+* :func:`gevb_reference` — the batched GEVB update of the network on a batch
+  (what the circuits are compared with, "update agreement");
+* :func:`cosine` — per-layer cosine between two update dictionaries.
+
+Internal layout: circuit states are held as ``(K, B, n)`` (component or time
+bin first) so that every layer is one batched matrix product over μ; states
+handed to observers are the engine's ``(B, K, n)`` views.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import array_module
+
+
+def check_network(net, protocol, realization: str) -> None:
+    """Raise ValueError unless ``net``/``protocol`` can be simulated as a circuit."""
+    if protocol["rule"]["name"] != "gevb":
+        raise ValueError(f"realization {realization!r} implements the three-factor GEVB rule "
+                         f"(paper §7); set rule.name: gevb (got {protocol['rule']['name']!r})")
+    if not net.vectorized or net.n_out != 1:
+        raise ValueError(f"realization {realization!r} needs a vectorized network "
+                         f"(circuit.vectorized: true)")
+    for i, L in enumerate(net.layers):
+        if L.kind != "dense" or not L.has_weights:
+            raise ValueError(f"realization {realization!r} simulates fully connected VNNs only "
+                             f"(dense layers); layer {i} is {L.kind!r}. Use realization: batched "
+                             f"for other layer kinds")
+    out_nl = net.nonlins[net.readout]
+    if out_nl is not None and out_nl.name != "identity":
+        raise ValueError(f"realization {realization!r} needs an identity readout "
+                         f"(circuit.output.nonlinearity: identity), got {out_nl.name!r}")
+    for i in net.hidden_weight_layers:
+        nl = net.nonlins[i]
+        if nl is None or not nl.gating:
+            raise ValueError(f"realization {realization!r} needs gated hidden units "
+                             f"(nonlinearity: gate); layer {i} has {getattr(nl, 'name', None)!r}")
+
+
+class _Params:
+    def __init__(self):
+        self.params = {}
+
+
+class SynapseSet:
+    """Arrays owned by a circuit, shaped like a network for the optimizers.
+
+    ``project`` is a no-op: the circuits apply the nonnegativity clamp
+    themselves, at the point of the step where it belongs.
+    """
+
+    def __init__(self, backend, arrays: dict):
+        self.backend = backend
+        n = 1 + max(i for i, _ in arrays)
+        self.layers = [_Params() for _ in range(n)]
+        for (i, name), a in arrays.items():
+            self.layers[i].params[name] = a
+
+    def parameters(self):
+        for i, L in enumerate(self.layers):
+            for name, p in L.params.items():
+                yield i, name, p
+
+    def project(self) -> None:
+        pass
+
+
+def build_synapse_optimizer(synapses: SynapseSet, spec: dict):
+    from ..optim import build_optimizer
+
+    opt = dict(spec)
+    if opt.get("name") == "sgd":
+        opt.pop("betas", None), opt.pop("eps", None)
+    else:
+        opt.pop("momentum", None)
+    return build_optimizer(synapses, opt)
+
+
+def gevb_reference(run, x, y) -> dict:
+    """Batched GEVB update directions {(layer, name): array} of ``run.net`` on (x, y)."""
+    from ..rules import build_rule
+
+    rule = getattr(run, "_circuit_ref_rule", None)
+    if rule is None:
+        rule = build_rule("gevb", run.net, run.backend)
+        run._circuit_ref_rule = rule
+    return rule.step(run.net, x, y, run.loss_fn).grads
+
+
+def cosine(a: dict, b: dict, layers) -> np.ndarray:
+    """cos(angle) between the concatenated (W, b) updates of each layer."""
+    out = np.full(len(layers), np.nan)
+    for k, i in enumerate(layers):
+        dot = na = nb = 0.0
+        for name in ("W", "b"):
+            if (i, name) not in a or (i, name) not in b:
+                continue
+            u, v = a[(i, name)], b[(i, name)]
+            xp = array_module(u)
+            dot += float(xp.vdot(u.ravel(), v.ravel()))
+            na += float(xp.vdot(u.ravel(), u.ravel()))
+            nb += float(xp.vdot(v.ravel(), v.ravel()))
+        if na > 0 and nb > 0:
+            out[k] = dot / math.sqrt(na * nb)
+    return out
+
+
+def clamp_(W) -> None:
+    xp = array_module(W)
+    xp.maximum(W, 0, out=W)

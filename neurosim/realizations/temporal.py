@@ -1,0 +1,285 @@
+"""The temporal circuit (paper §7, second implementation; appendix B).
+
+Each vector unit is ONE neuron with one set of weights; an example is
+presented over K time bins.  In bin μ only input population μ is active
+(appendix B: the K·n0 vector input units a0[(ν,j), μ] = δ_μν x_j, so the
+first-layer synapse from population ν is W1[ν, i, j]) and the network
+produces output component μ.  Weights are shared across bins automatically.
+The state of every neuron is simulated per bin: h[μ, b, i], a[μ, b, i].
+
+Gating (``gating``):
+
+* ``full`` — G_i = Θ(Σ_μ t_μ h_iμ): exact and acausal; the simulator buffers
+  all K bins of a layer before gating it (= batched GEVB, tested to 1e-10);
+* ``first_bin`` — causal: G_i = Θ(t_0i h_i0), decided in bin 0 and held.  This
+  is the network whose gating vectors are (t_0, 0, …, 0) (circuit option
+  ``gating: first_bin``; tested against the batched network with it);
+* ``external`` — a gating signal independent of the pre-activations: fixed
+  random half-space gates on the *input*, G_i = Θ(r_i · x) with r_i ~ N(0, I)
+  drawn once per layer from the ``gating`` stream, in ON/OFF pairs (unit 2k
+  uses r_k, unit 2k+1 uses −r_k, so exactly one of each pair is active, like
+  the paired gating vectors).  An inhibitory population driven by the
+  stimulus, known before bin 0 (causal).
+
+Error timing (``error_timing``): the neuromodulator broadcasts e_μ in bin μ.
+
+* ``replay`` — the error vector needs all K outputs (cross-entropy), so the
+  example is presented once (K bins), e is computed, and the K bins are
+  replayed with the neuromodulator on (plasticity happens in the replay).
+  With end-of-example plasticity the replayed activity equals the buffered
+  activity of the presentation (rate model, same weights) and is reused;
+* ``mse_online`` — causal per bin: e_μ = z_μ − y_μ (MSE error) at the end of
+  bin μ.  With a cross-entropy protocol the circuit then *learns* with MSE
+  (the reported training loss is MSE too; evaluation is unchanged).
+
+Plasticity (``plasticity``): in bin μ each synapse changes by
+``−η e_μ a[j, μ] G_i`` (three-factor rule); over the K bins this integrates
+to GEVB (eq. 9).
+
+* ``end_of_example`` — the changes are accumulated (an eligibility
+  ``P_j = Σ_μ e_μ a_jμ`` per presynaptic neuron, times the held gate G_i) and
+  applied after the example through the protocol's optimizer, like the
+  batched rule;
+* ``per_bin`` — applied at the end of every bin, so later bins (and their
+  replay) see the changed weights.  This is plain three-factor SGD at
+  ``optimizer.lr`` (needs ``optimizer.name: sgd``); the gates stay those of
+  the example's presentation.
+
+Batches are simulated in parallel (summed plasticity = mini-batch).  Bins are
+vectorized where the dependency structure allows (all modes with
+end-of-example plasticity: the gates depend only on the input, on bin 0, or
+on the buffered bins) and simulated one after another with per-bin plasticity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import array_module
+from ..losses import mse
+from ..model.network import LayerState
+from ..rules.base import StepResult
+from ..schema import Field, Section
+from .base import Realization
+from .circuit import check_network, clamp_
+
+
+class Temporal(Realization):
+    name = "temporal"
+    OPTIONS = Section({
+        "gating": Field(str, default="full", choices=("full", "first_bin", "external")),
+        "error_timing": Field(str, default="replay", choices=("replay", "mse_online")),
+        "plasticity": Field(str, default="end_of_example", choices=("end_of_example", "per_bin")),
+    })
+
+    def __init__(self, protocol, backend, net, rule, optimizer, loss_fn):
+        super().__init__(protocol, backend, net, rule, optimizer, loss_fn)
+        check_network(net, protocol, "temporal")
+        o = protocol["realization"]
+        self.gating = o.get("gating", "full")
+        self.error_timing = o.get("error_timing", "replay")
+        self.plasticity = o.get("plasticity", "end_of_example")
+        if self.plasticity == "per_bin" and protocol["optimizer"]["name"] != "sgd":
+            raise ValueError("realization temporal with plasticity per_bin applies the three-factor "
+                             "update inside the example as plain SGD; set optimizer.name: sgd "
+                             "(or plasticity: end_of_example)")
+        self.K = net.K
+        self.layers = list(net.weight_layers)
+        self.first = self.layers[0]
+        self.learn_loss = mse if self.error_timing == "mse_online" else loss_fn
+        self.R = {}
+        if self.gating == "external":
+            n0 = net.layers[self.first].n_in
+            for i in net.hidden_weight_layers:
+                n = net.layers[i].n_units
+                r = backend.rng("gating", 1000 + i).standard_normal(((n + 1) // 2, n0))
+                R = np.empty((2 * r.shape[0], n0))
+                R[0::2], R[1::2] = r, -r
+                self.R[i] = backend.asarray(R[:n])
+        self.last_batch = None
+        self.last = None
+
+    # ------------------------------------------------------------------
+    def _params(self, i, name, params=None):
+        return (params or {}).get((i, name), self.net.layers[i].params[name])
+
+    def _gate(self, i, h, x2):
+        t = self.net.t[i].reshape(self.K, -1)
+        if self.gating == "full":  # buffered: all K bins of h
+            return ((h * t[:, None, :]).sum(axis=0) >= 0).astype(h.dtype)
+        if self.gating == "first_bin":  # decided in bin 0, held
+            return ((h[0] * t[0]) >= 0).astype(h.dtype)
+        return ((x2 @ self.R[i].T) >= 0).astype(h.dtype)
+
+    def _present(self, x):
+        """All K bins with the current weights; states (a_in, h, a, G), h in (K, B, n)."""
+        xp = array_module(x)
+        B = x.shape[0]
+        x2 = x.reshape(B, -1)
+        states = []
+        a = None
+        for i in self.layers:
+            W, b = self._params(i, "W"), self._params(i, "b")
+            if i == self.first:  # bin μ: population μ active, synapses W1[μ] (one GEMM)
+                h = (x2 @ W.reshape(-1, W.shape[2]).T).reshape(B, self.K, -1).transpose(1, 0, 2)
+                a_in = x2
+            else:
+                a_in = a
+                h = (a.reshape(-1, a.shape[2]) @ W.T).reshape(self.K, B, -1)
+            h += b[:, None, :]
+            if i == self.net.readout:
+                G, a = None, h
+            else:
+                G = self._gate(i, h, x2)
+                a = h * G[None]
+            states.append((a_in, h, a, G))
+        logits = xp.ascontiguousarray(a[:, :, 0].T)
+        return logits, states
+
+    def _accumulated_grads(self, states, e):
+        """End-of-example plasticity: Σ over bins of e_μ a_jμ G_i (and the biases)."""
+        eT = e.T  # (K, B): the neuromodulator of bin μ
+        grads = {}
+        for i, (a_in, _h, _a, G) in zip(self.layers, states):
+            if i == self.first:  # bin μ updates the synapses of population μ
+                ge = e[:, :, None] * G[:, None, :]  # (B, K, n)
+                B = e.shape[0]
+                grads[(i, "W")] = (ge.reshape(B, -1).T @ a_in).reshape(self.K, -1, a_in.shape[1])
+                grads[(i, "b")] = ge.sum(axis=0)
+                continue
+            P = (eT[:, :, None] * a_in).sum(axis=0)  # eligibility Σ_μ e_μ a_jμ, (B, n_in)
+            if G is None:  # readout: identity, every bin
+                grads[(i, "W")] = P.sum(axis=0)[None]
+                grads[(i, "b")] = eT.sum(axis=1)[:, None]
+            else:
+                grads[(i, "W")] = G.T @ P
+                grads[(i, "b")] = eT @ G
+        return grads
+
+    def _per_bin(self, x, y, states, e_present):
+        """Sequential bins with plasticity applied after each bin (plain SGD)."""
+        xp = array_module(x)
+        B = x.shape[0]
+        x2 = x.reshape(B, -1)
+        lr = self.optimizer.lr
+        work = {(i, n): p.copy() for i, n, p in self.net.parameters()}
+        gates = {i: s[3] for i, s in zip(self.layers, states)}
+        target = None
+        if self.error_timing == "mse_online":
+            target = xp.zeros((B, self.K), dtype=x2.dtype)
+            target[xp.arange(B), y] = 1
+        z_bins, e_bins = [], []
+        for mu in range(self.K):
+            a = x2
+            acts = []
+            for i in self.layers:
+                W, b = work[(i, "W")], work[(i, "b")]
+                Wm = W[mu] if i == self.first else W
+                h = a @ Wm.T + b[mu]
+                acts.append(a)
+                a = h if gates[i] is None else h * gates[i]
+            z = a[:, 0]
+            z_bins.append(z)
+            e_mu = (z - target[:, mu]) / B if target is not None else e_present[:, mu]
+            e_bins.append(e_mu)
+            for i, a_in in zip(self.layers, acts):
+                G = gates[i]
+                ge = e_mu[:, None] if G is None else e_mu[:, None] * G
+                dW = ge.T @ a_in
+                if i == self.first:
+                    work[(i, "W")][mu] -= lr * dW
+                else:
+                    work[(i, "W")] -= lr * dW
+                    if self.net.clamped(i):
+                        clamp_(work[(i, "W")])
+                work[(i, "b")][mu] -= lr * ge.sum(axis=0)
+        e = xp.stack(e_bins, axis=1)
+        grads = {k: (self._params(*k) - w) / lr for k, w in work.items()}
+        return grads, work, e, xp.stack(z_bins, axis=1)
+
+    # ------------------------------------------------------------------
+    def step(self, x, y, before_update=None):
+        logits, states = self._present(x)
+        loss, e = self.learn_loss(logits, y)
+        work = None
+        if self.plasticity == "per_bin":
+            grads, work, e, z = self._per_bin(x, y, states, e)
+            if self.error_timing == "mse_online":
+                loss, _ = mse(z, y)
+        else:
+            grads = self._accumulated_grads(states, e)
+        self.last_batch = (x, y)
+        self.last = (states, e)
+        result = StepResult(loss, logits, grads, self._engine_states(states), e)
+        if before_update is not None:
+            before_update(result)
+        if work is None:
+            self.optimizer.step(grads)
+        else:
+            for (i, n), w in work.items():
+                self.net.layers[i].params[n][...] = w
+            self.net.project()
+        return result
+
+    def _engine_states(self, states):
+        out = []
+        for a_in, h, a, G in states:
+            a_in_e = a_in if a_in.ndim == 2 else a_in.transpose(1, 0, 2)
+            out.append(LayerState(a_in_e, h.transpose(1, 0, 2), a.transpose(1, 0, 2),
+                                  None if G is None else G[:, None, :]))
+        return out
+
+    def predict(self, x, batch_size):
+        xp = self.backend.xp
+        outs = []
+        for s in range(0, x.shape[0], batch_size):
+            outs.append(self._present(x[s:s + batch_size])[0])
+        return xp.concatenate(outs, axis=0)
+
+    # recording ---------------------------------------------------------
+    def observers(self, run):
+        from .trajectories import build
+
+        return build(run, self)
+
+    def trajectory(self, samples, units) -> dict:
+        h2 = self.backend.to_host
+        states, e = self.last
+        B = e.shape[0]
+        K = self.K
+        rec = {}
+        for i, (_a_in, h, a, G) in zip(self.layers, states):
+            u = units[i]
+            d = ("traj_sample", "time_bin", f"traj_unit_{i}")
+            rec[f"circuit_h_{i}"] = (d, h2(h[:, samples][:, :, u]).transpose(1, 0, 2), {
+                "long_name": f"pre-activation of neuron i in time bin μ, layer {i}"})
+            rec[f"circuit_rate_{i}"] = (d, h2(a[:, samples][:, :, u]).transpose(1, 0, 2), {
+                "long_name": f"firing rate of neuron i in time bin μ, layer {i}"})
+            if G is None:  # the readout is not gated
+                continue
+            gs = h2(G[samples][:, u])
+            rec[f"circuit_gate_{i}"] = (d, np.repeat(gs[:, None], K, axis=1), {
+                "long_name": f"gate of neuron i (1 = not inhibited) in time bin μ, layer {i} "
+                             f"(gating: {self.gating})"})
+        ex = h2(e)[samples] * B
+        nm = np.repeat(ex[:, :, None], K, axis=2)  # bin μ: e_μ at every site
+        rec["neuromodulator"] = (("traj_sample", "time_bin", "channel"), nm, {
+            "long_name": "neuromodulatory signal: e_μ broadcast to all synapses in time bin μ "
+                         f"(temporal: temporally heterogeneous, spatially uniform; error timing "
+                         f"{self.error_timing})"})
+        return rec
+
+    def synapse_spread(self) -> np.ndarray:
+        return np.zeros(len(self.layers) - 1)  # weights are shared across bins exactly
+
+    def synapse_snapshot(self, syn) -> dict:
+        rec = {}
+        for i, (post, pre) in syn.items():
+            W = self.backend.to_host(self.net.layers[i].params["W"])
+            if i == self.first:
+                rec[f"synapse_{i}"] = ((f"synapse_{i}", "component"), W[:, post, pre].T, {
+                    "long_name": "sampled synapses W1[ν, post, pre] from input population ν"})
+            else:
+                rec[f"synapse_{i}"] = ((f"synapse_{i}",), W[post, pre], {
+                    "long_name": f"sampled shared synapses W[post, pre] of layer {i}"})
+        return rec
