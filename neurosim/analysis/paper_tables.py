@@ -40,6 +40,9 @@ _CIFAR10 = {
     "LC": [(41.18, 10.62), (35.51, 0.0), (39.41, 2.94), (32.32, 0.0)],
 }
 
+#: {"mnist"|"cifar10": {row: [(test, train) per column in COLUMNS order]}}
+TABLES = {"mnist": _MNIST, "cifar10": _CIFAR10}
+
 #: {(dataset, row, rule, sign): {"test": %, "train": %}}
 PAPER = {}
 for _ds, _tab in (("MNIST", _MNIST), ("CIFAR-10", _CIFAR10)):

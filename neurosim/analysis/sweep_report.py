@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .paper_tables import TABLES
+
 ROWS = ["FC-Vec", "FC", "Conv-Vec", "Conv", "LC-Vec", "LC"]
 COLUMNS = ["GEVB/DFA+", "BP+", "GEVB/DFA", "BP"]  # "+" = nonnegative
 
@@ -35,28 +37,10 @@ def published_tables() -> dict:
     """Published test (train) errors in %, Clark, Abbott & Chung (2021) tables 1 and 2.
 
     ``{"mnist"|"cifar10": {row: [(test, train) per column in COLUMNS order]}}``; train
-    errors below 0.005 are not printed in the paper and are 0.0 here.  The same numbers are in
-    SPEC §7 and in ``neurosim.analysis.paper_tables`` (metrics branch) — kept here behind this
-    function until the two copies are merged into one.
+    errors below 0.005 are not printed in the paper and are 0.0 here.  The one copy of these
+    numbers is :data:`neurosim.analysis.paper_tables.TABLES`.
     """
-    return {
-        "mnist": {
-            "FC-Vec": [(1.87, 0.06), (1.93, 0.05), (2.32, 0.33), (1.84, 0.07)],
-            "FC": [(2.20, 0.30), (1.36, 0.0), (2.09, 0.19), (1.29, 0.0)],
-            "Conv-Vec": [(2.33, 1.03), (1.30, 0.19), (1.83, 0.83), (0.80, 0.0)],
-            "Conv": [(1.56, 0.67), (0.71, 0.0), (1.64, 0.42), (0.65, 0.0)],
-            "LC-Vec": [(1.78, 0.0), (1.64, 0.0), (1.84, 0.05), (1.44, 0.0)],
-            "LC": [(1.98, 0.32), (1.21, 0.0), (1.48, 0.09), (1.07, 0.0)],
-        },
-        "cifar10": {
-            "FC-Vec": [(47.62, 1.25), (47.03, 0.72), (48.86, 2.02), (45.98, 0.78)],
-            "FC": [(48.69, 3.28), (45.42, 0.96), (49.54, 2.88), (45.69, 0.73)],
-            "Conv-Vec": [(33.74, 28.83), (30.85, 16.29), (38.43, 20.59), (30.54, 1.71)],
-            "Conv": [(54.18, 48.43), (32.13, 0.23), (44.07, 17.25), (28.80, 0.15)],
-            "LC-Vec": [(41.08, 0.83), (41.01, 0.34), (40.11, 0.83), (38.77, 0.36)],
-            "LC": [(41.18, 10.62), (35.51, 0.0), (39.41, 2.94), (32.32, 0.0)],
-        },
-    }
+    return {ds: {row: list(vals) for row, vals in table.items()} for ds, table in TABLES.items()}
 
 
 # ---------------------------------------------------------------------------------- reading
