@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
+from ..model.network import LayerState
 
 
 def check_network(net, protocol, realization: str) -> None:
@@ -116,6 +117,17 @@ def cosine(a: dict, b: dict, layers) -> np.ndarray:
             nb += float(xp.vdot(v.ravel(), v.ravel()))
         if na > 0 and nb > 0:
             out[k] = dot / math.sqrt(na * nb)
+    return out
+
+
+def engine_states(states) -> list:
+    """Circuit states (component axis first) as the batched engine's LayerStates
+    (B, K, units; gate G with a singleton component axis), for observers and metrics."""
+    out = []
+    for a_in, h, a, G in states:
+        a_in_e = a_in if a_in.ndim == 2 else a_in.transpose(1, 0, 2)
+        out.append(LayerState(a_in_e, h.transpose(1, 0, 2), a.transpose(1, 0, 2),
+                              None if G is None else G[:, None, :]))
     return out
 
 

@@ -41,11 +41,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module
-from ..model.network import LayerState
 from ..rules.base import StepResult
 from ..schema import Field, Section
 from .base import Realization
-from .circuit import SynapseSet, build_synapse_optimizer, check_network, clamp_
+from .circuit import SynapseSet, build_synapse_optimizer, check_network, clamp_, engine_states
 
 
 class Grouped(Realization):
@@ -202,7 +201,7 @@ class Grouped(Realization):
         grads = self._grads(states, e)
         self.last_batch = (x, y)
         self.last = (states, e)
-        result = StepResult(loss, logits, self._effective(grads), self._engine_states(states), e)
+        result = StepResult(loss, logits, self._effective(grads), engine_states(states), e)
         if before_update is not None:
             before_update(result)
         self.syn_opt.step(grads)
@@ -211,14 +210,6 @@ class Grouped(Realization):
             self.relax()
         self._sync()
         return result
-
-    def _engine_states(self, states):
-        out = []
-        for a_in, h, a, G in states:
-            a_in_e = a_in if a_in.ndim == 2 else a_in.transpose(1, 0, 2)
-            out.append(LayerState(a_in_e, h.transpose(1, 0, 2), a.transpose(1, 0, 2),
-                                  None if G is None else G[:, None, :]))
-        return out
 
     def predict(self, x, batch_size):
         xp = self.backend.xp

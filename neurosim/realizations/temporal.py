@@ -57,11 +57,10 @@ import numpy as np
 
 from ..backend import array_module
 from ..losses import mse
-from ..model.network import LayerState
 from ..rules.base import StepResult
 from ..schema import Field, Section
 from .base import Realization
-from .circuit import check_network, clamp_
+from .circuit import check_network, clamp_, engine_states
 
 
 class Temporal(Realization):
@@ -210,7 +209,7 @@ class Temporal(Realization):
             grads = self._accumulated_grads(states, e)
         self.last_batch = (x, y)
         self.last = (states, e)
-        result = StepResult(loss, logits, grads, self._engine_states(states), e)
+        result = StepResult(loss, logits, grads, engine_states(states), e)
         if before_update is not None:
             before_update(result)
         if work is None:
@@ -220,14 +219,6 @@ class Temporal(Realization):
                 self.net.layers[i].params[n][...] = w
             self.net.project()
         return result
-
-    def _engine_states(self, states):
-        out = []
-        for a_in, h, a, G in states:
-            a_in_e = a_in if a_in.ndim == 2 else a_in.transpose(1, 0, 2)
-            out.append(LayerState(a_in_e, h.transpose(1, 0, 2), a.transpose(1, 0, 2),
-                                  None if G is None else G[:, None, :]))
-        return out
 
     def predict(self, x, batch_size):
         xp = self.backend.xp
