@@ -316,11 +316,7 @@ class _Local2d(Layer):
         import numpy as np
 
         wshape = self.params["W"]
-        # The published code initialises the first vectorized layer on the
-        # K-fold expanded input (appendix B view, fan-in K·C·kh·kw) and then
-        # multiplies by √K; per component that is std 1/√(C·kh·kw).
-        fan = self.fan_in * (self.K if self.first else 1)
-        std = initmod.scale(role, scheme, fan, self.K if self.first else 1)
+        std = self.init_std(scheme, role)  # first layer: per component 1/√(C·kh·kw)
         if scheme == "he":
             W = initmod.he_init(rng, wshape, std)
         else:

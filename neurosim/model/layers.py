@@ -76,6 +76,13 @@ class Layer:
     def initialize(self, rng, scheme: str, role: str) -> None:
         """Draw the weights (see :mod:`neurosim.model.init`)."""
 
+    def init_std(self, scheme: str, role: str) -> float:
+        """Std of this layer's initial weights.  As in the published code, the first
+        vectorized layer is scaled on the K-fold expanded input (appendix B: fan-in
+        K·fan_in) times √K, i.e. per component std 1/√fan_in."""
+        K = self.K if self.first else 1
+        return initmod.scale(role, scheme, self.fan_in * K, K)
+
 
 class Dense(Layer):
     """Fully connected layer.
@@ -107,11 +114,7 @@ class Dense(Layer):
         import numpy as np
 
         wshape = self.params["W"]
-        # as in the published code, the first vectorized layer is scaled on the
-        # K-fold expanded input (appendix B: fan-in K·n_in) times √K, i.e. per
-        # component std 1/√n_in
-        fan = self.fan_in * (self.K if self.first else 1)
-        std = initmod.scale(role, scheme, fan, self.K if self.first else 1)
+        std = self.init_std(scheme, role)
         if scheme == "he":
             W = initmod.he_init(rng, wshape, std)
         else:
