@@ -112,7 +112,8 @@ def feedback_metrics(net, rule, states, e, grads=None) -> dict:
             W = L.params["W"]
             out["fb_relative_error"][i] = relative_error(W, B)
             out["fb_sign_congruence"][i] = sign_congruence(W, B)
-            out["fb_signal_angle"][i] = mean_example_angle(L.vjp(sig[i], B), L.vjp(true[i]))
+            out["fb_signal_angle"][i] = mean_example_angle(L.vjp(sig[i], B, a=states[i].a_in),
+                                                           L.vjp(true[i], a=states[i].a_in))
     else:
         Bsz, K = e.shape[0], net.K
         eo = e.reshape(Bsz * K, net.n_out)
@@ -121,10 +122,7 @@ def feedback_metrics(net, rule, states, e, grads=None) -> dict:
             nxt = i + 1
             if nxt in true:
                 Ln = net.layers[nxt]
-                if getattr(Ln, "vjp_uses_input", False):  # max pooling: route by its input
-                    da = Ln.vjp(true[nxt], a=states[nxt].a_in)
-                else:
-                    da = Ln.vjp(true[nxt])
+                da = Ln.vjp(true[nxt], a=states[nxt].a_in)
                 out["fb_signal_angle"][i] = mean_example_angle(est, da)
             P = downstream_product(net, i)
             if P is not None and P.shape == D.shape:

@@ -55,7 +55,7 @@ def backward_signals(net, states, e, feedback=None):
     gs = {len(net.layers) - 1: g}
     das = {}
     for i in range(len(net.layers) - 1, first, -1):
-        da = net.layers[i].vjp(g, feedback.get(i))
+        da = net.layers[i].vjp(g, feedback.get(i), a=states[i].a_in)
         das[i - 1] = da
         d = states[i - 1].dphi
         g = da if d is None else da * d

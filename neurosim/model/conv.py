@@ -343,7 +343,7 @@ class _Local2d(Layer):
         h += b
         return h
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         if self.first:
             raise RuntimeError("the first layer has no input gradient to propagate")
         W = self.params["W"] if W is None else W
@@ -409,7 +409,7 @@ class Conv2d(_Local2d):
         h += b
         return h
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         if self.first:
             raise RuntimeError("the first layer has no input gradient to propagate")
         W = self.params["W"] if W is None else W
@@ -559,7 +559,7 @@ class AvgPool2d(_Pool2d):
             return self._pool_cl(a)
         return self._blocks(a).mean(axis=(-3, -1))
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         xp = array_module(g)
         s = self.s
         if g.ndim >= 3 and g.strides[-3] < g.strides[-1] and g.shape[-3] > 1:
@@ -574,12 +574,10 @@ class AvgPool2d(_Pool2d):
 
 class MaxPool2d(_Pool2d):
     """s×s max pooling with stride s, per component (the gradient goes to the
-    first maximum of each window).  ``vjp`` needs the pooled input: the
-    network's backward pass passes it (``vjp_uses_input``); otherwise the
-    window choice of the most recent ``forward`` is used."""
+    first maximum of each window).  ``vjp`` needs the pooled input ``a``
+    (every backward pass passes each layer's input)."""
 
     kind = "max_pool2d"
-    vjp_uses_input = True
 
     def _flat_windows(self, a):
         b = self._blocks(a)                                   # (..., C, Ho, s, Wo, s)
@@ -588,13 +586,13 @@ class MaxPool2d(_Pool2d):
         return b.reshape(b.shape[:-2] + (self.s * self.s,))
 
     def forward(self, a):
-        w = self._flat_windows(a)
-        self._last_argmax = w.argmax(axis=-1)
-        return w.max(axis=-1)
+        return self._flat_windows(a).max(axis=-1)
 
     def vjp(self, g, W=None, a=None):
         xp = array_module(g)
-        idx = self._flat_windows(a).argmax(axis=-1) if a is not None else self._last_argmax
+        if a is None:
+            raise ValueError("max_pool2d.vjp needs the layer's input a (the window maxima)")
+        idx = self._flat_windows(a).argmax(axis=-1)
         s = self.s
         onehot = (xp.arange(s * s) == idx[..., None]).astype(g.dtype)
         d = (g[..., None] * onehot).reshape(g.shape + (s, s))   # (..., C, Ho, Wo, s, s)
@@ -622,7 +620,7 @@ class Flatten(Layer):
         n = a.ndim
         return a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)).reshape(lead + self.unit_shape)
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         lead = g.shape[:-1]
         if len(self.in_shape) != 3:
             return g.reshape(lead + self.in_shape)

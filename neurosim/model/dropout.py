@@ -60,7 +60,7 @@ class Dropout(Layer):
     def forward(self, a):
         return a * self.mask(a) if self._active() else a
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         return g * self.mask(g) if self._active() else g
 
 

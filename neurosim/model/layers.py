@@ -10,7 +10,7 @@ share one weight across components (vectorized weight sharing).
 Every layer with weights implements
 
 * ``forward(a)``            h = W a + b,
-* ``vjp(g, W)``             ∂L/∂a from ∂L/∂h, through W (BP) or a feedback
+* ``vjp(g, W, a)``          ∂L/∂a from ∂L/∂h, through W (BP) or a feedback
                             matrix of W's shape (FA),
 * ``grads(a, g)``           ∂L/∂W, ∂L/∂b from the learning signal g = ∂L/∂h,
 * ``gevb_grads(a, G, e)``   the GEVB update direction (eq. 9) from the gate
@@ -61,7 +61,7 @@ class Layer:
     def forward(self, a):
         raise NotImplementedError
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         raise NotImplementedError
 
     def grads(self, a, g) -> dict:
@@ -143,7 +143,7 @@ class Dense(Layer):
         h += b  # in place: h is a fresh matmul result (saves a pass and a temporary)
         return h
 
-    def vjp(self, g, W=None):
+    def vjp(self, g, W=None, a=None):
         if self.first:
             raise RuntimeError("the first layer has no input gradient to propagate")
         W = self.params["W"] if W is None else W

@@ -75,11 +75,7 @@ def backward(net, states, e, feedback=None) -> dict:
     g = output_signal(net, states, e)
     signals = {len(net.layers) - 1: g}
     for i in range(len(net.layers) - 1, first, -1):
-        L = net.layers[i]
-        if getattr(L, "vjp_uses_input", False):  # e.g. max pooling needs its input
-            da = L.vjp(g, feedback.get(i), a=states[i].a_in)
-        else:
-            da = L.vjp(g, feedback.get(i))
+        da = net.layers[i].vjp(g, feedback.get(i), a=states[i].a_in)
         d = states[i - 1].dphi
         g = da if d is None else da * d
         signals[i - 1] = g
