@@ -217,8 +217,10 @@ def synchronize(device: str) -> None:
         cupy.cuda.Device().synchronize()
 
 
-def matmul_peak(device: str = "cpu", n: int = 2048, repeats: int = 5) -> dict:
-    """Best float32 GFLOP/s of an n×n×n matmul (NumPy/CuPy, and torch if present)."""
+def matmul_peak(device: str = "cpu", n: int = 2048, repeats: int = 5, use_torch: bool = True) -> dict:
+    """Best float32 GFLOP/s of an n×n×n matmul: NumPy/CuPy here, and torch (if
+    installed) in a child process, so that torch's thread pool never runs in
+    the process that times neurosim."""
     out = {}
     if device == "gpu":  # pragma: no cover
         import cupy as xp
@@ -238,28 +240,66 @@ def matmul_peak(device: str = "cpu", n: int = 2048, repeats: int = 5) -> dict:
         synchronize(device)
         best = min(best, time.perf_counter() - t)
     out["neurosim_backend_gflops"] = 2 * n**3 / best / 1e9
-    try:
-        import torch
-
-        dev = "cuda" if device == "gpu" else "cpu"
-        At = torch.rand(n, n, device=dev)
-        Bt = torch.rand(n, n, device=dev)
-        At @ Bt
-        best = np.inf
-        for _ in range(repeats):
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            At @ Bt
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t)
-        out["torch_gflops"] = 2 * n**3 / best / 1e9
-    except ImportError:
-        pass
+    if use_torch:
+        child = run_torch_child(["--peak", "--device", device])
+        if "torch_gflops" in child:
+            out["torch_gflops"] = child["torch_gflops"]
     out["peak_gflops"] = max(v for k, v in out.items() if k.endswith("_gflops"))
     out["n"] = n
     return out
+
+
+def torch_matmul_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> float:
+    """torch's best float32 n×n×n matmul GFLOP/s (run in the torch child process)."""
+    import torch
+
+    if device == "gpu":  # pragma: no cover
+        n = max(n, 8192)
+    dev = "cuda" if device == "gpu" else "cpu"
+    At = torch.rand(n, n, device=dev)
+    Bt = torch.rand(n, n, device=dev)
+    At @ Bt
+    best = np.inf
+    for _ in range(repeats):
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        At @ Bt
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def torch_child_env() -> dict:
+    """The environment of the torch child: this one, with OMP_WAIT_POLICY as the
+    user had it before ``import neurosim`` set neurosim's default."""
+    from . import USER_OMP_WAIT_POLICY
+
+    env = dict(os.environ, NEUROSIM_BENCH_TORCH_CHILD="1")
+    if USER_OMP_WAIT_POLICY is None:
+        env.pop("OMP_WAIT_POLICY", None)
+    else:
+        env["OMP_WAIT_POLICY"] = USER_OMP_WAIT_POLICY
+    return env
+
+
+def run_torch_child(args: list) -> dict:
+    """Run ``python -m benchmarks.torch_ref ARGS``; its JSON line, or {"skipped": why}."""
+    import json
+    import subprocess
+    import sys
+
+    from . import torch_ref
+
+    if not torch_ref.available():
+        return {"skipped": "torch not installed (pip install neurosim[bench])"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.torch_ref", *args], cwd=ROOT,
+                          env=torch_child_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"skipped": f"torch reference failed: {tail[0]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def time_steps(step, n_steps: int, warmup: int, device: str, chunk: int = 10) -> dict:
@@ -301,12 +341,11 @@ def machine() -> dict:
         info["numba_threads"] = numba.get_num_threads()
     except ImportError:
         pass
-    try:
-        import torch
+    try:  # the version without importing torch (see torch_ref.available)
+        from importlib.metadata import version
 
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
+        info["torch"] = version("torch")
+    except Exception:  # noqa: BLE001 - not installed
         pass
     info["NEUROSIM_NUMBA"] = os.environ.get("NEUROSIM_NUMBA", "1")
     return info
@@ -339,32 +378,47 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
     res["neurosim"]["synaptic_updates_per_s"] = net.n_params() / t["mean_s_per_step"]
     res["step_gflop"] = None if flops is None else flops / 1e9
     if use_torch and w.torch:
-        from . import torch_ref
-
-        if not torch_ref.available():
-            res["torch"] = {"skipped": "torch not installed (pip install neurosim[bench])"}
+        args = [w.name, "--device", device, "--dtype", dtype, "--steps", str(steps),
+                "--warmup", str(warmup)] + (["--epoch"] if epoch else []) \
+            + ([] if n_train is None else ["--n-train", str(n_train)])
+        tt = run_torch_child(args)
+        if "skipped" in tt:
+            res["torch"] = tt
         else:
-            import torch
-
-            tnet = torch_ref.TorchDenseNet(net, rule, w.rule, device)
-            xt = torch.as_tensor(np.asarray(be.to_host(x)), dtype=tnet.dtype, device=tnet.dev)
-            yt = torch.as_tensor(np.asarray(be.to_host(y)), device=tnet.dev)
-            pt = torch.as_tensor(np.asarray(be.to_host(perm)), device=tnet.dev)
-
-            def t_step(k):
-                idx = pt[(k % n_batches) * B: (k % n_batches + 1) * B]
-                tnet.step(xt[idx], yt[idx])
-
-            if device == "gpu":  # pragma: no cover - GPU only
-                tt = _time_torch_gpu(t_step, steps, warmup)
-            else:
-                tt = time_steps(t_step, steps, warmup, "cpu")
             res["torch"] = _rates(tt, B, flops, peak, n_batches)
             res["ratio_speed_neurosim_over_torch"] = (
                 res["neurosim"]["examples_per_s"] / res["torch"]["examples_per_s"])
     elif not w.torch:
         res["torch"] = {"skipped": "no plain-PyTorch reference for this workload"}
     return res
+
+
+def time_torch_reference(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
+                         epoch=False, n_train=None) -> dict:
+    """Time the plain-PyTorch reference of ``w`` (called in the torch child process):
+    the same network, initial weights, rule and batch order as :func:`run_workload`."""
+    import torch
+
+    from . import torch_ref
+
+    be, net, rule, _, _, x, y, _ = build(w, device, dtype, n_train)
+    N, B = x.shape[0], w.batch_size
+    n_batches = -(-N // B)
+    if epoch:
+        steps, warmup = n_batches, min(warmup, 2)
+    perm = np.random.default_rng(0).permutation(N)
+    tnet = torch_ref.TorchDenseNet(net, rule, w.rule, device)
+    xt = torch.as_tensor(np.asarray(be.to_host(x)), dtype=tnet.dtype, device=tnet.dev)
+    yt = torch.as_tensor(np.asarray(be.to_host(y)), device=tnet.dev)
+    pt = torch.as_tensor(perm, device=tnet.dev)
+
+    def t_step(k):
+        idx = pt[(k % n_batches) * B: (k % n_batches + 1) * B]
+        tnet.step(xt[idx], yt[idx])
+
+    if device == "gpu":  # pragma: no cover - GPU only
+        return _time_torch_gpu(t_step, steps, warmup)
+    return time_steps(t_step, steps, warmup, "cpu")
 
 
 def _time_torch_gpu(step, steps, warmup):  # pragma: no cover - GPU only

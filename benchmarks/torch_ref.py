@@ -20,11 +20,12 @@ import numpy as np
 
 
 def available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether torch is installed — without importing it: torch's thread pool
+    must never start in the process that times neurosim (it shares the OpenMP
+    runtime with Numba's pool; see :func:`main`)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 class TorchDenseNet:
@@ -134,3 +135,54 @@ class TorchDenseNet:
             for W, c in zip(self.W, self.clamp):
                 if c:
                     W.clamp_(min=0)
+
+
+# ---------------------------------------------------------------------------
+# child process: ``python -m benchmarks.torch_ref WORKLOAD ...`` prints one JSON line
+
+
+def main(argv=None) -> int:
+    """Time the PyTorch reference of one workload in this (fresh) process.
+
+    torch is imported and its thread pool started *before* neurosim, so it runs
+    under the OpenMP settings the user gave (neurosim's passive-wait default is
+    for its own Numba pool, and a shared runtime would otherwise carry it over
+    to torch, or torch's spinning threads over to neurosim).
+    """
+    import argparse
+    import json
+    import os
+    import sys
+
+    import torch
+
+    torch.ones(64, 64) @ torch.ones(64, 64)  # start torch's pool under the user's settings
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.torch_ref")
+    ap.add_argument("workload", nargs="?")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--epoch", action="store_true")
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--peak", action="store_true", help="print torch's float32 matmul GFLOP/s only")
+    a = ap.parse_args(argv)
+    from . import core
+
+    if a.peak:
+        print(json.dumps({"torch_gflops": core.torch_matmul_gflops(a.device)}))
+        return 0
+    w = core.get_workloads([a.workload])[0]
+    out = core.time_torch_reference(w, a.device, a.dtype, a.steps, a.warmup, a.epoch, a.n_train)
+    out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    out["torch_threads"] = torch.get_num_threads()
+    json.dump(out, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
