@@ -6,7 +6,7 @@ optionally what it needs (layer kinds, a realization) — a workload whose
 layer or realization does not exist in this checkout is skipped with a
 message.  For each workload the suite times neurosim's training step
 (data gather + rule + Adam + projection, the realization's ``step``) and,
-for dense networks, the same network and rule written in plain PyTorch
+for dense networks and conv VNNs, the same network and rule written in plain PyTorch
 (:mod:`benchmarks.torch_ref`), and reports examples/s, achieved GFLOP/s from
 analytic matmul FLOP counts, and the fraction of the float32 matmul peak
 measured in the same run.
@@ -44,7 +44,7 @@ class Workload:
     needs_layers: tuple = ()  # layer kinds that must be registered
     needs_modules: tuple = ()  # modules that register them (imported if present)
     batch_size: int = 128
-    torch: bool = True  # a plain-PyTorch reference exists (dense networks)
+    torch: bool = True  # a plain-PyTorch reference exists (dense networks, conv VNNs)
     description: str = ""
 
 
@@ -62,10 +62,10 @@ WORKLOADS: list[Workload] = [
              description="MNIST FC 784-1024-512-10 conventional (K=1), BP"),
     Workload("conv_cifar10_vnn_gevb", "cifar10_conv.yaml", "gevb", "cifar10",
              needs_layers=("conv2d", "avg_pool2d"), needs_modules=("neurosim.model.conv",),
-             torch=False, description="CIFAR-10 conv VNN (K=10), GEVB"),
+             description="CIFAR-10 conv VNN (K=10), GEVB"),
     Workload("conv_cifar10_vnn_bp", "cifar10_conv.yaml", "bp", "cifar10",
              needs_layers=("conv2d", "avg_pool2d"), needs_modules=("neurosim.model.conv",),
-             torch=False, description="CIFAR-10 conv VNN (K=10), BP"),
+             description="CIFAR-10 conv VNN (K=10), BP"),
     Workload("fc_mnist_grouped_gevb", "mnist_fc.yaml", "gevb", "mnist",
              realization={"type": "grouped"}, torch=False,
              description="MNIST FC VNN, grouped (explicit-circuit) realization, GEVB"),
@@ -407,7 +407,7 @@ def time_torch_reference(w: Workload, device="cpu", dtype="float32", steps=40, w
     if epoch:
         steps, warmup = n_batches, min(warmup, 2)
     perm = np.random.default_rng(0).permutation(N)
-    tnet = torch_ref.TorchDenseNet(net, rule, w.rule, device)
+    tnet = torch_ref.reference_for(net, rule, w.rule, device)
     xt = torch.as_tensor(np.asarray(be.to_host(x)), dtype=tnet.dtype, device=tnet.dev)
     yt = torch.as_tensor(np.asarray(be.to_host(y)), device=tnet.dev)
     pt = torch.as_tensor(perm, device=tnet.dev)

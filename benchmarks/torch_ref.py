@@ -137,6 +137,160 @@ class TorchDenseNet:
                     W.clamp_(min=0)
 
 
+class TorchConvNet:
+    """A neurosim conv VNN (conv2d, avg_pool2d, dense layers) mirrored in PyTorch.
+
+    Activations are (B, K, C, H, W) as in neurosim; the first conv runs as one
+    ``conv2d`` with K·C_out output channels (a weight per component), later
+    convs on the (B·K, C, H, W) stack with the shared weight.  Rules:
+
+    * ``bp``: autograd (the gate mask is computed without gradient, ∂a/∂h = G);
+    * ``gevb`` (eq. 9, appendix H) by hand with ``torch.nn.grad.conv2d_weight``:
+      shared layers from P = Σ_μ e_μ a_μ and output signal G; the first layer
+      from the learning signal e⊗G directly (what the equations say; neurosim
+      factors it through per-example gradients, K times fewer products).
+    """
+
+    def __init__(self, net, rule, rule_name: str, device: str = "cpu", lr: float = 3e-4):
+        import torch
+
+        from neurosim.backend import to_host
+
+        kinds = {L.kind for L in net.layers}
+        if not kinds <= {"conv2d", "avg_pool2d", "dense"}:
+            raise NotImplementedError(f"the PyTorch conv reference covers conv2d, avg_pool2d and "
+                                      f"dense layers, not {sorted(kinds - {'conv2d', 'avg_pool2d', 'dense'})}")
+        if rule_name not in ("gevb", "bp"):
+            raise NotImplementedError("the PyTorch conv reference implements gevb and bp")
+        self.torch = torch
+        self.dev = torch.device("cuda" if device == "gpu" else "cpu")
+        self.rule = rule_name
+        self.K = net.K
+        dt = torch.float64 if net.backend.dtype == "float64" else torch.float32
+        self.dtype = dt
+
+        def T(a):
+            return torch.tensor(np.ascontiguousarray(to_host(a)), dtype=dt, device=self.dev)
+
+        self.layers = []  # (kind, info, W, b, t, clamp)
+        for i, L in enumerate(net.layers):
+            gated = net.nonlins[i] is not None and net.nonlins[i].gating
+            entry = {"kind": L.kind, "first": L.first, "t": T(net.t[i]) if gated else None}
+            if L.kind == "conv2d":
+                g = L.geo
+                entry.update(stride=(g.sh, g.sw), padding=(g.ph, g.pw), M=L.C_out)
+            if L.kind == "avg_pool2d":
+                entry.update(size=L.s)
+            if L.has_weights:
+                entry.update(W=T(L.params["W"]), b=T(L.params["b"]), clamp=net.clamped(i), idx=i)
+            self.layers.append(entry)
+        params = [e[k] for e in self.layers if "W" in e for k in ("W", "b")]
+        if rule_name == "bp":
+            for p in params:
+                p.requires_grad_(True)
+        self.opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+    def forward(self, x):
+        """Logits and, per layer, (input, G)."""
+        torch = self.torch
+        F = torch.nn.functional
+        B, K = x.shape[0], self.K
+        a = x
+        keep = []
+        for ly in self.layers:
+            kind = ly["kind"]
+            if kind == "conv2d":
+                W = ly["W"]
+                if ly["first"]:
+                    h = F.conv2d(a, W.reshape((-1,) + W.shape[2:]), stride=ly["stride"],
+                                 padding=ly["padding"])
+                    h = h.reshape((B, K, ly["M"]) + h.shape[2:])
+                else:
+                    h = F.conv2d(a.reshape((B * K,) + a.shape[2:]), W, stride=ly["stride"],
+                                 padding=ly["padding"])
+                    h = h.reshape((B, K) + h.shape[1:])
+                h = h + ly["b"]
+            elif kind == "avg_pool2d":
+                h = F.avg_pool2d(a.reshape((B * K,) + a.shape[2:]), ly["size"])
+                h = h.reshape((B, K) + h.shape[1:])
+            else:  # dense, never first here (the conv VNN's first layer is a conv)
+                h = a.reshape(B, K, -1) @ ly["W"].T + ly["b"]
+            if ly["t"] is not None:
+                with torch.no_grad():
+                    G = ((h * ly["t"]).sum(dim=1, keepdim=True) >= 0).to(h.dtype)
+                keep.append((a, G))
+                a = h * G
+            else:
+                keep.append((a, None))
+                a = h
+        return a.reshape(B, -1), keep
+
+    def gradients(self, x, y):
+        """{(weight-layer position, "W"|"b"): grad} for one batch (no update)."""
+        torch = self.torch
+        wl = [ly for ly in self.layers if "W" in ly]
+        if self.rule == "bp":
+            for ly in wl:
+                ly["W"].grad = ly["b"].grad = None
+            logits, _ = self.forward(x)
+            torch.nn.functional.cross_entropy(logits, y).backward()
+            return {(p, k): wl[p][k].grad for p in range(len(wl)) for k in ("W", "b")}
+        conv2d_weight = torch.nn.grad.conv2d_weight
+        with torch.no_grad():
+            logits, keep = self.forward(x)
+            B, K = x.shape[0], self.K
+            e = torch.softmax(logits, dim=1)
+            e[torch.arange(B, device=e.device), y] -= 1
+            e /= B
+            out, pos = {}, 0
+            for ly, (a_in, G) in zip(self.layers, keep):
+                if "W" not in ly:
+                    continue
+                W = ly["W"]
+                if G is None:  # readout: its true gradient
+                    g = e.reshape(B * K, -1)
+                    out[(pos, "W")] = g.T @ a_in.reshape(B * K, -1)
+                    out[(pos, "b")] = g.reshape(B, K, -1).sum(dim=0)
+                elif ly["kind"] == "conv2d":
+                    Gs = G[:, 0]                                     # (B, M, Ho, Wo)
+                    if ly["first"]:
+                        g = (e[:, :, None, None, None] * G).reshape((B, -1) + Gs.shape[2:])
+                        dW = conv2d_weight(a_in, (W.shape[0] * W.shape[1],) + W.shape[2:], g,
+                                           stride=ly["stride"], padding=ly["padding"])
+                        out[(pos, "W")] = dW.reshape(W.shape)
+                    else:
+                        P = torch.einsum("bk,bkchw->bchw", e, a_in)
+                        out[(pos, "W")] = conv2d_weight(P, W.shape, Gs, stride=ly["stride"],
+                                                        padding=ly["padding"])
+                    out[(pos, "b")] = (e.T @ Gs.sum(dim=(2, 3)))[..., None, None]
+                else:  # hidden dense (shared)
+                    G2 = G.reshape(B, -1)
+                    P = torch.einsum("bk,bkj->bj", e, a_in.reshape(B, K, -1))
+                    out[(pos, "W")] = G2.T @ P
+                    out[(pos, "b")] = e.T @ G2
+                pos += 1
+            return out
+
+    def step(self, x, y):
+        wl = [ly for ly in self.layers if "W" in ly]
+        grads = self.gradients(x, y)
+        if self.rule != "bp":
+            for (p, k), g in grads.items():
+                wl[p][k].grad = g
+        self.opt.step()
+        with self.torch.no_grad():
+            for ly in wl:
+                if ly["clamp"]:
+                    ly["W"].clamp_(min=0)
+
+
+def reference_for(net, rule, rule_name: str, device: str = "cpu"):
+    """The PyTorch mirror of ``net``: dense-only networks or conv VNNs."""
+    if all(L.kind == "dense" for L in net.layers):
+        return TorchDenseNet(net, rule, rule_name, device)
+    return TorchConvNet(net, rule, rule_name, device)
+
+
 # ---------------------------------------------------------------------------
 # child process: ``python -m benchmarks.torch_ref WORKLOAD ...`` prints one JSON line
 

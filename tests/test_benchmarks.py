@@ -41,6 +41,37 @@ def test_torch_reference_equals_neurosim(rule, vectorized):
                                        rtol=1e-10, atol=1e-12, err_msg=f"{rule} layer {i} {k}")
 
 
+
+@pytest.mark.parametrize("rule", ["gevb", "bp"])
+def test_torch_conv_reference_equals_neurosim(rule):
+    """The conv VNN in PyTorch (F.conv2d, conv2d_weight, autograd) computes
+    neurosim's update: first conv (per component), avg pool, shared conv with
+    padding and stride, a hidden dense layer and the readout."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_ref import TorchConvNet
+    from neurosim import losses
+    from neurosim.backend import Backend
+    from neurosim.model.network import build_network
+    from neurosim.rules import build_rule
+
+    be = Backend("cpu", "float64", seed=3)
+    spec = {"vectorized": True, "layers": [
+        {"type": "conv2d", "channels": 4, "kernel": 3, "stride": 1, "padding": 1},
+        {"type": "avg_pool2d", "size": 2},
+        {"type": "conv2d", "channels": 6, "kernel": 2, "stride": 2, "padding": 0},
+        {"type": "dense", "units": 6}]}
+    net = build_network(spec, be, (2, 8, 8), 4)
+    r = build_rule(rule, net, be)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((6, 2, 8, 8)), rng.integers(0, 4, 6)
+    res = r.step(net, x, y, losses.cross_entropy)
+    tnet = TorchConvNet(net, r, rule)
+    tg = tnet.gradients(torch.tensor(x), torch.tensor(y))
+    for pos, i in enumerate(net.weight_layers):
+        for k in ("W", "b"):
+            np.testing.assert_allclose(tg[(pos, k)].detach().numpy(), res.grads[(i, k)],
+                                       rtol=1e-9, atol=1e-12, err_msg=f"{rule} layer {i} {k}")
+
 def test_step_flops_fc_mnist_vnn():
     from neurosim.backend import Backend
     from neurosim.model.network import build_network

@@ -188,6 +188,22 @@ def test_table_protocols_expand_to_the_24_cells_times_5_seeds():
         assert "fc" in have
         sel = load_sweep(ROOT / "protocols" / f"{name}.yaml", only=[f"circuit={ds}_{a},*" for a in have])
         assert len(sel.runs) == 40 * len(have)
+        # the validated runs land one-to-one on the paper's cells, each with a published value
+        from neurosim.analysis.sweep_report import COLUMNS, paper_cell, published_tables
+
+        pub = published_tables()[ds]
+        mapped = {r.cell: paper_cell(r.protocol) for r in sel.runs}
+        assert None not in mapped.values()
+        assert len(set(mapped.values())) == 8 * len(have)
+        for r in sel.runs:
+            table, row, col = mapped[r.cell]
+            o = r.overrides
+            assert table == ds and row.startswith({"fc": "FC", "conv": "Conv", "lc": "LC"}[
+                o["circuit.file"].split("_")[-1].split(".")[0]])
+            assert row.endswith("-Vec") == o["circuit.vectorized"]
+            assert COLUMNS[col].startswith("BP") == (o["rule.name"] == "bp")
+            assert COLUMNS[col].endswith("+") == (o["circuit.sign"] == "nonnegative")
+            assert pub[row][col][0] > 0
 
 
 # ---------------------------------------------------------------------------- execution

@@ -21,11 +21,16 @@ from neurosim.analysis.sweep_report import (
 )
 
 
+_FIRST_LAYER = {"fc": "dense", "conv": "conv2d", "lc": "locally_connected2d"}
+
+
 def _proto(rule, vec, sign, arch="mnist_fc", dataset="mnist", epochs=190):
+    """A validated protocol's shape: the circuit's layers as the file defines them."""
+    first = _FIRST_LAYER[arch.split("_")[-1]]
     return {"name": "x", "rule": {"name": rule}, "data": {"dataset": dataset},
             "training": {"epochs": epochs},
             "circuit": {"name": arch, "vectorized": vec, "sign": sign,
-                        "layers": [{"type": "dense", "units": 4}]}}
+                        "layers": [{"type": first, "channels": 4}, {"type": "dense", "units": 4}]}}
 
 
 def _fake_sweep(path, runs):

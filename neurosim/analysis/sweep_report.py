@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paper_tables
 from .paper_tables import TABLES
 
 ROWS = ["FC-Vec", "FC", "Conv-Vec", "Conv", "LC-Vec", "LC"]
@@ -44,42 +45,23 @@ def published_tables() -> dict:
 
 
 # ---------------------------------------------------------------------------------- reading
-def _arch(circuit: dict) -> str | None:
-    """FC / Conv / LC from the circuit's name or file stem, else from its layer types."""
-    names = [str(circuit.get("name") or ""), Path(str(circuit.get("file") or "")).stem]
-    for n in names:
-        toks = n.lower().replace("-", "_").split("_")
-        for tok, arch in (("lc", "LC"), ("local", "LC"), ("conv", "Conv"), ("fc", "FC")):
-            if tok in toks:
-                return arch
-    kinds = [str(ls.get("type", "")).lower() for ls in circuit.get("layers", [])]
-    if any("local" in k or k in ("lc", "locally_connected") for k in kinds):
-        return "LC"
-    if any("conv" in k for k in kinds):
-        return "Conv"
-    if kinds and all(k == "dense" for k in kinds):
-        return "FC"
-    return None
+_COLUMN_OF = {("GEVB/DFA", "nonnegative"): 0, ("BP", "nonnegative"): 1,
+              ("GEVB/DFA", "mixed"): 2, ("BP", "mixed"): 3}
 
 
 def paper_cell(protocol: dict):
-    """(dataset, row, column) of the paper's tables for a run's protocol, or None."""
-    ds = str(protocol.get("data", {}).get("dataset", ""))
-    table = "cifar10" if ds.startswith("cifar10") else ("mnist" if ds == "mnist" else None)
+    """(dataset, row, column index in COLUMNS) of the paper's tables for a run's
+    validated protocol, or None — the cell is decided by
+    :func:`neurosim.analysis.paper_tables.cell` from the circuit's layer kinds."""
+    dataset = str(protocol.get("data", {}).get("dataset", ""))
     circ = protocol.get("circuit", {})
-    arch = _arch(circ)
-    rule = protocol.get("rule", {}).get("name")
-    vec = bool(circ.get("vectorized", True))
-    nonneg = circ.get("sign") == "nonnegative"
-    if table is None or arch is None:
+    kinds = [str(ls.get("type", "")) for ls in circ.get("layers", [])]
+    key = paper_tables.cell(dataset, kinds, bool(circ.get("vectorized", True)),
+                            str(circ.get("sign")), str(protocol.get("rule", {}).get("name", "")))
+    if key is None:
         return None
-    if rule == "bp":
-        col = 1 if nonneg else 3
-    elif (rule == "gevb" and vec) or (rule == "dfa" and not vec):
-        col = 0 if nonneg else 2
-    else:
-        return None
-    return table, arch + ("-Vec" if vec else ""), col
+    table = "cifar10" if dataset.startswith("cifar10") else "mnist"
+    return table, key[1], _COLUMN_OF[key[2], key[3]]
 
 
 def collect(path) -> list[dict]:
