@@ -156,10 +156,10 @@ class TorchConvNet:
 
         from neurosim.backend import to_host
 
-        kinds = {L.kind for L in net.layers}
-        if not kinds <= {"conv2d", "avg_pool2d", "dense"}:
+        other = {L.kind for L in net.layers} - {"conv2d", "avg_pool2d", "dense"}
+        if other:
             raise NotImplementedError(f"the PyTorch conv reference covers conv2d, avg_pool2d and "
-                                      f"dense layers, not {sorted(kinds - {'conv2d', 'avg_pool2d', 'dense'})}")
+                                      f"dense layers, not {sorted(other)}")
         if rule_name not in ("gevb", "bp"):
             raise NotImplementedError("the PyTorch conv reference implements gevb and bp")
         self.torch = torch

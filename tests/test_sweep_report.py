@@ -20,7 +20,6 @@ from neurosim.analysis.sweep_report import (
     summarize,
 )
 
-
 _FIRST_LAYER = {"fc": "dense", "conv": "conv2d", "lc": "locally_connected2d"}
 
 
