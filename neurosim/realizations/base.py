@@ -42,7 +42,15 @@ class Realization:
         raise NotImplementedError
 
     def predict(self, x, batch_size):
-        return self.net.predict(x, batch_size)
+        """Logits of many examples, ``batch_size`` at a time (evaluation)."""
+        xp = self.backend.xp
+        return xp.concatenate([self.logits(x[s:s + batch_size])
+                               for s in range(0, x.shape[0], batch_size)], axis=0)
+
+    def logits(self, x):
+        """Logits of one batch as this realization computes them (the batched
+        network here; explicit circuits run their own dynamics)."""
+        return self.net.forward(x)[0]
 
     # recording hooks -------------------------------------------------
     def observers(self, run) -> list:

@@ -211,12 +211,8 @@ class Grouped(Realization):
         self._sync()
         return result
 
-    def predict(self, x, batch_size):
-        xp = self.backend.xp
-        outs = []
-        for s in range(0, x.shape[0], batch_size):
-            outs.append(self._forward(x[s:s + batch_size])[0])
-        return xp.concatenate(outs, axis=0)
+    def logits(self, x):
+        return self._forward(x)[0]
 
     # recording ---------------------------------------------------------
     def observers(self, run):

@@ -220,12 +220,8 @@ class Temporal(Realization):
             self.net.project()
         return result
 
-    def predict(self, x, batch_size):
-        xp = self.backend.xp
-        outs = []
-        for s in range(0, x.shape[0], batch_size):
-            outs.append(self._present(x[s:s + batch_size])[0])
-        return xp.concatenate(outs, axis=0)
+    def logits(self, x):
+        return self._present(x)[0]
 
     # recording ---------------------------------------------------------
     def observers(self, run):
