@@ -16,7 +16,8 @@ and the tests (``tests/test_kernels.py``) check that both paths agree
 Kernels
 -------
 ``adam_update``   one Adam step in place (m, v, p in one pass).  CuPy: ElementwiseKernel.
-``gate``          vector gating nonlinearity, eq. 7-8: G = Θ(Σ_μ t_μ h_μ), a = G h.
+``gate``          vector gating nonlinearity, eq. 7-8: G = Θ(Σ_μ t_μ h_μ), a = G h (also
+                  over a conv layer's channel-last memory, returning views of the same layout).
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
 
@@ -78,6 +79,24 @@ def _kernel_functions(prange) -> dict:
                 for u in range(U):
                     a[b, k, u] = h[b, k, u] * G[b, u]
 
+    def gate_bskc(h, t, a, G):
+        # channel-last memory: h, a (B, S, K, C) with S = H·W positions; t (K, C);
+        # G (B, S, C).  Same arithmetic order as gate_bku (sequential in μ).
+        B, S, K, C = h.shape
+        for b in prange(B):
+            s = np.empty(C, dtype=h.dtype)
+            for p in range(S):
+                for c in range(C):
+                    s[c] = h[b, p, 0, c] * t[0, c]
+                for k in range(1, K):
+                    for c in range(C):
+                        s[c] += h[b, p, k, c] * t[k, c]
+                for c in range(C):
+                    G[b, p, c] = 1.0 if s[c] >= 0 else 0.0
+                for k in range(K):
+                    for c in range(C):
+                        a[b, p, k, c] = h[b, p, k, c] * G[b, p, c]
+
     def contract_bkj(e, a, P):
         # P[b, j] = Σ_μ e[b, μ] a[b, μ, j], sequential in μ
         B, K, J = a.shape
@@ -89,7 +108,7 @@ def _kernel_functions(prange) -> dict:
                 for j in range(J):
                     P[b, j] += ek * a[b, k, j]
 
-    return {"adam": adam_flat, "gate": gate_bku, "contract": contract_bkj}
+    return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj}
 
 
 def _numba_kernels() -> dict:
@@ -247,6 +266,18 @@ def gate(h, t):
         G = np.empty((B, 1) + h.shape[2:], dtype=h.dtype)
         _kernel("gate", h.size)(h3, tt, a.reshape(B, K, -1), G.reshape(B, -1))
         return a, G
+    if h.ndim == 5 and isinstance(t, np.ndarray) and t.dtype == h.dtype and numba_enabled() \
+            and h.dtype in (np.float32, np.float64):
+        # a conv layer's output seen as (B, K, C, H, W) over channel-last memory (B, H, W, K, C)
+        hcl = h.transpose(0, 3, 4, 1, 2)
+        if hcl.flags.c_contiguous:
+            B, K, C, H, W = h.shape
+            tt = np.ascontiguousarray(np.broadcast_to(t, (K, C, 1, 1)).reshape(K, C))
+            acl = np.empty_like(hcl)
+            Gcl = np.empty((B, H, W, C), dtype=h.dtype)
+            _kernel("gate_cl", h.size)(hcl.reshape(B, H * W, K, C), tt,
+                                       acl.reshape(B, H * W, K, C), Gcl.reshape(B, H * W, C))
+            return acl.transpose(0, 3, 4, 1, 2), Gcl.transpose(0, 3, 1, 2)[:, None]
     return gate_reference(h, t)
 
 

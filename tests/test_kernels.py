@@ -66,6 +66,24 @@ def test_gate_numba_exact_and_correct(rng, shape, tshape, monkeypatch):
     np.testing.assert_array_equal(G1, G)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gate_channel_last_layout(rng, dtype):
+    """A conv output is a (B, K, C, H, W) view of channel-last memory (B, H, W, K, C):
+    the gate runs on that layout directly and equals the reference bit for bit."""
+    B, K, C, H, W = 3, 4, 6, 5, 2
+    h = rng.standard_normal((B, H, W, K, C)).astype(dtype).transpose(0, 3, 4, 1, 2)
+    t = rng.choice([-1.0, 1.0], size=(K, C, 1, 1)).astype(dtype)
+    assert not h.flags.c_contiguous
+    a, G = kernels.gate(h, t)
+    a0, G0 = kernels.gate_reference(h, t)
+    assert G.shape == G0.shape == (B, 1, C, H, W) and a.shape == h.shape
+    np.testing.assert_array_equal(G, G0)
+    np.testing.assert_array_equal(a, a0)
+    assert a.transpose(0, 3, 4, 1, 2).flags.c_contiguous  # layout kept for the next conv
+    s = np.einsum("bkchw,kc->bchw", h.astype(np.float64), t[:, :, 0, 0].astype(np.float64))
+    np.testing.assert_array_equal(G[:, 0], (s >= 0).astype(dtype))
+
+
 def test_gate_float32_numba_matches_numpy(rng):
     h = rng.standard_normal((8, 10, 33)).astype(np.float32)
     t = rng.choice([-1.0, 1.0], size=(10, 33)).astype(np.float32)
