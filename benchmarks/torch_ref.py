@@ -28,6 +28,19 @@ def available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def _gate(torch, h, t, a_in, keep):
+    """The vector gate a = Θ(Σ_μ t_μ h_μ) h (eq. 7-8) with ∂a/∂h = G (the mask is
+    computed without gradient); appends (layer input, G) to ``keep``, returns a.
+    ``t`` None: no gate (the readout)."""
+    if t is None:
+        keep.append((a_in, None))
+        return h
+    with torch.no_grad():
+        G = ((h * t).sum(dim=1, keepdim=True) >= 0).to(h.dtype)
+    keep.append((a_in, G))
+    return h * G
+
+
 class TorchDenseNet:
     """A neurosim dense network (and rule) mirrored in PyTorch."""
 
@@ -73,14 +86,7 @@ class TorchDenseNet:
                 h = (a @ W.reshape(-1, W.shape[-1]).T).reshape(B, self.K, -1) + b
             else:
                 h = a @ W.T + b  # a (B, K, n_in) -> (B, K, n)
-            if self.gated[li]:
-                with torch.no_grad():
-                    G = ((h * self.t[li]).sum(dim=1, keepdim=True) >= 0).to(h.dtype)
-                keep.append((a, G))
-                a = h * G
-            else:
-                keep.append((a, None))
-                a = h
+            a = _gate(torch, h, self.t[li] if self.gated[li] else None, a, keep)
         return a.reshape(B, -1), keep
 
     def gradients(self, x, y):
@@ -215,14 +221,7 @@ class TorchConvNet:
                 h = h.reshape((B, K) + h.shape[1:])
             else:  # dense, never first here (the conv VNN's first layer is a conv)
                 h = a.reshape(B, K, -1) @ ly["W"].T + ly["b"]
-            if ly["t"] is not None:
-                with torch.no_grad():
-                    G = ((h * ly["t"]).sum(dim=1, keepdim=True) >= 0).to(h.dtype)
-                keep.append((a, G))
-                a = h * G
-            else:
-                keep.append((a, None))
-                a = h
+            a = _gate(torch, h, ly["t"], a, keep)
         return a.reshape(B, -1), keep
 
     def gradients(self, x, y):
