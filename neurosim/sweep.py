@@ -643,7 +643,8 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
                     if ok:
                         finished.append(name)
                         echo(f"  finished {name}: test {res['test_error']:.2f}% (train "
-                             f"{res['train_error']:.2f}%), {res['epochs']} epochs, {res['stopped']}, "
+                             f"{res['train_error']:.2f}%), {res['epochs']} epochs "
+                             f"({_stop_reason(res.get('stopped'))}), "
                              f"{res['seconds']:.1f} s")
                     else:
                         failed[name] = res.get("error")
@@ -673,6 +674,11 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
     g.attrs["last_invocation"] = {"seconds": res.seconds, "finished": len(finished), "failed": len(failed),
                                   "skipped": len(skipped)}
     return res
+
+
+def _stop_reason(stopped) -> str:
+    """Why a run ended, for the progress line."""
+    return "all epochs" if stopped in (None, "", "epochs") else str(stopped)
 
 
 def local_cluster(workers: int | None = None, device: str | None = None, processes: bool = True):
