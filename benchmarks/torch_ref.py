@@ -41,6 +41,29 @@ def _gate(torch, h, t, a_in, keep):
     return h * G
 
 
+def _adam(torch, params, rule_name: str, lr: float):
+    """torch.optim.Adam over ``params`` (autograd on them for ``bp``)."""
+    if rule_name == "bp":
+        for p in params:
+            p.requires_grad_(True)
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def _error_vector(torch, logits, y):
+    """e = (softmax(logits) − onehot(y)) / B, neurosim's cross-entropy error vector."""
+    B = logits.shape[0]
+    e = torch.softmax(logits, dim=1)
+    e[torch.arange(B, device=e.device), y] -= 1
+    return e / B
+
+
+def _readout_grads(e, a_in, K: int) -> dict:
+    """The readout's true gradient {"W", "b"} from e (B, K·n_out) and its input."""
+    B = e.shape[0]
+    g = e.reshape(B * K, -1)
+    return {"W": g.T @ a_in.reshape(B * K, -1), "b": g.reshape(B, K, -1).sum(dim=0)}
+
+
 class TorchDenseNet:
     """A neurosim dense network (and rule) mirrored in PyTorch."""
 
@@ -68,11 +91,7 @@ class TorchDenseNet:
         self.clamp = [net.clamped(i) for i in net.weight_layers]
         if rule_name == "dfa":
             self.B_fb = [T(rule.feedback[i]) for i in net.hidden_weight_layers]
-        params = self.W + self.b
-        if rule_name == "bp":
-            for p in params:
-                p.requires_grad_(True)
-        self.opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        self.opt = _adam(torch, self.W + self.b, rule_name, lr)
 
     # ---------------------------------------------------------------
     def forward(self, x):
@@ -102,9 +121,7 @@ class TorchDenseNet:
         with torch.no_grad():
             logits, keep = self.forward(x)
             B = x.shape[0]
-            e = torch.softmax(logits, dim=1)
-            e[torch.arange(B, device=e.device), y] -= 1
-            e /= B
+            e = _error_vector(torch, logits, y)
             K, L = self.K, len(self.W)
             out = {}
             for li in range(L - 1):
@@ -125,10 +142,8 @@ class TorchDenseNet:
                     else:
                         out[(li, "W")] = d.reshape(B * K, -1).T @ a_in.reshape(B * K, -1)
                     out[(li, "b")] = d.sum(dim=0)
-            a_in = keep[L - 1][0]
-            g = e.reshape(B * K, self.n_out)
-            out[(L - 1, "W")] = g.T @ a_in.reshape(B * K, -1)
-            out[(L - 1, "b")] = g.reshape(B, K, self.n_out).sum(dim=0)
+            for k, g in _readout_grads(e, keep[L - 1][0], K).items():
+                out[(L - 1, k)] = g
             return out
 
     def step(self, x, y):
@@ -178,7 +193,7 @@ class TorchConvNet:
         def T(a):
             return torch.tensor(np.ascontiguousarray(to_host(a)), dtype=dt, device=self.dev)
 
-        self.layers = []  # (kind, info, W, b, t, clamp)
+        self.layers = []  # per layer a dict: kind, first, t; conv geometry; W, b, clamp
         for i, L in enumerate(net.layers):
             gated = net.nonlins[i] is not None and net.nonlins[i].gating
             entry = {"kind": L.kind, "first": L.first, "t": T(net.t[i]) if gated else None}
@@ -188,13 +203,10 @@ class TorchConvNet:
             if L.kind == "avg_pool2d":
                 entry.update(size=L.s)
             if L.has_weights:
-                entry.update(W=T(L.params["W"]), b=T(L.params["b"]), clamp=net.clamped(i), idx=i)
+                entry.update(W=T(L.params["W"]), b=T(L.params["b"]), clamp=net.clamped(i))
             self.layers.append(entry)
-        params = [e[k] for e in self.layers if "W" in e for k in ("W", "b")]
-        if rule_name == "bp":
-            for p in params:
-                p.requires_grad_(True)
-        self.opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        self.opt = _adam(torch, [ly[k] for ly in self.layers if "W" in ly for k in ("W", "b")],
+                         rule_name, lr)
 
     def forward(self, x):
         """Logits and, per layer, (input, G)."""
@@ -238,18 +250,15 @@ class TorchConvNet:
         with torch.no_grad():
             logits, keep = self.forward(x)
             B, K = x.shape[0], self.K
-            e = torch.softmax(logits, dim=1)
-            e[torch.arange(B, device=e.device), y] -= 1
-            e /= B
+            e = _error_vector(torch, logits, y)
             out, pos = {}, 0
             for ly, (a_in, G) in zip(self.layers, keep):
                 if "W" not in ly:
                     continue
                 W = ly["W"]
                 if G is None:  # readout: its true gradient
-                    g = e.reshape(B * K, -1)
-                    out[(pos, "W")] = g.T @ a_in.reshape(B * K, -1)
-                    out[(pos, "b")] = g.reshape(B, K, -1).sum(dim=0)
+                    for k, g in _readout_grads(e, a_in, K).items():
+                        out[(pos, k)] = g
                 elif ly["kind"] == "conv2d":
                     Gs = G[:, 0]                                     # (B, M, Ho, Wo)
                     if ly["first"]:
@@ -307,6 +316,7 @@ def main(argv=None) -> int:
     import os
     import sys
 
+    omp_wait_policy = os.environ.get("OMP_WAIT_POLICY")  # before neurosim sets its default
     import torch
 
     torch.ones(64, 64) @ torch.ones(64, 64)  # start torch's pool under the user's settings
@@ -328,7 +338,7 @@ def main(argv=None) -> int:
         return 0
     w = core.get_workloads([a.workload])[0]
     out = core.time_torch_reference(w, a.device, a.dtype, a.steps, a.warmup, a.epoch, a.n_train)
-    out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    out["omp_wait_policy"] = omp_wait_policy
     out["torch_threads"] = torch.get_num_threads()
     json.dump(out, sys.stdout)
     print()
