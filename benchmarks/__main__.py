@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     info = machine()
     print(f"# neurosim benchmarks  {info['date']}  device={a.device} dtype={a.dtype}  "
           f"cpus={info['cpus']} load={info.get('load_avg')}")
-    peak = matmul_peak(a.device)
+    peak = matmul_peak(a.device, use_torch=not a.no_torch)
     print(f"# float32 matmul peak (n={peak['n']}): backend {peak['neurosim_backend_gflops']:.1f} GFLOP/s"
           + (f", torch {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else "")
           + f"  -> peak {peak['peak_gflops']:.1f}")

@@ -348,6 +348,9 @@ def machine() -> dict:
     except Exception:  # noqa: BLE001 - not installed
         pass
     info["NEUROSIM_NUMBA"] = os.environ.get("NEUROSIM_NUMBA", "1")
+    from neurosim import host
+
+    info["host"] = dict(host.APPLIED)  # OpenMP wait policy, malloc tuning (neurosim/host.py)
     return info
 
 

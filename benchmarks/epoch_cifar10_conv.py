@@ -20,6 +20,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +33,13 @@ from neurosim.model.network import build_network
 from neurosim.optim import Adam
 from neurosim.rules import build_rule
 
-CIRCUIT = Path(__file__).resolve().parents[1] / "circuits" / "cifar10_conv.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: python benchmarks/epoch_cifar10_conv.py
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.core import step_flops  # noqa: E402  (one FLOP count for every benchmark)
+
+CIRCUIT = ROOT / "circuits" / "cifar10_conv.yaml"
 EPOCH = 50_000
 
 
@@ -48,30 +55,6 @@ def matmul_peak(n=2048, reps=5):
         best = min(best, time.perf_counter() - t)
         best_cpu = min(best_cpu, time.process_time() - c)
     return 2 * n ** 3 / best, 2 * n ** 3 / best_cpu
-
-
-def step_flops(net, rule, B):
-    """Matrix-product FLOPs of one step: forward, plus backward / weight updates."""
-    total = 0.0
-    for i in net.weight_layers:
-        L = net.layers[i]
-        if hasattr(L, "geo"):
-            per = 2.0 * L.geo.P * L.geo.CKK * L.C_out          # one image, one component
-        else:
-            per = 2.0 * L.n_in * L.n_units
-        K = net.K
-        fwd = B * K * per
-        if rule == "gevb" and i != net.readout and not L.first:
-            upd = B * per                                          # on P = Σ_μ a e, not per μ
-        else:
-            upd = B * K * per                                      # weight gradient
-        back = 0.0
-        if rule == "bp" and i != net.weight_layers[0]:
-            back = B * K * per                                     # transpose (vjp)
-        if rule == "dfa" and i != net.readout:
-            back = 2.0 * B * K * net.n_out * L.n_units            # B e
-        total += fwd + upd + back
-    return total
 
 
 def build(vectorized, rule_name, seed=0):

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
                     help="epoch over the first N examples only (smoke test; default all 60,000)")
     a = ap.parse_args(argv)
     info = machine()
-    peak = matmul_peak(a.device)
+    peak = matmul_peak(a.device, use_torch=a.torch)
     print(f"# one epoch, batch 128, {a.device}, load {info.get('load_avg')}, matmul peak "
           f"{peak['peak_gflops']:.1f} GFLOP/s")
     results = []

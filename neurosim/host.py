@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-#: what :func:`configure` did, for ``neurosim inspect``/benchmarks to report
+#: what :func:`configure` did (the benchmarks record it with each result)
 APPLIED: dict = {}
 
 _M_TRIM_THRESHOLD = -1
