@@ -266,11 +266,10 @@ def gate(h, t):
         G = np.empty((B, 1) + h.shape[2:], dtype=h.dtype)
         _kernel("gate", h.size)(h3, tt, a.reshape(B, K, -1), G.reshape(B, -1))
         return a, G
-    if h.ndim == 5 and isinstance(t, np.ndarray) and t.dtype == h.dtype and numba_enabled() \
-            and h.dtype in (np.float32, np.float64):
+    if h.ndim == 5 and isinstance(t, np.ndarray) and t.dtype == h.dtype:
         # a conv layer's output seen as (B, K, C, H, W) over channel-last memory (B, H, W, K, C)
         hcl = h.transpose(0, 3, 4, 1, 2)
-        if hcl.flags.c_contiguous:
+        if _use_numba(hcl):
             B, K, C, H, W = h.shape
             tt = np.ascontiguousarray(np.broadcast_to(t, (K, C, 1, 1)).reshape(K, C))
             acl = np.empty_like(hcl)

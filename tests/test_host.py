@@ -4,6 +4,7 @@ OpenMP setting wins.  Checked in fresh interpreters."""
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -15,20 +16,24 @@ PROBE = ("import json, os, neurosim; "
          "print(json.dumps({'applied': neurosim.host.APPLIED, 'omp': os.environ.get('OMP_WAIT_POLICY')}))")
 
 
-def _probe(**env):
+def _env(**env):
+    """This environment without the settings under test, plus ``env``, with this checkout first."""
     e = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NEUROSIM_MALLOC_TUNE")}
     e.update(env)
     e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", PROBE], env=e, capture_output=True, text=True,
-                         check=True).stdout
+    return e
+
+
+def _probe(**env):
+    out = subprocess.run([sys.executable, "-c", PROBE], env=_env(**env), capture_output=True,
+                         text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def test_defaults_and_user_settings_win():
     d = _probe()
     assert d["omp"] == "PASSIVE" and d["applied"]["omp_wait_policy"] == "PASSIVE"
-    if sys.platform.startswith("linux") and (os.path.exists("/lib/x86_64-linux-gnu/libc.so.6") or
-            os.path.exists("/lib/aarch64-linux-gnu/libc.so.6")):
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert d["applied"]["malloc_keeps_large_blocks"] is True
     assert _probe(OMP_WAIT_POLICY="ACTIVE")["omp"] == "ACTIVE"
     assert _probe(NEUROSIM_MALLOC_TUNE="0")["applied"]["malloc_keeps_large_blocks"] is False
@@ -48,10 +53,8 @@ print(libc.mallinfo2().hblkhd - before)
 
 
 def _mmapped_bytes(**env):
-    e = {k: v for k, v in os.environ.items() if k != "NEUROSIM_MALLOC_TUNE"}
-    e.update(env)
-    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", MALLINFO], env=e, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", MALLINFO], env=_env(**env), capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         pytest.skip(f"no glibc mallinfo2 here: {proc.stderr.strip().splitlines()[-1:]}")
     return int(proc.stdout.split()[-1])
