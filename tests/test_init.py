@@ -27,13 +27,17 @@ def test_on_half_is_half_width_mixed_network(vectorized, rng):
     """The ON units of an ON/OFF network compute a half-width mixed-sign network
     with weights W̃ (eq. 16); build that network explicitly and compare."""
     net, _ = small_net(vectorized=vectorized, layers=(8, 6, 4), n_classes=4)
-    half, _ = small_net(vectorized=vectorized, sign="mixed", init="he", layers=(4, 3, 2), n_classes=4)
+    # a conventional readout pairs its rows too (z[2k+1] = -z[2k]): the half network has
+    # half the outputs
+    half, _ = small_net(vectorized=vectorized, sign="mixed", init="he", layers=(4, 3, 2), n_classes=4,
+                        output=None if vectorized else {"units": 2})
     w = net.weight_layers
     L0, H0 = net.layers[w[0]], half.layers[w[0]]
     H0.params["W"][...] = L0.params["W"][:, 0::2]
     for i in w[1:]:
         W = net.layers[i].params["W"]
-        Wt = W[0::2, 0::2] - W[0::2, 1::2] if i != net.readout else W[:, 0::2] - W[:, 1::2]
+        paired_rows = i != net.readout or not vectorized
+        Wt = W[0::2, 0::2] - W[0::2, 1::2] if paired_rows else W[:, 0::2] - W[:, 1::2]
         half.layers[i].params["W"][...] = Wt
         if i != net.readout:  # and the OFF rows mirror the ON rows
             np.testing.assert_array_equal(W[1::2, 1::2], W[0::2, 0::2])
@@ -45,7 +49,11 @@ def test_on_half_is_half_width_mixed_network(vectorized, rng):
     lh, sh = half.forward(x)
     for i in net.hidden_weight_layers:
         np.testing.assert_allclose(sf[i].a[..., 0::2], sh[i].a, atol=1e-12)
-    np.testing.assert_allclose(lf, lh, atol=1e-12)
+    if vectorized:
+        np.testing.assert_allclose(lf, lh, atol=1e-12)
+    else:
+        np.testing.assert_allclose(lf[:, 0::2], lh, atol=1e-12)
+        np.testing.assert_allclose(lf[:, 1::2], -lh, atol=1e-12)
 
 
 def test_on_off_structure_and_signs():
@@ -56,6 +64,30 @@ def test_on_off_structure_and_signs():
         assert (net.layers[i].params["W"] >= 0).all()
     Wout = net.layers[net.readout].params["W"]
     assert (np.minimum(Wout[:, 0::2], Wout[:, 1::2]) == 0).all()  # [W̃]+ and [−W̃]+ disjoint
+
+
+@pytest.mark.parametrize("n_classes", [10, 4])
+def test_conventional_on_off_readout_rows_are_paired(n_classes, rng):
+    """The published code ON/OFF-initialises a conventional readout with more than one output in
+    all four blocks (init_linear_mono): row 2k+1 mirrors row 2k, so the logits start exactly
+    anti-paired, z[2k+1] = -z[2k]; the VNN readout (one vector output) pairs only its inputs."""
+    net, _ = small_net(vectorized=False, layers=(8, 6), n_classes=n_classes)
+    W = net.layers[net.readout].params["W"]
+    assert W.shape == (n_classes, 6) and (W >= 0).all()
+    np.testing.assert_array_equal(W[1::2, 1::2], W[0::2, 0::2])  # OFF row: the ON row mirrored
+    np.testing.assert_array_equal(W[1::2, 0::2], W[0::2, 1::2])
+    assert (np.minimum(W[0::2, 0::2], W[0::2, 1::2]) == 0).all()  # [W~]+ and [-W~]+ disjoint
+    x, _ = batch(rng, B=7)
+    z, _ = net.forward(x)
+    assert np.abs(z).max() > 0
+    np.testing.assert_allclose(z[:, 1::2], -z[:, 0::2], atol=1e-12)
+    # mixed-sign (He) readouts and the vectorized readout are not paired
+    vnet, _ = small_net(vectorized=True, layers=(8, 6), n_classes=n_classes)
+    Wv = vnet.layers[vnet.readout].params["W"]
+    assert Wv.shape[-2] == 1
+    hnet, _ = small_net(vectorized=False, sign="mixed", layers=(8, 6), n_classes=n_classes)
+    zh, _ = hnet.forward(x)
+    assert not np.allclose(zh[:, 1::2], -zh[:, 0::2])
 
 
 def test_init_scales():

@@ -67,7 +67,7 @@ def test_every_rule_learns_a_synthetic_task(rule, vectorized, sign):
     r = build_rule(rule, net, be)
     opt = build_optimizer(net, {"name": "adam", "lr": 3e-3})
     first = None
-    for _epoch in range(15):
+    for _epoch in range(25):  # FA with the paired conventional readout needs ~20 epochs at seed 3
         for s in range(0, 256, 32):
             res = r.step(net, ds.x_train[s : s + 32], ds.y_train[s : s + 32], losses.cross_entropy)
             opt.step(res.grads)

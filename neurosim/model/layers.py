@@ -121,7 +121,11 @@ class Dense(Layer):
             post = 1 if self.first else 0
             pre = None if self.first else 1
             if role == "output":
-                post = None
+                # the readout pairs its inputs; a conventional readout with several (an even
+                # number of) outputs also pairs its rows, as the published code's
+                # init_linear_mono does (out_features > 1): z[2k+1] = -z[2k] at initialisation
+                n_out = wshape[-2]
+                post = 0 if (not self.first and n_out > 1 and n_out % 2 == 0) else None
             pre_view = None
             if pre is not None and len(self.in_shape) > 1:
                 # input is a flattened (C, H, W) map: pair channels, not indices
