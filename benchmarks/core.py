@@ -118,7 +118,7 @@ def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int
     import importlib
 
     from neurosim import losses
-    from neurosim.backend import Backend
+    from neurosim.core.backend import Backend
     from neurosim.model import layers as layermod
     from neurosim.model.network import build_network
     from neurosim.optim import build_optimizer
@@ -348,7 +348,7 @@ def machine() -> dict:
     except Exception:  # noqa: BLE001 - not installed
         pass
     info["NEUROSIM_NUMBA"] = os.environ.get("NEUROSIM_NUMBA", "1")
-    from neurosim import host
+    from neurosim.core import host
 
     info["host"] = dict(host.APPLIED)  # OpenMP wait policy, malloc tuning (neurosim/host.py)
     return info

@@ -10,7 +10,7 @@ a plain ReLU.
 import numpy as np
 
 from neurosim import losses
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 from neurosim.data import load_dataset
 from neurosim.model.network import build_network
 from neurosim.optim import build_optimizer

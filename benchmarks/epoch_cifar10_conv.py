@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 from neurosim.losses import cross_entropy
 from neurosim.model.network import build_network
 from neurosim.optim import Adam

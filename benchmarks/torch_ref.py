@@ -70,7 +70,7 @@ class TorchDenseNet:
     def __init__(self, net, rule, rule_name: str, device: str = "cpu", lr: float = 3e-4):
         import torch
 
-        from neurosim.backend import to_host
+        from neurosim.core.backend import to_host
 
         if any(L.kind != "dense" for L in net.layers):
             raise NotImplementedError("the PyTorch reference covers dense networks only")
@@ -175,7 +175,7 @@ class TorchConvNet:
     def __init__(self, net, rule, rule_name: str, device: str = "cpu", lr: float = 3e-4):
         import torch
 
-        from neurosim.backend import to_host
+        from neurosim.core.backend import to_host
 
         other = {L.kind for L in net.layers} - {"conv2d", "avg_pool2d", "dense"}
         if other:

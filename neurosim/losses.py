@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import array_module
+from .core.backend import array_module
 
 
 def host_scalar(v):

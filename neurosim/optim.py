@@ -90,7 +90,7 @@ class Adam(Optimizer):
         c1 = 1.0 - self.b1**self.t
         c2 = 1.0 - self.b2**self.t
         step = self.lr / c1
-        from . import kernels
+        from .core import kernels
 
         kernels.adam_update(p, g, m, v, self.b1, self.b2, self.eps, step, np.sqrt(c2))
 

@@ -3,7 +3,7 @@
 A protocol names a circuit (``circuits/*.yaml``, or inline), a realization,
 a learning rule, a dataset, an optimizer, a training schedule and what to
 record.  Everything is checked before anything runs; problems raise
-:class:`~neurosim.schema.ConfigError` naming file, key and line.  The resolved
+:class:`~neurosim.core.options.ConfigError` naming file, key and line.  The resolved
 protocol (defaults filled in, circuit inlined) is what a run stores in its
 attrs, so a store says exactly how it was made.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .schema import ConfigError, Field, Section, line_of, suggest
+from .core.options import ConfigError, Field, Section, line_of, suggest
 
 LAYER_COMMON = {"type", "nonlinearity"}
 
@@ -93,7 +93,7 @@ SCHEMA = Section({
             "agreement": Field(bool, default=True, doc="record cosine with batched GEVB"),
         }),
     }, open=True),
-    "metrics": Section({  # credit-assignment metrics, see neurosim/metrics_observer.py
+    "metrics": Section({  # credit-assignment metrics, see neurosim/recording/metrics.py
         "every": Field(int, default=0, min=0, doc="metric step every N optimizer steps (0 = off)"),
         "alignment": Field(bool, default=True),
         "delta_hat": Field(bool, default=True),
@@ -104,7 +104,7 @@ SCHEMA = Section({
         "per_example": Field(bool, default=False),
         "feedback_every": Field(int, default=200, min=0,
                                 doc="feedback-matrix metrics every N steps (0 = off), "
-                                    "see neurosim/feedback_metrics.py"),
+                                    "see neurosim/recording/feedback.py"),
     }),
 })
 
@@ -232,7 +232,7 @@ def check_options(cls, options: dict, key: str, skip=("self", "net", "backend"))
             if t is float and isinstance(value, int) and not isinstance(value, bool):
                 continue
             if not isinstance(value, t) or (t is int and isinstance(value, bool)):
-                from .schema import _tname
+                from .core.options import _tname
 
                 raise ConfigError(f"expected {_tname(list if t == (list, tuple) else t)}, "
                                   f"got {value!r}", key=f"{key}.{name}")

@@ -52,8 +52,8 @@ from pathlib import Path
 
 import zarr
 
+from .core.options import ConfigError, line_of
 from .protocol import load_yaml, validate_protocol
-from .schema import ConfigError, line_of
 
 SWEEP_KEYS = ("sweep", "seeds")
 CASES = "cases"

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from . import losses
-from .backend import Backend
+from .core.backend import Backend
 from .data import load_dataset
 from .model.network import build_network, load_state_dict, state_dict
 from .optim import build_optimizer
@@ -108,7 +108,7 @@ class Run:
         self.t_start = time.time()
         self.elapsed0 = 0.0
         self._stop_signal = None
-        from .observers import build_observers
+        from .recording.observers import build_observers
 
         self.observers = build_observers(self)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurosim import losses
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 from neurosim.model.network import build_network
 
 

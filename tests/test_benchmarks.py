@@ -9,7 +9,7 @@ from benchmarks import core
 
 
 def _small(rule, vectorized=True):
-    from neurosim.backend import Backend
+    from neurosim.core.backend import Backend
     from neurosim.model.network import build_network
     from neurosim.rules import build_rule
 
@@ -50,7 +50,7 @@ def test_torch_conv_reference_equals_neurosim(rule):
     torch = pytest.importorskip("torch")
     from benchmarks.torch_ref import TorchConvNet
     from neurosim import losses
-    from neurosim.backend import Backend
+    from neurosim.core.backend import Backend
     from neurosim.model.network import build_network
     from neurosim.rules import build_rule
 
@@ -73,7 +73,7 @@ def test_torch_conv_reference_equals_neurosim(rule):
                                        rtol=1e-9, atol=1e-12, err_msg=f"{rule} layer {i} {k}")
 
 def test_step_flops_fc_mnist_vnn():
-    from neurosim.backend import Backend
+    from neurosim.core.backend import Backend
     from neurosim.model.network import build_network
 
     be = Backend("cpu", "float32", 0)

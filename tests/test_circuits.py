@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurosim.core.options import ConfigError
 from neurosim.protocol import validate_protocol
-from neurosim.schema import ConfigError
 from neurosim.train import Run
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 from neurosim.losses import cross_entropy
 from neurosim.model import conv as convmod
 from neurosim.model.layers import LAYERS, Layer

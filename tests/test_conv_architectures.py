@@ -11,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from neurosim.backend import Backend
 from neurosim.cli import main
+from neurosim.core.backend import Backend
 from neurosim.model import layers as layermod
 from neurosim.model.network import build_network
 from neurosim.protocol import load_protocol

@@ -6,10 +6,10 @@ import pytest
 import xarray as xr
 
 from neurosim import losses
-from neurosim.backend import Backend
-from neurosim.feedback_metrics import feedback_metrics
+from neurosim.core.backend import Backend
 from neurosim.model.network import build_network
 from neurosim.protocol import validate_circuit, validate_protocol
+from neurosim.recording.feedback import feedback_metrics
 from neurosim.rules import backward, build_rule
 from neurosim.train import Run
 

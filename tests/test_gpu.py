@@ -9,7 +9,7 @@ OpenBLAS, everything else is the same arithmetic.
 import numpy as np
 import pytest
 
-from neurosim.backend import Backend, cupy_available
+from neurosim.core.backend import Backend, cupy_available
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")]
@@ -18,7 +18,7 @@ RTOL, ATOL = 1e-9, 1e-11
 
 
 def _close(gpu, cpu, what=""):
-    from neurosim.backend import to_host
+    from neurosim.core.backend import to_host
 
     np.testing.assert_allclose(to_host(gpu), cpu, rtol=RTOL, atol=ATOL, err_msg=what)
 
@@ -26,7 +26,7 @@ def _close(gpu, cpu, what=""):
 def test_adam_kernel_gpu_equals_cpu(rng):
     import cupy
 
-    from neurosim import kernels
+    from neurosim.core import kernels
 
     p, g, m = (rng.standard_normal((7, 33)) for _ in range(3))
     v = rng.random((7, 33))
@@ -41,7 +41,7 @@ def test_adam_kernel_gpu_equals_cpu(rng):
 def test_gate_and_contract_gpu_equal_cpu(rng):
     import cupy
 
-    from neurosim import kernels
+    from neurosim.core import kernels
 
     h = rng.standard_normal((6, 4, 3, 5, 5))
     t = rng.choice([-1.0, 1.0], size=(4, 3, 1, 1))

@@ -13,7 +13,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROBE = ("import json, os, neurosim; "
-         "print(json.dumps({'applied': neurosim.host.APPLIED, 'omp': os.environ.get('OMP_WAIT_POLICY')}))")
+         "print(json.dumps({'applied': neurosim.core.host.APPLIED, "
+         "'omp': os.environ.get('OMP_WAIT_POLICY')}))")
 
 
 def _env(**env):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 from neurosim.model import init as initmod
 from neurosim.model.gating import gating_vectors
 from neurosim.model.network import build_network

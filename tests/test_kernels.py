@@ -9,8 +9,8 @@ against slow, obviously correct loops / einsum.
 import numpy as np
 import pytest
 
-from neurosim import kernels
-from neurosim.backend import Backend
+from neurosim.core import kernels
+from neurosim.core.backend import Backend
 from neurosim.model.layers import Dense
 from neurosim.model.nonlinearity import Gate
 

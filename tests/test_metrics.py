@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from neurosim import losses
-from neurosim.backend import Backend
+from neurosim.core.backend import Backend
 from neurosim.metrics import (
     cluster_quality,
     delta_hat,

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from neurosim import losses
-from neurosim.backend import Backend
-from neurosim.feedback_metrics import downstream_product, feedback_metrics, relative_error
+from neurosim.core.backend import Backend
+from neurosim.core.options import ConfigError
 from neurosim.model.network import build_network
 from neurosim.protocol import validate_circuit, validate_protocol
+from neurosim.recording.feedback import downstream_product, feedback_metrics, relative_error
 from neurosim.rules import backward, build_rule
-from neurosim.schema import ConfigError
 
 
 def make_net(be, sizes=(8, 6), nl="sigmoid", n_in=5, n_out=4, out_units=None):

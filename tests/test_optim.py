@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from neurosim import kernels
+from neurosim.core import kernels
 from neurosim.optim import build_optimizer
 
 from .helpers import small_net

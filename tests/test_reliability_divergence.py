@@ -12,9 +12,8 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from neurosim import observers
 from neurosim.cli import main
-from neurosim.recording import Recorder
+from neurosim.recording import Recorder, observers
 
 from ._reliability import PROTOCOL, write_protocol
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from neurosim.analysis import paper_tables
 from neurosim.cli import main
+from neurosim.core.options import ConfigError
 from neurosim.protocol import validate_protocol
 from neurosim.recording import open_store
-from neurosim.schema import ConfigError
 from neurosim.train import run_protocol
 
 

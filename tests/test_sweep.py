@@ -12,7 +12,7 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from neurosim.schema import ConfigError
+from neurosim.core.options import ConfigError
 from neurosim.sweep import (
     SweepStore,
     execute,

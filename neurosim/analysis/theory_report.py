@@ -26,7 +26,7 @@ COLUMNS = ["width", "layer", "hidden_layer", "n", "n_next", "cv_next", "r_measur
 def theory_rows(spec: dict, widths, init: str = "circuit", examples: int = 64,
                 dataset: str = "mnist", real_data: bool = False, seed: int = 0, dtype="float64"):
     """Rows (dicts with :data:`COLUMNS`) of measured vs predicted r and θ."""
-    from ..backend import Backend
+    from ..core.backend import Backend
     from ..metrics.theory import iid_nonnegative, measure_at_init, with_width
     from ..model.network import build_network
 

@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from ..schema import ConfigError
+from ..core.options import ConfigError
 from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail
 
 

@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from ..schema import ConfigError
+from ..core.options import ConfigError
 from .common import EXIT_INTERRUPTED, fail
 
 EXIT_RUNS_FAILED = 1

@@ -24,9 +24,9 @@ def theory(circuit, widths, out, init, examples, dataset, seed):
     """Measured r^ℓ = std(δ̂)/mean(δ̂) and GEVB angles θ^ℓ at initialisation of a
     vectorized CIRCUIT (YAML) vs the eq.-15 recurrence, over a range of widths."""
     from ..analysis.theory_report import IN_SHAPES, run_theory
+    from ..core.options import ConfigError
     from ..data import DataError
     from ..protocol import load_yaml, validate_circuit
-    from ..schema import ConfigError
 
     try:
         raw, text = load_yaml(circuit)

@@ -54,7 +54,7 @@ def _images(name, loader):
 
 
 def _synthetic(root=None, seed=0, n_train=512, n_test=256, n_classes=10, shape=(1, 8, 8), noise=1.0):
-    from ..backend import stream_seed
+    from ..core.backend import stream_seed
 
     rng = np.random.default_rng(stream_seed(seed, "synthetic"))
     (xtr, ytr), (xte, yte) = synthetic.blobs(rng, n_train, n_test, n_classes, tuple(shape), noise)

@@ -7,7 +7,7 @@
 * :mod:`.cluster` — cluster quality of a representation (t-SNE embedding).
 
 Everything here is a pure function of a network, its forward states and the
-error vector; recording during training is :mod:`neurosim.metrics_observer`.
+error vector; recording during training is :mod:`neurosim.recording.metrics`.
 """
 
 from .alignment import (

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from ..backend import array_module, to_host
+from ..core.backend import array_module, to_host
 from ..rules.base import output_signal, weight_grads
 
 

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ..backend import to_host
+from ..core.backend import to_host
 
 
 def _pairs(W, axis):

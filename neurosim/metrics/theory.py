@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ..backend import to_host
+from ..core.backend import to_host
 from .alignment import delta_hat, gevb_angle, relative_std
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import os
 
-from ..backend import array_module
+from ..core.backend import array_module
 from . import init as initmod
 from .layers import Layer, register
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-from .. import kernels
-from ..backend import array_module
+from ..core import kernels
+from ..core.backend import array_module
 from . import init as initmod
 
 
@@ -167,7 +167,7 @@ class Dense(Layer):
 
         First layer: ∂W1[μ,i,j] = Σ_b e[b,μ] G[b,i] x[b,j], i.e. one matmul
         (e⊗G)ᵀ x over the batch.  Shared layers: ∂W = Gᵀ P with
-        P[b,j] = Σ_μ a[b,μ,j] e[b,μ] (:func:`neurosim.kernels.contract_components`).
+        P[b,j] = Σ_μ a[b,μ,j] e[b,μ] (:func:`neurosim.core.kernels.contract_components`).
         Biases: ∂b[μ,i] = Σ_b e[b,μ] G[b,i] = eᵀG in both cases.
         """
         B = a.shape[0]

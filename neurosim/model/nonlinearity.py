@@ -12,8 +12,8 @@ singleton component axis, which is also the binary mask GEVB uses.
 
 from __future__ import annotations
 
-from .. import kernels
-from ..backend import array_module
+from ..core import kernels
+from ..core.backend import array_module
 
 
 class Nonlinearity:

@@ -8,7 +8,7 @@ circuits.  A realization owns whatever state it needs beyond the network
 
 from __future__ import annotations
 
-from ..schema import Section
+from ..core.options import Section
 
 
 class Realization:
@@ -18,7 +18,7 @@ class Realization:
 
     @classmethod
     def validate_options(cls, options: dict) -> dict:
-        from ..schema import Field
+        from ..core.options import Field
 
         fields = dict(cls.OPTIONS.fields)
         fields["type"] = Field(str)
@@ -54,7 +54,7 @@ class Realization:
 
     # recording hooks -------------------------------------------------
     def observers(self, run) -> list:
-        """Observers (see :mod:`neurosim.observers`) this realization records with."""
+        """Observers (see :mod:`neurosim.recording.observers`) this realization records with."""
         return []
 
     def state_dict(self) -> dict:

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ..backend import array_module
+from ..core.backend import array_module
 from ..model.network import LayerState
 
 

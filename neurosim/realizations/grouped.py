@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import array_module
+from ..core.backend import array_module
+from ..core.options import Field, Section
 from ..rules.base import StepResult
-from ..schema import Field, Section
 from .base import Realization
 from .circuit import SynapseSet, build_synapse_optimizer, check_network, clamp_, engine_states
 

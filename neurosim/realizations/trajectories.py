@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..observers import Observer
+from ..recording.observers import Observer
 from .circuit import cosine, gevb_reference
 
 #: index dimensions of the records and what an index means

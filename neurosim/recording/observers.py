@@ -31,13 +31,13 @@ def _realization_observers(run):
 
 
 def _metrics_observers(run):  # credit-assignment metrics (protocol ``metrics:``)
-    from .metrics_observer import metrics_factory
+    from .metrics import metrics_factory
 
     return metrics_factory(run)
 
 
 def _feedback_observers(run):  # feedback-matrix metrics (node perturbation, FA, DFA)
-    from .feedback_metrics import factory
+    from .feedback import factory
 
     return factory(run)
 

@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
+from ..rules.base import backward, weight_grads
 from .observers import Observer
-from .rules.base import backward, weight_grads
 
 DEFAULT_EVERY = 200
 
@@ -164,12 +164,12 @@ class FeedbackObserver(Observer):
 
 
 def factory(run):
-    """Observer factory (registered in :data:`neurosim.observers.FACTORIES`)."""
+    """Observer factory (registered in :data:`neurosim.recording.observers.FACTORIES`)."""
     if feedback_kind(run.rule) is None:
         return None
     every = (run.protocol.get("metrics") or {}).get("feedback_every", DEFAULT_EVERY)
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        from .schema import ConfigError
+        from ..core.options import ConfigError
 
         raise ConfigError(f"must be an integer >= 0, got {every!r}", key="metrics.feedback_every")
     return FeedbackObserver(every) if every > 0 else None

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .metrics.alignment import step_metrics
-from .metrics.onoff import network_on_off_drift
+from ..metrics.alignment import step_metrics
+from ..metrics.onoff import network_on_off_drift
 from .observers import Observer
 
 VARIABLES = {
@@ -101,7 +101,7 @@ class MetricsObserver(Observer):
 
 
 def metrics_factory(run):
-    """Observer factory (see :data:`neurosim.observers.FACTORIES`)."""
+    """Observer factory (see :data:`neurosim.recording.observers.FACTORIES`)."""
     cfg = run.protocol.get("metrics") or {}
     if not cfg.get("every"):
         return None
