@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.options import Field, Section
+
 
 class Optimizer:
     name = "base"
@@ -41,6 +43,10 @@ class SGD(Optimizer):
     """Plain (optionally momentum) stochastic gradient descent."""
 
     name = "sgd"
+    OPTIONS = Section({
+        "lr": Field(float, default=3e-4, min=0, exclusive_min=True, doc="learning rate η"),
+        "momentum": Field(float, default=0.0, min=0, max=1, exclusive_max=True, doc="heavy-ball momentum"),
+    })
 
     def __init__(self, net, lr: float, momentum: float = 0.0):
         super().__init__(net, lr)
@@ -76,6 +82,13 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, in place on device arrays."""
 
     name = "adam"
+    OPTIONS = Section({
+        "lr": Field(float, default=3e-4, min=0, exclusive_min=True, doc="learning rate η"),
+        "betas": Field(list, default=[0.9, 0.999], length=2,
+                       item=Field(float, min=0, max=1),
+                       doc="decay rates of the first and second moment estimates"),
+        "eps": Field(float, default=1e-8, min=0, exclusive_min=True, doc="added to the root of v"),
+    })
 
     def __init__(self, net, lr: float = 3e-4, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(net, lr)

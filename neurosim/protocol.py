@@ -1,148 +1,188 @@
 """Protocol YAML -> a validated, fully resolved protocol dict.
 
-A protocol names a circuit (``circuits/*.yaml``, or inline), a realization,
-a learning rule, a dataset, an optimizer, a training schedule and what to
-record.  Everything is checked before anything runs; problems raise
-:class:`~neurosim.core.options.ConfigError` naming file, key and line.  The resolved
-protocol (defaults filled in, circuit inlined) is what a run stores in its
-attrs, so a store says exactly how it was made.
+A protocol names a circuit (``circuits/*.yaml``, or inline), a realization, a learning rule, a
+dataset, an optimizer, a training schedule and what to record.  Its schema is assembled from
+the options each component declares (``OPTIONS`` on rules, layers, realizations, optimizers,
+observers; see :mod:`neurosim.core.options`), and the whole protocol is checked before any
+data loads: types, ranges, finite numbers, unknown keys (with "did you mean"), the circuit's
+shapes against the dataset's, and a memory estimate.  Errors are
+:class:`~neurosim.core.options.ConfigError` naming the source — ``file:line`` for YAML,
+``--set KEY=VALUE`` for a command-line override — the key, and what is wrong.
 
-YAML is read with ``yaml.safe_load`` only.
+The resolved protocol (defaults filled in, circuit inlined) is what a run stores in its attrs,
+so a store says exactly how it was made.  YAML is read by :mod:`neurosim.core.yamlio`
+(safe loader, bounded size, depth and alias expansion, no duplicate keys).
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 from pathlib import Path
 
-import yaml
-
-from .core.options import ConfigError, Field, Section, line_of, suggest
+from .core import yamlio
+from .core.options import ConfigError, Field, Section, Tagged, line_of, short, suggest
 
 LAYER_COMMON = {"type", "nonlinearity"}
 
-CIRCUIT = Section({
-    "name": Field(str, default=None, nullable=True),
-    "description": Field(str, default="", nullable=True),
-    "dataset": Field(str, default=None, nullable=True, doc="dataset the circuit was designed for"),
-    "vectorized": Field(bool, default=True),
-    "components": Field(int, default=None, nullable=True, min=1),
-    "sign": Field(str, default="nonnegative", choices=("nonnegative", "mixed")),
-    "init": Field(str, default="on_off", choices=("on_off", "he")),
-    "nonlinearity": Field(str, default="gate"),
-    "gating": Field(str, default="paired", choices=("paired", "random", "first_bin")),
-    "output": Section({"nonlinearity": Field(str, default="identity"),
-                       "units": Field(int, default=None, nullable=True, min=1,
-                                      doc="readout units of a conventional network "
-                                          "(default: number of classes), e.g. 784 for an autoencoder")}),
-    "layers": Field(list, item=Field(dict)),
-})
 
-CIRCUIT_REF_KEYS = {"file"} | set(CIRCUIT.fields)
+def _layer_schema() -> Tagged:
+    from .model import layers as layermod
 
-SCHEMA = Section({
-    "name": Field(str, default=None, nullable=True),
-    "description": Field(str, default="", nullable=True),
-    "seed": Field(int, default=0, min=0),
-    "device": Field(str, default="cpu", choices=("cpu", "gpu", "auto")),
-    "dtype": Field(str, default="float32", choices=("float32", "float64")),
-    "circuit": Field((str, dict)),
-    "realization": Section({"type": Field(str, default="batched")}, open=True),
-    "rule": Section({"name": Field(str)}, open=True),
-    "loss": Field(str, default="cross_entropy", choices=("cross_entropy", "mse")),
-    "data": Section({
-        "dataset": Field(str),
-        "root": Field(str, default=None, nullable=True),
-        "train_subset": Field(int, default=None, nullable=True, min=1),
-        "test_subset": Field(int, default=None, nullable=True, min=1),
-        "options": Field(dict, default=None, nullable=True),
-    }),
-    "optimizer": Section({
-        "name": Field(str, default="adam", choices=("adam", "sgd")),
-        "lr": Field(float, default=3e-4, min=0, exclusive_min=True),
-        "betas": Field(list, default=[0.9, 0.999], length=2, item=Field(float, min=0, max=1)),
-        "eps": Field(float, default=1e-8, min=0, exclusive_min=True),
-        "momentum": Field(float, default=0.0, min=0, max=1),
-    }),
-    "training": Section({
-        "epochs": Field(int, default=190, min=1),
-        "batch_size": Field(int, default=128, min=1),
-        "eval_every": Field(int, default=10, min=1),
-        "early_stop": Field(bool, default=True),
-        "max_steps": Field(int, default=None, nullable=True, min=1),
-        "eval_batch_size": Field(int, default=2000, min=1),
-        "eval_train_subset": Field(int, default=None, nullable=True, min=1,
-                                   doc="training examples used to measure train error (default all)"),
-        "shuffle": Field(bool, default=True),
-    }),
-    "recording": Section({
-        "out": Field(str, default=None, nullable=True),
-        "weights": Field(bool, default=False),
-        "weights_every": Field(int, default=1, min=1, doc="in checkpoints"),
-        # explicit-circuit trajectories (grouped/temporal realizations), see
-        # neurosim/realizations/trajectories.py
-        "trajectories": Section({
-            "every": Field(int, default=0, min=0, doc="steps between trajectory records (0 = off)"),
-            "samples": Field(int, default=4, min=1, doc="examples of the batch recorded"),
-            "units": Field(int, default=16, min=1, doc="units recorded per layer"),
-            "synapses": Field(int, default=64, min=1, doc="synapses per layer in snapshots"),
-            "snapshot_every": Field(int, default=0, min=0, doc="steps between weight snapshots"),
-            "chunk": Field(int, default=10, min=1, doc="records buffered per write"),
-            "agreement": Field(bool, default=True, doc="record cosine with batched GEVB"),
-        }),
-    }, open=True),
-    "metrics": Section({  # credit-assignment metrics, see neurosim/recording/metrics.py
-        "every": Field(int, default=0, min=0, doc="metric step every N optimizer steps (0 = off)"),
-        "alignment": Field(bool, default=True),
-        "delta_hat": Field(bool, default=True),
-        "sign_match": Field(bool, default=True),
-        "on_off_drift": Field(bool, default=True),
-        "examples": Field(int, default=8, min=1, doc="examples for per-example records"),
-        "sign_match_weights": Field(int, default=4096, min=0, doc="W entries sampled (0 = all)"),
-        "per_example": Field(bool, default=False),
-        "feedback_every": Field(int, default=200, min=0,
-                                doc="feedback-matrix metrics every N steps (0 = off), "
-                                    "see neurosim/recording/feedback.py"),
-    }),
-})
+    nl = Field(str, default=None, nullable=True,
+               doc="nonlinearity after this layer (default: the circuit's; `none` for none)")
+    return Tagged("type", {kind: cls.OPTIONS.with_fields(nonlinearity=nl)
+                           for kind, cls in layermod.LAYERS.items()}, doc="one layer")
+
+
+def circuit_schema() -> Section:
+    return Section({
+        "name": Field(str, default=None, nullable=True, doc="name of the architecture"),
+        "description": Field(str, default="", nullable=True),
+        "dataset": Field(str, default=None, nullable=True, doc="dataset the circuit was designed for"),
+        "vectorized": Field(bool, default=True,
+                            doc="a vectorized nonnegative network (VNN, K components per unit)"),
+        "components": Field(int, default=None, nullable=True, min=1,
+                            doc="K (default: the dataset's number of classes)"),
+        "sign": Field(str, default="nonnegative", choices=("nonnegative", "mixed"),
+                      doc="nonnegative weights beyond the first layer, or mixed sign"),
+        "init": Field(str, default="on_off", choices=("on_off", "he"),
+                      doc="ON/OFF initialisation (eq. 16) or He"),
+        "nonlinearity": Field(str, default="gate", doc="hidden units' nonlinearity (gate: eq. 7-8)"),
+        "gating": Field(str, default="paired", choices=("paired", "random", "first_bin"),
+                        doc="how the gating vectors t are drawn"),
+        "output": Section({"nonlinearity": Field(str, default="identity", doc="readout nonlinearity"),
+                           "units": Field(int, default=None, nullable=True, min=1,
+                                          doc="readout units of a conventional network "
+                                              "(default: number of classes), e.g. 784 for an autoencoder")},
+                          doc="the readout layer"),
+        "layers": Field(list, item=_layer_schema(), doc="hidden layers, input to output"),
+    })
+
+
+CIRCUIT_REF_KEYS = {"file", "name", "description", "dataset", "vectorized", "components", "sign",
+                    "init", "nonlinearity", "gating", "output", "layers"}
+
+
+def _check_data(values, key):
+    """The dataset's own options, validated against its declaration (the resolved protocol keeps
+    only the options given: the loader's defaults are the declared ones)."""
+    from .data import OPTIONS
+
+    given = values["options"] or {}
+    checked = OPTIONS[values["dataset"]].validate(given, f"{key}.options")
+    values["options"] = {k: checked[k] for k in given} or None
+
+
+def schema() -> Section:
+    """The protocol's schema, assembled from every component's declared ``OPTIONS``."""
+    from . import losses
+    from .data import DATASETS
+    from .optim import OPTIMIZERS
+    from .realizations import REALIZATIONS
+    from .realizations.trajectories import TrajectoryObserver
+    from .recording.epoch import EpochRecords
+    from .recording.feedback import FeedbackObserver
+    from .recording.metrics import MetricsObserver
+    from .rules import RULES
+
+    return Section({
+        "name": Field(str, default=None, nullable=True, doc="run name (default: the file's stem)"),
+        "description": Field(str, default="", nullable=True),
+        "seed": Field(int, default=0, min=0, doc="seed of every random stream (init, data order, noise)"),
+        "device": Field(str, default="cpu", choices=("cpu", "gpu", "auto"),
+                        doc="cpu (NumPy + Numba), gpu (CuPy) or auto"),
+        "dtype": Field(str, default="float32", choices=("float32", "float64")),
+        "circuit": Field((str, dict), doc="a circuit file (`circuits/*.yaml`), `{file: ..., <overrides>}`, "
+                                          "or an inline circuit (see the circuit keys below)"),
+        "realization": Tagged("type", {n: c.OPTIONS for n, c in REALIZATIONS.items()},
+                              default="batched",
+                              doc="how the learning is simulated: batched vector math or a circuit"),
+        "rule": Tagged("name", {n: c.OPTIONS for n, c in RULES.items()}, doc="the learning rule"),
+        "loss": Field(str, default="cross_entropy", choices=tuple(losses.LOSSES),
+                      doc="loss (defines the error vector e)"),
+        "data": Section({
+            "dataset": Field(str, choices=tuple(DATASETS), doc="data set (read from the data directory)"),
+            "root": Field(str, default=None, nullable=True,
+                          doc="data directory (default: $NEUROSIM_DATA_DIR, else the cache directory)"),
+            "train_subset": Field(int, default=None, nullable=True, min=1, doc="first N training examples"),
+            "test_subset": Field(int, default=None, nullable=True, min=1, doc="first N test examples"),
+            "options": Field(dict, default=None, nullable=True,
+                             doc="the dataset's options (see the data options below)"),
+        }, checks=(_check_data,), doc="the data set"),
+        "optimizer": Tagged("name", {n: c.OPTIONS for n, c in OPTIMIZERS.items()}, default="adam",
+                            doc="the optimizer the rule's update feeds"),
+        "training": Section({
+            "epochs": Field(int, default=190, min=1, units="epoch", doc="passes over the training set"),
+            "batch_size": Field(int, default=128, min=1, units="example"),
+            "eval_every": Field(int, default=10, min=1, units="epoch",
+                                doc="epochs between evaluations and checkpoints"),
+            "early_stop": Field(bool, default=True, doc="stop at zero training error (at an evaluation)"),
+            "max_steps": Field(int, default=None, nullable=True, min=1, units="step",
+                               doc="stop after this many optimizer steps"),
+            "eval_batch_size": Field(int, default=None, nullable=True, min=1, units="example",
+                                     doc="examples per forward pass during evaluation (default: as "
+                                         "many as fit in the memory budget, at most 2000)"),
+            "memory_gib": Field(float, default=None, nullable=True, min=0, exclusive_min=True,
+                                units="GiB", doc="memory the run may use (default: half of the "
+                                                 "memory available when it starts)"),
+            "eval_train_subset": Field(int, default=None, nullable=True, min=1, units="example",
+                                       doc="training examples used to measure train error (default all)"),
+            "shuffle": Field(bool, default=True, doc="shuffle the training set every epoch"),
+        }, doc="the training schedule"),
+        "recording": EpochRecords.OPTIONS.with_fields(trajectories=TrajectoryObserver.OPTIONS),
+        "metrics": MetricsObserver.OPTIONS.with_fields(**FeedbackObserver.OPTIONS.fields),
+    })
 
 
 def load_yaml(path: Path):
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc}", file=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
-                          line=mark.line + 1 if mark else None) from None
+    """A YAML mapping -> (value, text); see :mod:`neurosim.core.yamlio`."""
+    data, text = yamlio.read(path)
     if not isinstance(data, dict):
         raise ConfigError("must be a YAML mapping at the top level", file=path)
     return data, text
 
 
-def parse_set(items) -> dict:
-    """``["training.epochs=3", ...]`` -> nested overrides (values as YAML)."""
-    out: dict = {}
+class Overrides(dict):
+    """Nested overrides from ``--set KEY=VALUE``; ``sources`` maps each dotted key to its
+    ``--set`` text, so a validation error can name the override it came from."""
+
+    sources: dict
+
+    def source_of(self, key: str | None) -> str | None:
+        if not key:
+            return None
+        for k, src in self.sources.items():
+            if key == k or key.startswith(k + ".") or key.startswith(k + "["):
+                return src
+        return None
+
+
+def parse_set(items) -> Overrides:
+    """``["training.epochs=3", ...]`` -> nested overrides (values read as YAML)."""
+    out = Overrides()
+    out.sources = {}
     for item in items or ():
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {short(item)}")
         k, v = item.split("=", 1)
+        k = k.strip()
+        src = f"--set {short(item, 80)[1:-1] if len(item) > 78 else item}"
+        parts = k.split(".")
+        if not k or not all(parts):
+            raise ConfigError(f"KEY must be a dotted key such as training.epochs, got {short(k)}", source=src)
         try:
-            val = yaml.safe_load(v)
-        except yaml.YAMLError:
+            val = yamlio.parse(v) if v.strip() else None
+        except ConfigError:
             val = v
         node = out
-        parts = k.strip().split(".")
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            nxt = node.get(p)
+            if not isinstance(nxt, dict):
+                nxt = node[p] = {}
+            node = nxt
         node[parts[-1]] = val
+        out.sources[k] = src
     return out
 
 
@@ -157,7 +197,7 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def _with_file(exc: ConfigError, file, text) -> ConfigError:
-    return ConfigError(exc.reason, file=file, key=exc.key, line=line_of(text, exc.key))
+    return exc.at(file=file, line=line_of(text, exc.key))
 
 
 def resolve_circuit_path(value: str, proto_dir: Path) -> Path:
@@ -174,8 +214,7 @@ def resolve_circuit_path(value: str, proto_dir: Path) -> Path:
 
 def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
     try:
-        c = CIRCUIT.validate(spec, key_prefix)
-        validate_layers(c["layers"], _join(key_prefix, "layers"))
+        c = circuit_schema().validate(spec, key_prefix)
         if not c["layers"]:
             raise ConfigError("a circuit needs at least one hidden layer", key=_join(key_prefix, "layers"))
         if c["vectorized"] and c["output"]["units"] not in (None, 1):
@@ -193,51 +232,6 @@ def _join(a, b):
     return f"{a}.{b}" if a else b
 
 
-def validate_layers(layers, key):
-    from .model import layers as layermod
-
-    for i, ls in enumerate(layers):
-        k = f"{key}[{i}]"
-        if "type" not in ls:
-            raise ConfigError("layer needs a 'type'", key=k)
-        kind = ls["type"]
-        if kind not in layermod.LAYERS:
-            raise ConfigError(f"unknown layer type {kind!r}{suggest(str(kind), list(layermod.LAYERS))}",
-                              key=f"{k}.type")
-        cls = layermod.LAYERS[kind]
-        params = set(inspect.signature(cls.__init__).parameters) - {"self", "in_shape", "K", "first"}
-        for name in ls:
-            if name not in params | LAYER_COMMON:
-                known = list(params | LAYER_COMMON)
-                raise ConfigError(f"unknown key for a {kind} layer{suggest(name, known)}", key=f"{k}.{name}")
-
-
-def check_options(cls, options: dict, key: str, skip=("self", "net", "backend")):
-    """Reject options that ``cls.__init__`` (or the function ``cls``) does not take,
-    and values whose type differs from the parameter's default (bool, int, float,
-    str, list/tuple)."""
-    fn = cls if inspect.isfunction(cls) else cls.__init__
-    params = {k: v for k, v in inspect.signature(fn).parameters.items()
-              if k not in skip and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
-    known = list(params)
-    for name, value in options.items():
-        if name not in known:
-            hint = suggest(name, known) if known else " (this takes no options)"
-            raise ConfigError(f"unknown option{hint}", key=f"{key}.{name}")
-        default = params[name].default
-        if default is inspect.Parameter.empty or default is None or value is None:
-            continue
-        t = (list, tuple) if isinstance(default, (list, tuple)) else type(default)
-        if t in (bool, int, float, str, (list, tuple)):
-            if t is float and isinstance(value, int) and not isinstance(value, bool):
-                continue
-            if not isinstance(value, t) or (t is int and isinstance(value, bool)):
-                from .core.options import _tname
-
-                raise ConfigError(f"expected {_tname(list if t == (list, tuple) else t)}, "
-                                  f"got {value!r}", key=f"{key}.{name}")
-
-
 def check_nonlinearities(circuit: dict, err) -> None:
     """Nonlinearity names of a circuit (hidden default, per layer, readout)."""
     from .model.nonlinearity import NONLINEARITIES
@@ -252,7 +246,7 @@ def check_nonlinearities(circuit: dict, err) -> None:
             raise err(f"unknown nonlinearity {name!r}{suggest(str(name), known)}", key)
 
 
-def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> None:
+def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> tuple:
     """Dry run of the network's construction on shapes only (no data, no weights).
 
     Every layer class is instantiated exactly as :func:`~neurosim.model.network.build_network`
@@ -271,7 +265,7 @@ def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> None:
     n_out = out_spec.pop("units", None) or (1 if vectorized else n_classes)
     specs = [(f"layers[{i}]", ls) for i, ls in enumerate(circuit["layers"])]
     specs.append(("output", dict(type="dense", units=n_out, **out_spec)))
-    shape, first = tuple(in_shape), True
+    shape, first, planned = tuple(in_shape), True, []
     for key, ls in specs:
         kind = ls["type"]
         cls = layermod.LAYERS[kind]
@@ -284,37 +278,47 @@ def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> None:
         shape = tuple(layer.unit_shape)
         if any(int(d) < 1 for d in shape):
             raise err(f"layer output shape {shape} is empty (input {tuple(layer.in_shape)})", key)
+        planned.append(layer)
+    return planned, K
 
 
 def load_protocol(path, overrides: dict | None = None) -> dict:
-    """Read, merge ``overrides`` (from ``--set``), validate and resolve."""
+    """Read, merge ``overrides`` (from ``--set``), validate and resolve.
+
+    An error in a value that an override set names that ``--set`` as its source."""
     path = Path(path)
     raw, text = load_yaml(path)
     if overrides:
         raw = merge(raw, overrides)
-    return validate_protocol(raw, path, text)
+    try:
+        return validate_protocol(raw, path, text)
+    except ConfigError as exc:
+        src = overrides.source_of(exc.key) if isinstance(overrides, Overrides) else None
+        if src is not None:
+            raise exc.at(source=src) from None
+        raise
 
 
 def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> dict:
-    from .realizations import REALIZATIONS
-    from .rules import RULES
-
     proto_dir = path.parent if path else Path.cwd()
     try:
         for k in ("sweep", "seeds"):  # expanded by neurosim.sweep, which strips them
             if k in raw:
                 raise ConfigError("a sweep protocol: run it with `neurosim sweep`", key=k)
-        p = SCHEMA.validate(raw, "")
+        p = schema().validate(raw, "")
         # circuit: file reference (string or {file: ..., overrides}) or inline
         circ = p["circuit"]
         if isinstance(circ, str):
             circ = {"file": circ}
         for k in circ:
             if k not in CIRCUIT_REF_KEYS:
-                raise ConfigError(f"unknown key{suggest(k, sorted(CIRCUIT_REF_KEYS))}", key=f"circuit.{k}")
+                raise ConfigError(f"unknown key{suggest(str(k), sorted(CIRCUIT_REF_KEYS))}",
+                                  key=f"circuit.{k}")
         cpath = ctext = None
         if "file" in circ:
-            cpath = resolve_circuit_path(str(circ["file"]), proto_dir)
+            if not isinstance(circ["file"], str):
+                raise ConfigError(f"expected a file name, got {short(circ['file'])}", key="circuit.file")
+            cpath = resolve_circuit_path(circ["file"], proto_dir)
             craw, ctext = load_yaml(cpath)
             cbase = validate_circuit(craw, cpath, ctext)
             over = {k: v for k, v in circ.items() if k != "file"}
@@ -333,40 +337,93 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
                                line=line_of(text, f"circuit.{ckey}"))
 
         check_nonlinearities(circuit, circuit_error)
-        # rule and realization options are validated against their classes
-        rname = p["rule"]["name"]
-        if rname not in RULES:
-            raise ConfigError(f"unknown rule {rname!r}{suggest(rname, list(RULES))}", key="rule.name")
-        check_options(RULES[rname], {k: v for k, v in p["rule"].items() if k != "name"}, "rule")
-        real = p["realization"]["type"]
-        if real not in REALIZATIONS:
-            raise ConfigError(f"unknown realization {real!r}{suggest(real, list(REALIZATIONS))}",
-                              key="realization.type")
-        p["realization"] = REALIZATIONS[real].validate_options(p["realization"])
-        from .data import DATASETS
-
-        ds = p["data"]["dataset"]
-        if ds not in DATASETS:
-            raise ConfigError(f"unknown dataset {ds!r}{suggest(ds, list(DATASETS))}", key="data.dataset")
-        dopts = dict(p["data"]["options"] or {})
-        for name, allowed in (("target", ("label", "input")), ("pixels", ("symmetric", "unit"))):
-            if name in dopts and dopts.pop(name) not in allowed:  # generic options of load_dataset
-                raise ConfigError(f"must be one of {list(allowed)}", key=f"data.options.{name}")
-        check_options(DATASETS[ds], dopts, "data.options", skip=("root",))
+        _check_combination(p)
         from .data import describe
 
-        shape_info = describe(ds, p["data"]["options"])
+        shape_info = describe(p["data"]["dataset"], p["data"]["options"])
         if shape_info is not None:
-            check_shapes(circuit, shape_info[0], shape_info[1], circuit_error)
-        if rname == "gevb" and not circuit["vectorized"]:
-            raise ConfigError("rule gevb needs a vectorized circuit (circuit.vectorized: true)",
-                              key="rule.name")
+            planned, K = check_shapes(circuit, shape_info[0], shape_info[1], circuit_error)
+            check_memory(p, shape_info[0], planned, K)
         if p["name"] is None:
             p["name"] = path.stem if path else "run"
         if p["recording"]["out"] is None:
             p["recording"]["out"] = os.path.join("runs", f"{p['name']}.zarr")
     except ConfigError as exc:
-        if exc.file is not None:
+        if exc.file is not None or exc.source is not None:
             raise
         raise _with_file(exc, path, text) from None
     return p
+
+
+def _check_combination(p: dict) -> None:
+    """Checks across sections (each names the key to change)."""
+    from .realizations import REALIZATIONS
+    from .rules import RULES
+
+    circuit, rname, real = p["circuit"], p["rule"]["name"], p["realization"]["type"]
+    rule = RULES[rname]
+    if rule.needs_vectorized and not circuit["vectorized"]:
+        raise ConfigError(f"rule {rname} needs a vectorized circuit (circuit.vectorized: true)",
+                          key="rule.name")
+    hidden = hidden_weight_layers(circuit)
+    if rule.needs_gating:
+        for i, _ls, nl in hidden:
+            if not nl.gating:
+                raise ConfigError(f"rule {rname} needs gated hidden units (nonlinearity: gate); "
+                                  f"circuit layer {i} has {nl.name!r}", key="rule.name")
+    if len(hidden) < rule.min_hidden_layers:
+        raise ConfigError(f"rule {rname} needs at least {rule.min_hidden_layers} hidden weight "
+                          f"layer(s); the circuit has {len(hidden)}", key="rule.name")
+    REALIZATIONS[real].check_protocol(p, hidden)
+    traj = p["recording"]["trajectories"]
+    if real == "batched" and (traj["every"] or traj["snapshot_every"]):
+        raise ConfigError("trajectories are recorded by the explicit circuits (realization.type: "
+                          "grouped or temporal); the batched realization has none",
+                          key="recording.trajectories")
+    target = (p["data"]["options"] or {}).get("target", "label")
+    if target == "input" and (circuit["vectorized"] or p["loss"] != "mse"):
+        raise ConfigError("target: input (an autoencoder) needs a conventional circuit "
+                          "(circuit.vectorized: false) and loss: mse", key="data.options.target")
+
+
+def hidden_weight_layers(circuit: dict) -> list:
+    """``(index, layer spec, nonlinearity)`` of the circuit's hidden layers with weights."""
+    from .model import layers as layermod
+    from .model import nonlinearity as nlmod
+
+    out = []
+    for i, ls in enumerate(circuit["layers"]):
+        if layermod.LAYERS[ls["type"]].has_weights:
+            out.append((i, ls, nlmod.get(ls.get("nonlinearity") or circuit["nonlinearity"])))
+    return out
+
+
+def memory_options(p: dict, K: int) -> dict:
+    """What the memory estimate needs of a protocol beside the layers (see :mod:`neurosim.model.memory`)."""
+    return {"copies": K if p["realization"]["type"] == "grouped" else 1,
+            "optimizer_state": 2 if p["optimizer"]["name"] == "adam" else 1,
+            "batch_size": p["training"]["batch_size"]}
+
+
+def check_memory(p: dict, in_shape, layers, K: int) -> None:
+    """Refuse, with the estimate, a protocol whose run cannot fit in its memory budget
+    (``training.memory_gib``, default half of the available memory)."""
+    from .model import memory
+
+    tr = p["training"]
+    budget = memory.budget(tr["memory_gib"])
+    if budget is None:
+        return
+    item = 4 if p["dtype"] == "float32" else 8
+    kw = memory_options(p, K)
+    eval_batch = tr["eval_batch_size"] or memory.eval_batch_size(layers, K, in_shape, item, budget, **kw)
+    est = memory.estimate(layers, K, in_shape, item, eval_batch=eval_batch, **kw)
+    if est["total"] > budget:
+        gib = 1 << 30
+        parts = ", ".join(f"{k} {v / gib:.2f} GiB" for k, v in est.items() if k != "total")
+        biggest = max((k for k in est if k != "total"), key=est.get)
+        key = {"parameters": "circuit.layers", "training batch": "training.batch_size",
+               "evaluation batch": "training.eval_batch_size"}[biggest]
+        src = "training.memory_gib" if tr["memory_gib"] is not None else "half of the available memory"
+        raise ConfigError(f"needs about {est['total'] / gib:.1f} GiB of memory ({parts}); the budget is "
+                          f"{budget / gib:.1f} GiB ({src})", key=key)

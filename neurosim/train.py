@@ -1,9 +1,9 @@
-"""The training loop: epochs, checkpoints, early stop, resume, divergence guard.
+"""The training loop: epochs, evaluation, checkpoints, early stop, resume, divergence guard.
 
-``Run(protocol).train()`` is the whole job behind ``neurosim run``:
-protocol -> backend, data, network, rule, optimizer, realization -> loop ->
-recorder.  Randomness is keyed by (seed, stream, epoch), so a resumed run
-replays exactly the batches the uninterrupted run would have seen.
+``Run(protocol).train()`` is the whole job behind ``neurosim run``: the protocol is assembled
+into an :class:`~neurosim.experiment.Experiment` (:mod:`neurosim.experiment`), and this module
+only loops over it and hands records to the store.  Randomness is keyed by (seed, stream,
+epoch), so a resumed run replays exactly the batches the uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import xarray as xr
 
-from . import losses
-from .core.backend import Backend
-from .data import load_dataset
-from .model.network import build_network, load_state_dict, state_dict
-from .optim import build_optimizer
-from .realizations import REALIZATIONS
-from .recording import Recorder, StoreError, versions
-from .rules import build_rule
+from . import experiment
+from .core.backend import array_module
+from .recording import Recorder, StoreError
+from .recording.observers import StepContext
 
 #: on the GPU the divergence check (a device sync) runs every this many steps
 GUARD_EVERY = 50
@@ -63,40 +58,19 @@ def error_rate(logits, y) -> float:
     autoencoder's ``target: input``)."""
     if getattr(y, "ndim", 1) > 1:
         return float("nan")
-    xp = type(logits).__module__.split(".")[0] == "cupy" and __import__("cupy") or np
+    xp = array_module(logits)
     return float((xp.argmax(logits, axis=1) != y).mean()) * 100.0
 
 
 class Run:
-    """One training run of a validated protocol."""
+    """The training loop over one experiment, recording into one store."""
 
     def __init__(self, protocol: dict, out: str | None = None, device: str | None = None,
                  progress=None):
         self.protocol = protocol
-        p = protocol
-        self.out = out or p["recording"]["out"]
-        self.backend = Backend(device or p["device"], p["dtype"], p["seed"])
+        self.out = out or protocol["recording"]["out"]
         self.progress = progress
-        d = p["data"]
-        self.data = load_dataset(d["dataset"], d["root"], d["train_subset"], d["test_subset"],
-                                 **(d["options"] or {}))
-        xp = self.backend.xp
-        self.x_train = self.backend.asarray(self.data.x_train)
-        self.y_train = xp.asarray(self.data.y_train)
-        self.x_test = self.backend.asarray(self.data.x_test)
-        self.y_test = xp.asarray(self.data.y_test)
-        self.net = build_network(p["circuit"], self.backend, self.data.in_shape, self.data.n_classes)
-        rule_opts = {k: v for k, v in p["rule"].items() if k != "name"}
-        self.rule = build_rule(p["rule"]["name"], self.net, self.backend, **rule_opts)
-        opt = dict(p["optimizer"])
-        if opt["name"] == "sgd":
-            opt.pop("betas"), opt.pop("eps")
-        else:
-            opt.pop("momentum")
-        self.optimizer = build_optimizer(self.net, opt)
-        self.loss_fn = losses.get(p["loss"])
-        real = REALIZATIONS[p["realization"]["type"]]
-        self.realization = real(p, self.backend, self.net, self.rule, self.optimizer, self.loss_fn)
+        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None))
         self.recorder = Recorder(self.out)
         # loop position
         self.epoch = 0  # completed epochs
@@ -108,38 +82,8 @@ class Run:
         self.t_start = time.time()
         self.elapsed0 = 0.0
         self._stop_signal = None
-        from .recording.observers import build_observers
-
-        self.observers = build_observers(self)
 
     # ------------------------------------------------------------------
-    def attrs(self) -> dict:
-        return {
-            "title": f"neurosim run {self.protocol['name']}",
-            "protocol": json.dumps(self.protocol),
-            "protocol_name": self.protocol["name"],
-            "rule": self.protocol["rule"]["name"],
-            "realization": self.protocol["realization"]["type"],
-            "dataset": self.protocol["data"]["dataset"],
-            "vectorized": int(self.net.vectorized),
-            "sign": self.net.sign,
-            "K": self.net.K,
-            "seed": self.protocol["seed"],
-            "backend": json.dumps(self.backend.describe()),
-            "versions": json.dumps(versions()),
-            "layers": json.dumps([{**r, "in": list(r["in"]), "units": list(r["units"])}
-                                  for r in self.net.summary()]),
-            "status": "running",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-
-    def state(self) -> dict:
-        s = {f"net.{k}": v for k, v in state_dict(self.net).items()}
-        s.update({f"opt.{k}": v for k, v in self.optimizer.state_dict().items()})
-        s.update({f"rule.{k}": v for k, v in self.rule.state_dict().items()})
-        s.update({f"real.{k}": v for k, v in self.realization.state_dict().items()})
-        return s
-
     def info(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "loss_sum": float(self.loss_sum), "loss_n": self.loss_n, "stopped": self.stopped,
@@ -151,10 +95,7 @@ class Run:
         state, info = self.recorder.load_checkpoint()
         if state is None:
             return False
-        load_state_dict(self.net, {k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        self.optimizer.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt.")})
-        self.rule.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("rule.")})
-        self.realization.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("real.")})
+        self.exp.load_state(state)
         self.epoch, self.batch, self.step = info["epoch"], info["batch"], info["step"]
         self.loss_sum, self.loss_n = info["loss_sum"], info["loss_n"]
         self.stopped = info.get("stopped")
@@ -164,68 +105,39 @@ class Run:
 
     # ------------------------------------------------------------------
     def evaluate(self) -> dict:
-        tr = self.protocol["training"]
-        bs = tr["eval_batch_size"]
-        n = tr["eval_train_subset"] or self.x_train.shape[0]
+        exp, tr = self.exp, self.exp.training
+        bs = exp.eval_batch_size
+        n = tr["eval_train_subset"] or exp.n_train
         out = {}
-        for split, x, y in (("train", self.x_train[:n], self.y_train[:n]),
-                            ("test", self.x_test, self.y_test)):
-            logits = self.realization.predict(x, bs)
-            loss, _ = self.loss_fn(logits, y)
+        for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
+                            ("test", exp.x_test, exp.y_test)):
+            logits = exp.realization.predict(x, bs)
+            loss, _ = exp.loss_fn(logits, y)
             out[f"{split}_error"] = error_rate(logits, y)
             out[f"{split}_loss"] = float(loss)
         out["train_batch_loss"] = float(self.loss_sum) / self.loss_n if self.loss_n else float("nan")
         return out
 
     def record(self, metrics: dict) -> None:
-        rec = self.protocol["recording"]
-        data = {
-            "train_error": ("epoch", [metrics["train_error"]], {"long_name": "training-set error",
-                                                                  "units": "%"}),
-            "test_error": ("epoch", [metrics["test_error"]], {"long_name": "test-set error",
-                                                                "units": "%"}),
-            "train_loss": ("epoch", [metrics["train_loss"]], {"long_name": "training-set loss"}),
-            "test_loss": ("epoch", [metrics["test_loss"]], {"long_name": "test-set loss"}),
-            "train_batch_loss": ("epoch", [metrics["train_batch_loss"]],
-                                 {"long_name": "mean mini-batch loss since the previous checkpoint"}),
-            "n_steps": ("epoch", [self.step], {"long_name": "optimizer steps so far"}),
-            "wall_time": ("epoch", [self.elapsed0 + time.time() - self.t_start],
-                          {"long_name": "wall-clock time", "units": "s"}),
-        }
-        n_prev = self.recorder.records("epoch")
-        if rec["weights"]:
-            # every record has every variable (else the store's variables disagree on the
-            # length of epoch and it does not open); between snapshots W is NaN, which is
-            # Zarr's fill value, so those chunks are not even written
-            snap = n_prev % rec["weights_every"] == 0
-            for i, name, p in self.net.parameters():
-                if name != "W":
-                    continue
-                W = self.backend.to_host(p)
-                W = W if snap else np.full_like(W, np.nan)
-                if W.ndim == 3 and self.net.layers[i].first:
-                    dims = ("epoch", "component", f"post_{i}", f"pre_{i}")
-                else:
-                    dims = ("epoch", f"post_{i}", f"pre_{i}") if W.ndim == 2 else \
-                        ("epoch",) + tuple(f"w{i}_{k}" for k in range(W.ndim))
-                data[f"W_{i}"] = (dims, W[None], {"long_name": f"weights of layer {i}"})
-        ds = xr.Dataset({k: (d, np.asarray(v), a) for k, (d, v, a) in data.items()},
-                        coords={"epoch": ("epoch", [self.epoch_position()],
-                                          {"long_name": "training epochs completed", "units": "epoch"})})
+        ds = self.exp.epoch_records.record(metrics, self.step, self.elapsed0 + time.time() - self.t_start,
+                                           self.epoch_position(), self.recorder.records("epoch"))
         self.recorder.append(ds, "epoch")
 
     def epoch_position(self) -> float:
         """Epochs completed, with the fraction of a cut-short epoch (max_steps)."""
-        bs = self.protocol["training"]["batch_size"]
-        n_batches = -(-self.x_train.shape[0] // bs)
-        return float(self.epoch + self.batch / n_batches)
+        return float(self.epoch + self.batch / self.exp.steps_per_epoch)
+
+    def _context(self, result=None) -> StepContext:
+        return StepContext(self.step + 1, self.epoch, self.batch, self.exp.steps_per_epoch, result,
+                           self.recorder.records)
 
     def checkpoint(self) -> None:
         self._check_weights()  # never commit non-finite weights
-        for obs in self.observers:  # observers that buffer records write them now
-            for ds, dim in getattr(obs, "flush", lambda run: ())(self) or ():
+        ctx = self._context()
+        for obs in self.exp.observers:  # observers that buffer records write them now
+            for ds, dim in obs.flush(self.exp, ctx) or ():
                 self.recorder.append(ds, dim)
-        self.recorder.commit_checkpoint(self.state(), self.info())
+        self.recorder.commit_checkpoint(self.exp.state(), self.info())
 
     # ------------------------------------------------------------------
     def _guard(self, loss: float, result=None) -> None:
@@ -240,7 +152,7 @@ class Run:
         """
         if math.isfinite(loss):
             return
-        xp = self.backend.xp
+        xp = self.exp.backend.xp
         where = None
         for i, st in enumerate(getattr(result, "states", None) or ()):
             for q, label in (("h", "pre-activation h"), ("a", "activation a")):
@@ -251,7 +163,7 @@ class Run:
             if where:
                 break
         where = where or "the loss (the forward pass is finite)"
-        params = [f"layer {i} {name}" for i, name, p in self.net.parameters()
+        params = [f"layer {i} {name}" for i, name, p in self.exp.net.parameters()
                   if not bool(xp.isfinite(p).all())]
         raise DivergenceError(
             f"non-finite loss ({loss}) at step {self.step} (epoch {self.epoch + 1}, batch "
@@ -259,17 +171,17 @@ class Run:
             f"update: {', '.join(params) or 'none'}")
 
     def _first_nonfinite_parameter(self):
-        xp = self.backend.xp
-        for i, name, p in self.net.parameters():
+        xp = self.exp.backend.xp
+        for i, name, p in self.exp.net.parameters():
             if not bool(xp.isfinite(p).all()):
                 return f"layer {i} parameter {name}"
         return None
 
     def _before_update(self, result) -> None:
-        step = self.step + 1  # the step being taken (1-based)
-        for obs in self.observers:
-            if obs.due(step):
-                for ds, dim in obs.observe(self, step, result) or ():
+        ctx = self._context(result)
+        for obs in self.exp.observers:
+            if obs.due(ctx.step):
+                for ds, dim in obs.observe(self.exp, ctx) or ():
                     self.recorder.append(ds, dim)
 
     def _on_signal(self, signum, frame):
@@ -284,7 +196,7 @@ class Run:
             return self._train(resume)
 
     def _train(self, resume: bool) -> RunSummary:
-        tr = self.protocol["training"]
+        tr = self.exp.training
         main = threading.current_thread() is threading.main_thread()
         sigs = (signal.SIGINT, signal.SIGTERM) if main else ()
         old = {s: signal.signal(s, self._on_signal) for s in sigs}
@@ -302,9 +214,9 @@ class Run:
                     self.recorder.set_attrs(**attrs)
                 else:  # killed before its first checkpoint: nothing to keep
                     shutil.rmtree(self.recorder.path)
-                    self.recorder.create(self.attrs())
+                    self.recorder.create(self.exp.attrs())
             else:
-                self.recorder.create(self.attrs())
+                self.recorder.create(self.exp.attrs())
             if self.recorder.records("epoch") == 0 and self.step == 0:
                 self.record(self.evaluate())
                 self.checkpoint()
@@ -312,28 +224,29 @@ class Run:
             for s, h in old.items():
                 signal.signal(s, h)
             raise
-        n = self.x_train.shape[0]
+        exp = self.exp
+        n = exp.n_train
         bs = tr["batch_size"]
         n_batches = (n + bs - 1) // bs
         last = None
         try:
             while self.epoch < tr["epochs"] and not self.stopped:
                 if tr["shuffle"]:
-                    perm = self.backend.rng("data", self.epoch).permutation(n)
+                    perm = self.exp.backend.rng("data", self.epoch).permutation(n)
                 else:
                     perm = np.arange(n)
-                perm = self.backend.xp.asarray(perm)
+                perm = self.exp.backend.xp.asarray(perm)
                 while self.batch < n_batches:
                     idx = perm[self.batch * bs : (self.batch + 1) * bs]
-                    self.net.begin_step(self.step + 1, self.epoch)  # training mode (dropout)
-                    res = self.realization.step(self.x_train[idx], self.y_train[idx],
-                                                self._before_update if self.observers else None)
-                    self.net.end_step()
+                    self.exp.net.begin_step(self.step + 1, self.epoch)  # training mode (dropout)
+                    res = exp.realization.step(exp.x_train[idx], exp.y_train[idx],
+                                               self._before_update if exp.observers else None)
+                    self.exp.net.end_step()
                     self.step += 1
                     self.batch += 1
                     self.loss_sum += res.loss
                     self.loss_n += 1
-                    if not self.backend.is_gpu:
+                    if not self.exp.backend.is_gpu:
                         self._guard(float(res.loss), res)
                     elif self.step % GUARD_EVERY == 0 or self.batch >= n_batches:
                         # GPU: the loss stays on the device; NaN/Inf propagate into
@@ -396,6 +309,8 @@ def protocol_differences(a, b, prefix="") -> list:
             key = f"{prefix}.{k}" if prefix else str(k)
             if key in RESUME_IGNORES:
                 continue
+            if k not in a and b.get(k) is None:
+                continue  # a key newer than the store, at its empty default
             if k not in a or k not in b:
                 out.append(key)
             else:

@@ -41,14 +41,14 @@ def train_steps(p, n_steps, seed_data=0):
     r = Run(p)
     rng = np.random.default_rng(seed_data)
     for _ in range(n_steps):
-        idx = rng.choice(r.x_train.shape[0], 16, replace=False)
-        r.realization.step(r.x_train[idx], r.y_train[idx])
+        idx = rng.choice(r.exp.x_train.shape[0], 16, replace=False)
+        r.exp.realization.step(r.exp.x_train[idx], r.exp.y_train[idx])
     return r
 
 
 def max_diff(r1, r2):
-    return max(float(np.abs(p1 - r2.net.layers[i].params[n]).max())
-               for i, n, p1 in r1.net.parameters())
+    return max(float(np.abs(p1 - r2.exp.net.layers[i].params[n]).max())
+               for i, n, p1 in r1.exp.net.parameters())
 
 
 # ----------------------------------------------------------------------------
@@ -57,10 +57,10 @@ def test_grouped_complete_relaxation_is_batched_gevb():
     g = train_steps(proto({"type": "grouped", "relaxation": {"rate": 1.0, "schedule": "every_step"}}), 6)
     assert max_diff(ref, g) < 1e-10
     # the circuit's synapses equal the shared weights and predictions agree
-    real = g.realization
+    real = g.exp.realization
     for i in real.layers[1:]:
-        assert np.abs(real.w(i) - g.net.layers[i].params["W"][None]).max() < 1e-10
-    assert np.abs(real.predict(g.x_test, 100) - ref.net.predict(ref.x_test, 100)).max() < 1e-9
+        assert np.abs(real.w(i) - g.exp.net.layers[i].params["W"][None]).max() < 1e-10
+    assert np.abs(real.predict(g.exp.x_test, 100) - ref.exp.net.predict(ref.exp.x_test, 100)).max() < 1e-9
     # nonnegativity per synapse actually mattered (some clamp was active)
     assert max_diff(ref, train_steps(proto(sign="mixed"), 6)) > 1e-6
 
@@ -69,28 +69,28 @@ def test_grouped_without_relaxation_diverges():
     ref = train_steps(proto(), 6)
     g = train_steps(proto({"type": "grouped", "relaxation": {"schedule": "never"}}), 6)
     assert max_diff(ref, g) > 1e-4
-    assert g.realization.synapse_spread().min() > 1e-3
+    assert g.exp.realization.synapse_spread().min() > 1e-3
     # partial relaxation is in between
     h = train_steps(proto({"type": "grouped", "relaxation": {"rate": 0.5}}), 6)
-    assert 0 < h.realization.synapse_spread().max() < g.realization.synapse_spread().max()
+    assert 0 < h.exp.realization.synapse_spread().max() < g.exp.realization.synapse_spread().max()
 
 
 def test_grouped_relaxation_schedules():
     per_epoch = {"type": "grouped", "relaxation": {"schedule": "per_epoch"}}
-    assert train_steps(proto(per_epoch), 3).realization.synapse_spread().min() > 1e-4
-    assert train_steps(proto(per_epoch), 4).realization.synapse_spread().max() < 1e-12  # 4 steps/epoch
+    assert train_steps(proto(per_epoch), 3).exp.realization.synapse_spread().min() > 1e-4
+    assert train_steps(proto(per_epoch), 4).exp.realization.synapse_spread().max() < 1e-12  # 4 steps/epoch
     every3 = {"type": "grouped", "relaxation": {"schedule": "every_n", "every": 3}}
-    assert train_steps(proto(every3), 3).realization.synapse_spread().max() < 1e-12
-    assert train_steps(proto(every3), 4).realization.synapse_spread().min() > 1e-4
+    assert train_steps(proto(every3), 3).exp.realization.synapse_spread().max() < 1e-12
+    assert train_steps(proto(every3), 4).exp.realization.synapse_spread().min() > 1e-4
 
 
 def test_grouped_per_synapse_update_matches_loop():
     """Δw[μ,i,j] = −e_μ a[j,μ] G_i per synapse (×K), against explicit loops."""
     r = Run(proto({"type": "grouped", "relaxation": {"schedule": "never"}}, layers=(6,)))
-    real = r.realization
-    x, y = r.x_train[:5], r.y_train[:5]
+    real = r.exp.realization
+    x, y = r.exp.x_train[:5], r.exp.y_train[:5]
     logits, states = real._forward(x)
-    _, e = r.loss_fn(logits, y)
+    _, e = r.exp.loss_fn(logits, y)
     grads = real._grads(states, e)
     i = real.layers[1]  # readout (shared, K copies)
     a_in = states[1][0]  # (K, B, n)
@@ -170,9 +170,9 @@ def test_rejects_non_dense_layers():
     class Fake(layermod.Dense):
         kind = "conv"
 
-    r.net.layers[0].__class__ = Fake
+    r.exp.net.layers[0].__class__ = Fake
     with pytest.raises(ValueError, match="dense"):
-        check_network(r.net, p, "grouped")
+        check_network(r.exp.net, "grouped")
 
 
 # ----------------------------------------------------------------------------
@@ -249,10 +249,10 @@ def test_grouped_checkpoint_resume_is_exact(tmp_path):
 def test_temporal_external_gates_ignore_preactivations():
     """External gating: G = Θ(r·x), independent of the weights; ON/OFF partners complementary."""
     r = Run(proto({"type": "temporal", "gating": "external"}))
-    real = r.realization
-    x = r.x_train[:20]
+    real = r.exp.realization
+    x = r.exp.x_train[:20]
     _, s1 = real._present(x)
-    for _, _, p in r.net.parameters():
+    for _, _, p in r.exp.net.parameters():
         p *= -1.5
     _, s2 = real._present(x)
     for a, b in zip(s1[:-1], s2[:-1]):

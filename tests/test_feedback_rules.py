@@ -145,8 +145,8 @@ def test_autoencoder_output_units_and_input_target(tmp_path):
         "metrics": {"feedback_every": 16},
         "recording": {"out": str(tmp_path / "ae.zarr")}})
     run = Run(proto)
-    assert run.net.n_out == 64 and run.y_train.shape == (512, 64)
-    assert run.data.labels_train.shape == (512,)
+    assert run.exp.net.n_out == 64 and run.exp.y_train.shape == (512, 64)
+    assert run.exp.data.labels_train.shape == (512,)
     s = run.train()
     assert np.isnan(s.test_error)
     ds = xr.open_zarr(tmp_path / "ae.zarr")
@@ -225,8 +225,8 @@ def test_resume_is_exact_with_noise_and_dropout(tmp_path):
     resumed = Run(proto(tmp_path / "b.zarr"))
     resumed.train(resume=True)
     assert resumed.step == full.step == 12
-    a, b = state_dict(full.net), state_dict(resumed.net)
+    a, b = state_dict(full.exp.net), state_dict(resumed.exp.net)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    for k, v in full.rule.state_dict().items():
-        np.testing.assert_array_equal(v, resumed.rule.state_dict()[k])
+    for k, v in full.exp.rule.state_dict().items():
+        np.testing.assert_array_equal(v, resumed.exp.rule.state_dict()[k])

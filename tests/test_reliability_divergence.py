@@ -13,7 +13,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from neurosim.cli import main
-from neurosim.recording import Recorder, observers
+from neurosim.recording import Recorder, observers, registry
 
 from ._reliability import PROTOCOL, write_protocol
 
@@ -69,8 +69,8 @@ class _Poison(observers.Observer):
     def due(self, step):
         return step == self.at
 
-    def observe(self, run, step, result):
-        W = run.net.layers[self.layer].params["W"]
+    def observe(self, exp, ctx):
+        W = exp.net.layers[self.layer].params["W"]
         W.reshape(-1)[0] = self.value
         return []
 
@@ -78,7 +78,7 @@ class _Poison(observers.Observer):
 @pytest.mark.parametrize("layer,value", [(0, np.nan), (1, np.inf), (2, np.nan)])
 def test_injected_nan_names_step_and_layer(tmp_path, monkeypatch, layer, value):
     # poisoned during step 3 (epoch 2, batch 1): step 4's forward pass is non-finite
-    monkeypatch.setattr(observers, "FACTORIES", observers.FACTORIES + [lambda r: _Poison(3, layer, value)])
+    monkeypatch.setattr(registry, "FACTORIES", registry.FACTORIES + [lambda r: _Poison(3, layer, value)])
     res, out = run(tmp_path)
     assert res.exit_code == 3, res.output
     assert f"non-finite loss (nan) at step 4 (epoch 2, batch 2): first non-finite value in layer {layer} " \
@@ -91,7 +91,7 @@ def test_injected_nan_names_step_and_layer(tmp_path, monkeypatch, layer, value):
 def test_nan_in_weights_is_never_checkpointed(tmp_path, monkeypatch):
     """Poisoned on the last step of an epoch: the loss of that step is still finite, but
     the checkpoint that would follow is refused."""
-    monkeypatch.setattr(observers, "FACTORIES", observers.FACTORIES + [lambda r: _Poison(2, 1, np.nan)])
+    monkeypatch.setattr(registry, "FACTORIES", registry.FACTORIES + [lambda r: _Poison(2, 1, np.nan)])
     res, out = run(tmp_path)
     assert res.exit_code == 3, res.output
     assert "non-finite parameter at step 2 (epoch 1, batch 0): first non-finite value in layer 1 " \

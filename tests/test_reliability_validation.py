@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurosim.cli import main
+from neurosim.core.options import Field, Section
 from neurosim.model import layers as layermod
 
 from ._reliability import CIRCUIT, PROTOCOL, write_protocol
@@ -83,7 +84,7 @@ CASES = [
      ["tiny_circuit.yaml:3", "'components'", "classes (4)", "got 3"]),
     ("K mismatch in protocol", P("file: tiny_circuit.yaml", "file: tiny_circuit.yaml\n  components: 10"),
      ["proto.yaml:4", "circuit.components", "classes (4)"]),
-    ("zero units", C("units: 8", "units: 0"), ["tiny_circuit.yaml:4", "layers[0]", "units >= 1"]),
+    ("zero units", C("units: 8", "units: 0"), ["tiny_circuit.yaml:4", "layers[0].units", ">= 1"]),
     ("kernel larger than input", C("{type: dense, units: 8}", "{type: toyconv, kernel: 9}"),
      ["tiny_circuit.yaml:4", "layers[0]", "kernel 9 larger than the input 4x4"]),
     # circuit files
@@ -125,6 +126,7 @@ class ToyConv(layermod.Layer):
 
     kind = "toyconv"
     has_weights = True
+    OPTIONS = Section({"kernel": Field(int, default=3, min=1)})
 
     def __init__(self, in_shape, K, first=False, kernel: int = 3):
         super().__init__(in_shape, K, first)

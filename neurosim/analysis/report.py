@@ -262,18 +262,16 @@ def cluster_before_after(run: RunData, layer=None, examples: int = 500, method: 
     """Cluster quality (paper §6) of a layer's representation of test
     examples at initialisation (the network rebuilt from the store's protocol
     and seed) and with the store's last committed weights."""
+    from .. import experiment
     from ..metrics.cluster import default_layer, layer_representation, representation_quality
     from ..model.network import load_state_dict
     from ..recording import Recorder
-    from ..train import Run
 
-    proto = json.loads(json.dumps(run.protocol))
-    proto["data"]["test_subset"] = examples
-    proto["metrics"] = {**proto.get("metrics", {}), "every": 0}
-    r = Run(proto, out=run.path)
-    net = r.net
+    exp = experiment.build(run.protocol, data=False)  # the network at initialisation
+    net = exp.net
+    xt, yt = experiment.examples(run.protocol, "test", examples)
     L = default_layer(net) if layer is None else int(layer)
-    x, y = r.x_test[:examples], r.backend.to_host(r.y_test[:examples])
+    x, y = exp.backend.asarray(xt), np.asarray(yt)
     before = representation_quality(layer_representation(net, x, L), y, method=method, seed=seed)
     state, _ = Recorder(run.path).load_checkpoint()
     if state is None:

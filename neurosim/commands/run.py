@@ -40,8 +40,6 @@ def run(protocol, device, out, sets, resume, overwrite, quiet):
                                progress=prog)
     except (DataError, StoreError, ConfigError) as exc:
         fail(str(exc))
-    except ValueError as exc:  # network/rule incompatibilities found while building
-        fail(str(exc))
     except DivergenceError as exc:
         fail(f"run diverged: {exc}. The store keeps every checkpoint before it: {out}",
              EXIT_DIVERGED)

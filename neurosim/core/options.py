@@ -1,13 +1,30 @@
-"""A small declarative schema for protocol and circuit YAML.
+"""Declared options: one small schema language and one validator for every component.
 
-Validation happens before anything runs and raises :class:`ConfigError`
-naming the file, the dotted key, the YAML line and — for unknown keys — the
-closest known key ("did you mean ...").
+Every configurable component declares its options on its class, the way scikit-learn's
+estimators declare ``_parameter_constraints``::
+
+    class DFA(Rule):
+        OPTIONS = Section({
+            "sign": Field(str, default="auto", choices=("auto", "mixed", "nonnegative"),
+                          doc="sign of the feedback matrix B"),
+        })
+
+A :class:`Field` is a value (type, default, range, choices, units, doc); a :class:`Section`
+a mapping of named fields; a :class:`Tagged` section picks its fields by a tag key
+(``rule: {name: dfa, sign: mixed}`` validates ``sign`` against the DFA's section).  The
+protocol's schema is assembled from these declarations (:mod:`neurosim.protocol`),
+validation happens before any data loads, and ``docs/protocol.md`` is generated from the
+same declarations (:func:`markdown`).
+
+Errors are :class:`ConfigError`: the source (``file:line`` of the YAML, or the ``--set``
+override that introduced the value), the dotted key and what is wrong, with "did you mean"
+for unknown keys.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,21 +32,42 @@ MISSING = object()
 
 
 class ConfigError(ValueError):
-    """Invalid protocol or circuit: file, key, line and what is wrong."""
+    """Invalid protocol or circuit: source (file:line or --set), key and what is wrong."""
 
-    def __init__(self, message: str, file=None, key: str | None = None, line: int | None = None):
-        self.file, self.key, self.line, self.reason = file, key, line, message
+    def __init__(self, message: str, file=None, key: str | None = None, line: int | None = None,
+                 source: str | None = None):
+        self.file, self.key, self.line, self.reason, self.source = file, key, line, message, source
         where = []
-        if file:
+        if source:
+            where.append(source)
+        elif file:
             where.append(str(file) + (f":{line}" if line else ""))
         if key:
             where.append(f"key '{key}'")
         super().__init__(("; ".join(where) + ": " if where else "") + message)
 
+    def at(self, file=None, line=None, source=None) -> ConfigError:
+        """The same error with its source filled in."""
+        return ConfigError(self.reason, file=file, key=self.key, line=line, source=source)
+
+
+def short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (messages never echo huge values)."""
+    try:
+        r = repr(value)
+    except RecursionError:  # pragma: no cover - self-referencing values are refused earlier
+        r = f"<{type(value).__name__}>"
+    return r if len(r) <= limit else r[: limit - 5] + " ...)"
+
 
 @dataclass
 class Field:
-    """A scalar or list value.  ``type`` is a Python type or tuple of types."""
+    """A scalar or list value.
+
+    ``type`` is a Python type or a tuple of types; ``min``/``max`` bound numbers (and list
+    items through ``item``); ``finite`` (default) refuses NaN and ±Inf for numbers; ``units``
+    and ``doc`` go into the generated reference.
+    """
 
     type: Any
     default: Any = MISSING
@@ -37,9 +75,12 @@ class Field:
     min: float | None = None
     max: float | None = None
     exclusive_min: bool = False
+    exclusive_max: bool = False
     nullable: bool = False
     item: Any = None  # Field for list items
     length: int | None = None
+    finite: bool = True
+    units: str = ""
     doc: str = ""
 
     def validate(self, value, key):
@@ -48,15 +89,18 @@ class Field:
                 return None
             raise ConfigError(f"must not be empty (expected {_tname(self.type)})", key=key)
         value = _coerce(value, self.type, key)
+        if isinstance(value, float) and self.finite and not math.isfinite(value):
+            raise ConfigError(f"must be a finite number, got {value}", key=key)
         if self.choices is not None and value not in self.choices:
             hint = _suggest(str(value), [str(c) for c in self.choices])
-            raise ConfigError(f"{value!r} is not one of {list(self.choices)}{hint}", key=key)
-        if self.min is not None and isinstance(value, (int, float)):
-            if value < self.min or (self.exclusive_min and value == self.min):
+            raise ConfigError(f"{short(value)} is not one of {list(self.choices)}{hint}", key=key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.min is not None and (value < self.min or (self.exclusive_min and value == self.min)):
                 op = ">" if self.exclusive_min else ">="
                 raise ConfigError(f"must be {op} {self.min}, got {value}", key=key)
-        if self.max is not None and isinstance(value, (int, float)) and value > self.max:
-            raise ConfigError(f"must be <= {self.max}, got {value}", key=key)
+            if self.max is not None and (value > self.max or (self.exclusive_max and value == self.max)):
+                op = "<" if self.exclusive_max else "<="
+                raise ConfigError(f"must be {op} {self.max}, got {value}", key=key)
         if isinstance(value, list):
             if self.length is not None and len(value) != self.length:
                 raise ConfigError(f"needs {self.length} items, got {len(value)}", key=key)
@@ -64,16 +108,43 @@ class Field:
                 value = [self.item.validate(v, f"{key}[{i}]") for i, v in enumerate(value)]
         return value
 
+    # reference ------------------------------------------------------------------
+    def describe(self) -> str:
+        """Type, range and choices in words (for the generated reference)."""
+        t = _tname(self.type)
+        if self.item is not None:
+            t += f" of {_tname(self.item.type)}"
+        parts = [t]
+        if self.length is not None:
+            parts.append(f"{self.length} items")
+        if self.choices is not None:
+            parts.append("one of " + ", ".join(f"`{c}`" for c in self.choices))
+        rng = _range_text(self) or (self.item is not None and _range_text(self.item))
+        if rng:
+            parts.append(rng)
+        if self.nullable:
+            parts.append("or empty")
+        return "; ".join(parts)
+
+
+def _range_text(f: Field) -> str:
+    lo = hi = ""
+    if f.min is not None:
+        lo = f"{'>' if f.exclusive_min else '≥'} {f.min:g}"
+    if f.max is not None:
+        hi = f"{'<' if f.exclusive_max else '≤'} {f.max:g}"
+    return ", ".join(x for x in (lo, hi) if x)
+
 
 @dataclass
 class Section:
-    """A mapping with known keys.  ``open=True`` accepts extra keys (their
-    validation is left to the component that owns them)."""
+    """A mapping with known keys (unknown keys are refused with a suggestion)."""
 
     fields: dict = field(default_factory=dict)
-    open: bool = False
     nullable: bool = False
     doc: str = ""
+    #: cross-field checks ``check(values, key) -> None`` (raise ConfigError) after the fields
+    checks: tuple = ()
 
     @property
     def default(self):
@@ -83,29 +154,81 @@ class Section:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"must be a mapping, got {type(value).__name__}", key=key)
+            raise ConfigError(f"must be a mapping, got {short(value)}", key=key or None)
         out = {}
         for k in value:
             if not isinstance(k, str):
-                raise ConfigError(f"keys must be strings, got {k!r}", key=key)
-            if k not in self.fields and not self.open:
-                raise ConfigError(f"unknown key{_suggest(k, list(self.fields))}",
-                                  key=_join(key, k))
+                raise ConfigError(f"keys must be strings, got {short(k)}", key=key or None)
+            if k not in self.fields:
+                raise ConfigError(f"unknown key{_suggest(k, list(self.fields))}", key=_join(key, k))
         for k, spec in self.fields.items():
             sub = _join(key, k)
             if k in value:
                 out[k] = spec.validate(value[k], sub)
-            elif isinstance(spec, Section):
+            elif isinstance(spec, (Section, Tagged)):
                 out[k] = spec.validate({}, sub)
             elif spec.default is MISSING:
                 raise ConfigError("required key is missing", key=sub)
             else:
-                out[k] = spec.default
-        if self.open:
-            for k in value:
-                if k not in self.fields:
-                    out[k] = value[k]
+                out[k] = _copy(spec.default)
+        for check in self.checks:
+            check(out, key)
         return out
+
+    def with_fields(self, **more) -> Section:
+        return Section({**self.fields, **more}, self.nullable, self.doc, self.checks)
+
+
+@dataclass
+class Tagged:
+    """A section whose fields depend on a tag: ``{tag: name, ...}`` is validated with
+    ``choices[name]`` (a :class:`Section`), the tag itself with ``choices``' keys."""
+
+    tag: str
+    choices: dict  # name -> Section (or a callable returning one, for lazy registries)
+    default: Any = MISSING  # default tag value
+    doc: str = ""
+
+    def sections(self) -> dict:
+        return {k: (v() if callable(v) else v) for k, v in self.choices.items()}
+
+    def validate(self, value, key):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"must be a mapping, got {short(value)}", key=key or None)
+        names = list(self.choices)
+        if self.tag in value:
+            name = value[self.tag]
+            if not isinstance(name, str):
+                raise ConfigError(f"expected a string (one of {names}), got {short(name)}",
+                                  key=_join(key, self.tag))
+            if name not in self.choices:
+                raise ConfigError(f"unknown {self.tag} {name!r}{_suggest(name, names)}",
+                                  key=_join(key, self.tag))
+        elif self.default is not MISSING:
+            name = self.default
+        else:
+            raise ConfigError(f"required key is missing: needs a '{self.tag}' (one of {names})",
+                              key=_join(key, self.tag))
+        section = self.sections()[name]
+        rest = {k: v for k, v in value.items() if k != self.tag}
+        try:
+            out = section.validate(rest, key)
+        except ConfigError as exc:
+            if exc.reason.startswith("unknown key") and exc.key and exc.key.rsplit(".", 1)[-1] in rest:
+                known = sorted(section.fields)
+                k = exc.key.rsplit(".", 1)[-1]
+                raise ConfigError(f"unknown key for {self.tag} {name!r}{_suggest(k, known) if known else ''}"
+                                  + ("" if known else " (it takes no options)"), key=exc.key) from None
+            raise
+        return {self.tag: name, **out}
+
+
+def _copy(v):
+    import copy
+
+    return copy.deepcopy(v)
 
 
 def _join(a, b):
@@ -122,7 +245,7 @@ def _tname(t):
 def _coerce(value, t, key):
     types = t if isinstance(t, tuple) else (t,)
     if isinstance(value, bool) and bool not in types:
-        raise ConfigError(f"expected {_tname(t)}, got {value!r}", key=key)
+        raise ConfigError(f"expected {_tname(t)}, got {short(value)}", key=key)
     if isinstance(value, types):
         return value
     if float in types and isinstance(value, int):
@@ -132,7 +255,10 @@ def _coerce(value, t, key):
             return float(value)
         except ValueError:
             pass
-    raise ConfigError(f"expected {_tname(t)}, got {value!r}", key=key)
+    if int in types and isinstance(value, float) and value.is_integer() and float not in types:
+        raise ConfigError(f"expected an integer, got {short(value)} (write it without a decimal point)",
+                          key=key)
+    raise ConfigError(f"expected {_tname(t)}, got {short(value)}", key=key)
 
 
 def _suggest(word, options) -> str:
@@ -156,7 +282,7 @@ def line_of(text: str, key: str | None) -> int | None:
 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     parts = [p for p in re.split(r"\.|\[(\d+)\]", key) if p]
     line = None
@@ -176,3 +302,45 @@ def line_of(text: str, key: str | None) -> int | None:
         else:
             break
     return line
+
+
+# ---------------------------------------------------------------------------------------
+# the generated reference
+def _default_text(f) -> str:
+    if isinstance(f, (Section, Tagged)) or f.default is MISSING:
+        return "required" if not isinstance(f, (Section, Tagged)) else ""
+    d = f.default
+    if d is None:
+        return "empty"
+    if isinstance(d, bool):
+        return "true" if d else "false"
+    return f"`{d}`"
+
+
+def rows(spec, prefix: str = "") -> list:
+    """``(key, type, default, units, doc)`` for every field of ``spec``, depth first."""
+    out = []
+    if isinstance(spec, Tagged):
+        out.append((_join(prefix, spec.tag), "string; one of " + ", ".join(f"`{c}`" for c in spec.choices),
+                    "required" if spec.default is MISSING else f"`{spec.default}`", "", spec.doc))
+        for name, sec in spec.sections().items():
+            for key, t, d, u, doc in rows(sec, prefix):
+                out.append((key, t, d, u, f"({spec.tag} `{name}`) {doc}".rstrip()))
+        return out
+    for k, f in spec.fields.items():
+        key = _join(prefix, k)
+        if isinstance(f, (Section, Tagged)):
+            if f.doc:
+                out.append((key, "mapping", "", "", f.doc))
+            out.extend(rows(f, key))
+        else:
+            out.append((key, f.describe(), _default_text(f), f.units, f.doc))
+    return out
+
+
+def markdown_table(spec, prefix: str = "") -> str:
+    lines = ["| key | type and range | default | units | meaning |", "|---|---|---|---|---|"]
+    for key, t, d, u, doc in rows(spec, prefix):
+        cell = [key and f"`{key}`", t, d, u, doc]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cell) + " |")
+    return "\n".join(lines)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.options import Field, Section
 from . import cifar10, mnist, synthetic
 from .store import DataError, data_dir
 
@@ -66,6 +67,32 @@ DATASETS = {
     "cifar10": _images("cifar10", cifar10.load),
     "cifar10_partial": _images("cifar10_partial", cifar10.load_partial),
     "synthetic": _synthetic,
+}
+
+
+_COMMON = {
+    "target": Field(str, default="label", choices=("label", "input"),
+                    doc="what the network predicts: the class label, or the input itself (autoencoder)"),
+    "pixels": Field(str, default="symmetric", choices=("symmetric", "unit"),
+                    doc="pixel scale: symmetric [-1, 1] or unit [0, 1]"),
+}
+
+#: each dataset's ``data.options`` (passed to its loader by keyword, beside target and pixels)
+OPTIONS = {
+    "mnist": Section(dict(_COMMON)),
+    "cifar10": Section({**_COMMON, "check_md5": Field(bool, default=True, doc="verify the "
+                                                      "python-pickle batches against their MD5 sums")}),
+    "cifar10_partial": Section(dict(_COMMON)),
+    "synthetic": Section({
+        **_COMMON,
+        "seed": Field(int, default=0, min=0, doc="seed of the generated data set"),
+        "n_train": Field(int, default=512, min=1, doc="training examples"),
+        "n_test": Field(int, default=256, min=1, doc="test examples"),
+        "n_classes": Field(int, default=10, min=2, doc="classes (Gaussian blobs)"),
+        "shape": Field(list, default=[1, 8, 8], length=3, item=Field(int, min=1),
+                       doc="example shape (channels, height, width)"),
+        "noise": Field(float, default=1.0, min=0, doc="standard deviation around each class centre"),
+    }),
 }
 
 

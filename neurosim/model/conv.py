@@ -43,6 +43,7 @@ import math
 import os
 
 from ..core.backend import array_module
+from ..core.options import Field, Section
 from . import init as initmod
 from .layers import Layer, register
 
@@ -282,6 +283,15 @@ def inner_with_error(a, e):
 # layers with weights
 # ---------------------------------------------------------------------------
 class _Local2d(Layer):
+    OPTIONS = Section({
+        "channels": Field(int, min=1, doc="output channels (vector channels of a VNN)"),
+        "kernel": Field((int, list), default=3, item=Field(int, min=1), length=2, min=1,
+                    doc="kernel size: an integer or [height, width]"),
+        "stride": Field((int, list), default=1, item=Field(int, min=1), length=2, min=1,
+                    doc="stride: an integer or [height, width]"),
+        "padding": Field((int, list), default=0, item=Field(int, min=0), length=2, min=0,
+                    doc="zero padding: an integer or [height, width]"),
+    })
     """Shared machinery of conv2d and locally_connected2d."""
 
     has_weights = True
@@ -508,6 +518,7 @@ class LocallyConnected2d(_Local2d):
 # layers without weights (operate on the last three axes; any leading axes)
 # ---------------------------------------------------------------------------
 class _Pool2d(Layer):
+    OPTIONS = Section({"size": Field(int, default=2, min=1, doc="pooling window and stride")})
     kind = "pool"
 
     def __init__(self, in_shape, K, first=False, size: int = 2):

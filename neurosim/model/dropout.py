@@ -15,6 +15,7 @@ sees the same mask, and a resumed run draws the same masks.
 
 from __future__ import annotations
 
+from ..core.options import Field, Section
 from .layers import Layer, register
 
 #: sub-stream tag of the "noise" stream (node perturbation uses 1)
@@ -23,6 +24,8 @@ DROPOUT_STREAM = 2
 
 class Dropout(Layer):
     kind = "dropout"
+    OPTIONS = Section({"p": Field(float, default=0.5, min=0, max=1, exclusive_max=True,
+                                  doc="probability that a unit is dropped during training")})
 
     def __init__(self, in_shape, K, first=False, p: float = 0.5):
         super().__init__(in_shape, K, False)

@@ -25,6 +25,7 @@ import math
 
 from ..core import kernels
 from ..core.backend import array_module
+from ..core.options import Field, Section
 from . import init as initmod
 
 
@@ -32,6 +33,8 @@ class Layer:
     """Base class.  Subclasses set ``in_shape``, ``unit_shape`` and ``params``."""
 
     kind = "layer"
+    #: the circuit's layer options (beside ``type`` and ``nonlinearity``), passed to __init__
+    OPTIONS = Section({})
     has_weights = False
 
     def __init__(self, in_shape, K: int, first: bool = False):
@@ -94,6 +97,7 @@ class Dense(Layer):
     """
 
     kind = "dense"
+    OPTIONS = Section({"units": Field(int, min=1, doc="vector units (or neurons) of the layer")})
     has_weights = True
 
     def __init__(self, in_shape, K, first=False, units: int = None):

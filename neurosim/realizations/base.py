@@ -13,24 +13,23 @@ from ..core.options import Section
 
 class Realization:
     name = "base"
-    #: schema of the protocol's ``realization:`` section (``type`` is added)
+    #: the protocol's ``realization:`` options (beside ``type``)
     OPTIONS = Section({})
 
     @classmethod
-    def validate_options(cls, options: dict) -> dict:
-        from ..core.options import Field
+    def check_protocol(cls, protocol: dict, hidden: list) -> None:
+        """Raise :class:`~neurosim.core.options.ConfigError` (naming the key to change) when a
+        validated protocol cannot run on this realization; ``hidden`` lists the circuit's
+        hidden weight layers as ``(index, spec, nonlinearity)``."""
 
-        fields = dict(cls.OPTIONS.fields)
-        fields["type"] = Field(str)
-        return Section(fields).validate(options, "realization")
-
-    def __init__(self, protocol, backend, net, rule, optimizer, loss_fn):
-        self.protocol = protocol
+    def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
+        self.options = options
         self.backend = backend
         self.net = net
         self.rule = rule
         self.optimizer = optimizer
         self.loss_fn = loss_fn
+        self.optimizer_options = optimizer_options or {}
 
     def step(self, x, y, before_update=None):
         """One mini-batch: learn, return the rule's StepResult.
@@ -53,7 +52,7 @@ class Realization:
         return self.net.forward(x)[0]
 
     # recording hooks -------------------------------------------------
-    def observers(self, run) -> list:
+    def observers(self, exp) -> list:
         """Observers (see :mod:`neurosim.recording.observers`) this realization records with."""
         return []
 

@@ -28,28 +28,47 @@ from ..core.backend import array_module
 from ..model.network import LayerState
 
 
-def check_network(net, protocol, realization: str) -> None:
-    """Raise ValueError unless ``net``/``protocol`` can be simulated as a circuit."""
+def check_protocol(protocol: dict, hidden: list, realization: str) -> None:
+    """What an explicit circuit (grouped or temporal) needs of a validated protocol: GEVB, a
+    fully connected vectorized network with gated hidden units and an identity readout."""
+    from ..core.options import ConfigError
+
     if protocol["rule"]["name"] != "gevb":
-        raise ValueError(f"realization {realization!r} implements the three-factor GEVB rule "
-                         f"(paper §7); set rule.name: gevb (got {protocol['rule']['name']!r})")
+        raise ConfigError(f"realization {realization} implements the three-factor GEVB rule "
+                          f"(paper §7); set rule.name: gevb (got {protocol['rule']['name']!r})",
+                          key="rule.name")
+    circuit = protocol["circuit"]
+    if not circuit["vectorized"]:
+        raise ConfigError(f"realization {realization} needs a vectorized network", key="circuit.vectorized")
+    for i, ls in enumerate(circuit["layers"]):
+        if ls["type"] != "dense":
+            raise ConfigError(f"realization {realization} simulates fully connected VNNs only (dense "
+                              f"layers); layer {i} is {ls['type']!r}. Use realization type batched for "
+                              f"other layer kinds", key=f"circuit.layers[{i}].type")
+    if circuit["output"]["nonlinearity"] != "identity":
+        raise ConfigError(f"realization {realization} needs an identity readout, got "
+                          f"{circuit['output']['nonlinearity']!r}", key="circuit.output.nonlinearity")
+    for i, _ls, nl in hidden:
+        if not nl.gating:
+            raise ConfigError(f"realization {realization} needs gated hidden units (nonlinearity: "
+                              f"gate); layer {i} has {nl.name!r}", key=f"circuit.layers[{i}].nonlinearity")
+
+
+def check_network(net, realization: str) -> None:
+    """Raise ValueError unless ``net`` can be simulated as a circuit (a protocol that passed
+    :func:`check_protocol` always can)."""
     if not net.vectorized or net.n_out != 1:
         raise ValueError(f"realization {realization!r} needs a vectorized network "
                          f"(circuit.vectorized: true)")
     for i, L in enumerate(net.layers):
         if L.kind != "dense" or not L.has_weights:
             raise ValueError(f"realization {realization!r} simulates fully connected VNNs only "
-                             f"(dense layers); layer {i} is {L.kind!r}. Use realization: batched "
-                             f"for other layer kinds")
-    out_nl = net.nonlins[net.readout]
-    if out_nl is not None and out_nl.name != "identity":
-        raise ValueError(f"realization {realization!r} needs an identity readout "
-                         f"(circuit.output.nonlinearity: identity), got {out_nl.name!r}")
+                             f"(dense layers); layer {i} is {L.kind!r}")
     for i in net.hidden_weight_layers:
         nl = net.nonlins[i]
         if nl is None or not nl.gating:
-            raise ValueError(f"realization {realization!r} needs gated hidden units "
-                             f"(nonlinearity: gate); layer {i} has {getattr(nl, 'name', None)!r}")
+            raise ValueError(f"realization {realization!r} needs gated hidden units; layer {i} "
+                             f"has {getattr(nl, 'name', None)!r}")
 
 
 class _Params:
@@ -91,15 +110,18 @@ def build_synapse_optimizer(synapses: SynapseSet, spec: dict):
     return build_optimizer(synapses, opt)
 
 
-def gevb_reference(run, x, y) -> dict:
-    """Batched GEVB update directions {(layer, name): array} of ``run.net`` on (x, y)."""
-    from ..rules import build_rule
+class GEVBReference:
+    """Batched GEVB update directions {(layer, name): array} of a network on (x, y): what the
+    explicit circuits are compared with (their ideal settings equal it)."""
 
-    rule = getattr(run, "_circuit_ref_rule", None)
-    if rule is None:
-        rule = build_rule("gevb", run.net, run.backend)
-        run._circuit_ref_rule = rule
-    return rule.step(run.net, x, y, run.loss_fn).grads
+    def __init__(self, net, backend, loss_fn):
+        from ..rules import build_rule
+
+        self.net, self.loss_fn = net, loss_fn
+        self.rule = build_rule("gevb", net, backend)
+
+    def __call__(self, x, y) -> dict:
+        return self.rule.step(self.net, x, y, self.loss_fn).grads
 
 
 def cosine(a: dict, b: dict, layers) -> np.ndarray:

@@ -29,7 +29,7 @@ This is a rate model without leak, so the circuit's state is the same in
 every bin; it is computed once and the plasticity of each bin (1/T of the
 example's) is integrated, which is the same sum.  Recordings are per bin.
 
-The batched network (``run.net``) keeps the *mean* synapse w̄ of every pair
+The batched network (``Experiment.net``) keeps the *mean* synapse w̄ of every pair
 (what relaxation pulls toward); it is what checkpoints' ``net.*`` and weight
 snapshots along ``epoch`` hold.  ``predict`` runs the circuit itself, with the
 per-component synapses.  Checkpoints store the synapses (``real.syn.*``) and
@@ -44,7 +44,14 @@ from ..core.backend import array_module
 from ..core.options import Field, Section
 from ..rules.base import StepResult
 from .base import Realization
-from .circuit import SynapseSet, build_synapse_optimizer, check_network, clamp_, engine_states
+from .circuit import (
+    SynapseSet,
+    build_synapse_optimizer,
+    check_network,
+    check_protocol,
+    clamp_,
+    engine_states,
+)
 
 
 class Grouped(Realization):
@@ -62,10 +69,14 @@ class Grouped(Realization):
         "time_bins": Field(int, default=1, min=1, doc="bins per example presentation"),
     })
 
-    def __init__(self, protocol, backend, net, rule, optimizer, loss_fn):
-        super().__init__(protocol, backend, net, rule, optimizer, loss_fn)
-        check_network(net, protocol, "grouped")
-        o = protocol["realization"]
+    @classmethod
+    def check_protocol(cls, protocol, hidden):
+        check_protocol(protocol, hidden, "grouped")
+
+    def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
+        super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
+        check_network(net, "grouped")
+        o = options
         rel = o.get("relaxation") or {}
         self.rho = float(rel.get("rate", 1.0))
         self.schedule = rel.get("schedule", "every_step")
@@ -88,7 +99,7 @@ class Grouped(Realization):
                     xp.broadcast_to(L.params["W"][None], (self.K,) + L.params["W"].shape))
             arrays[(i, "b")] = L.params["b"]
         self.synapses = SynapseSet(backend, arrays)
-        self.syn_opt = build_synapse_optimizer(self.synapses, protocol["optimizer"])
+        self.syn_opt = build_synapse_optimizer(self.synapses, self.optimizer_options)
         self.t = 0  # steps taken
         self.steps_per_epoch = None
         self.last_batch = None
@@ -215,12 +226,11 @@ class Grouped(Realization):
         return self._forward(x)[0]
 
     # recording ---------------------------------------------------------
-    def observers(self, run):
+    def observers(self, exp):
         from .trajectories import build
 
-        bs = run.protocol["training"]["batch_size"]
-        self.steps_per_epoch = -(-run.x_train.shape[0] // bs)
-        return build(run, self)
+        self.steps_per_epoch = exp.steps_per_epoch
+        return build(exp, self)
 
     def trajectory(self, samples, units) -> dict:
         h2 = self.backend.to_host

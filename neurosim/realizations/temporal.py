@@ -56,11 +56,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.backend import array_module
-from ..core.options import Field, Section
+from ..core.options import ConfigError, Field, Section
 from ..losses import mse
 from ..rules.base import StepResult
 from .base import Realization
-from .circuit import check_network, clamp_, engine_states
+from .circuit import check_network, check_protocol, clamp_, engine_states
 
 
 class Temporal(Realization):
@@ -71,17 +71,21 @@ class Temporal(Realization):
         "plasticity": Field(str, default="end_of_example", choices=("end_of_example", "per_bin")),
     })
 
-    def __init__(self, protocol, backend, net, rule, optimizer, loss_fn):
-        super().__init__(protocol, backend, net, rule, optimizer, loss_fn)
-        check_network(net, protocol, "temporal")
-        o = protocol["realization"]
+    @classmethod
+    def check_protocol(cls, protocol, hidden):
+        check_protocol(protocol, hidden, "temporal")
+        if protocol["realization"]["plasticity"] == "per_bin" and protocol["optimizer"]["name"] != "sgd":
+            raise ConfigError("realization temporal with plasticity per_bin applies the three-factor "
+                              "update inside the example as plain SGD; set optimizer.name: sgd "
+                              "(or plasticity: end_of_example)", key="optimizer.name")
+
+    def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
+        super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
+        check_network(net, "temporal")
+        o = options
         self.gating = o.get("gating", "full")
         self.error_timing = o.get("error_timing", "replay")
         self.plasticity = o.get("plasticity", "end_of_example")
-        if self.plasticity == "per_bin" and protocol["optimizer"]["name"] != "sgd":
-            raise ValueError("realization temporal with plasticity per_bin applies the three-factor "
-                             "update inside the example as plain SGD; set optimizer.name: sgd "
-                             "(or plasticity: end_of_example)")
         self.K = net.K
         self.layers = list(net.weight_layers)
         self.first = self.layers[0]
@@ -224,10 +228,10 @@ class Temporal(Realization):
         return self._present(x)[0]
 
     # recording ---------------------------------------------------------
-    def observers(self, run):
+    def observers(self, exp):
         from .trajectories import build
 
-        return build(run, self)
+        return build(exp, self)
 
     def trajectory(self, samples, units) -> dict:
         h2 = self.backend.to_host

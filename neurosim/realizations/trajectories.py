@@ -39,8 +39,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..core.options import Field, Section
 from ..recording.observers import Observer
-from .circuit import cosine, gevb_reference
+from .circuit import GEVBReference, cosine
 
 #: index dimensions of the records and what an index means
 INDEX_DIMS = {
@@ -52,17 +53,29 @@ INDEX_DIMS = {
 
 
 class TrajectoryObserver(Observer):
-    def __init__(self, run, realization, spec: dict):
+    #: the protocol's ``recording.trajectories`` section
+    OPTIONS = Section({
+        "every": Field(int, default=0, min=0, units="step", doc="steps between trajectory records (0 = off)"),
+        "samples": Field(int, default=4, min=1, units="example", doc="examples of the batch recorded"),
+        "units": Field(int, default=16, min=1, doc="units recorded per layer"),
+        "synapses": Field(int, default=64, min=1, doc="synapses per layer in snapshots"),
+        "snapshot_every": Field(int, default=0, min=0, units="step", doc="steps between weight snapshots"),
+        "chunk": Field(int, default=10, min=1, doc="records buffered per write"),
+        "agreement": Field(bool, default=True, doc="record the cosine with batched GEVB"),
+    }, doc="activity and synapse trajectories of the explicit circuits")
+
+    def __init__(self, net, backend, realization, spec: dict):
         self.real = realization
         self.every = int(spec["every"])
         self.snapshot_every = int(spec["snapshot_every"])
         self.chunk = int(spec["chunk"])
         self.n_samples = int(spec["samples"])
         self.agreement = bool(spec["agreement"])
-        net = run.net
         self.layers = list(net.weight_layers)
         self.shared = self.layers[1:]
-        rng = run.backend.rng("record", 0)
+        rng = backend.rng("record", 0)
+        self.backend = backend
+        self.reference = None  # batched GEVB on the same batch (update_cosine), built when first used
         self.units = {}
         for i in self.layers:
             n = net.layers[i].n_units
@@ -82,20 +95,21 @@ class TrajectoryObserver(Observer):
         return ((self.every > 0 and step % self.every == 0)
                 or (self.snapshot_every > 0 and step % self.snapshot_every == 0))
 
-    def observe(self, run, step, result):
+    def observe(self, exp, ctx):
+        step = ctx.step
         if self.every > 0 and step % self.every == 0:
-            self.buf["sim_step"].append(self._trajectory(run, result))
+            self.buf["sim_step"].append(self._trajectory(exp, ctx.result))
             self.steps["sim_step"].append(step)
         if self.snapshot_every > 0 and step % self.snapshot_every == 0:
             self.buf["snapshot"].append(self.real.synapse_snapshot(self.syn))
             self.steps["snapshot"].append(step)
-        return self._emit(run, force=False)
+        return self._emit(ctx, force=False)
 
-    def flush(self, run):
-        return self._emit(run, force=True)
+    def flush(self, exp, ctx):
+        return self._emit(ctx, force=True)
 
     # ------------------------------------------------------------------
-    def _trajectory(self, run, result) -> dict:
+    def _trajectory(self, exp, result) -> dict:
         x, y = self.real.last_batch
         B = x.shape[0]
         samples = np.arange(min(self.n_samples, B))
@@ -105,10 +119,12 @@ class TrajectoryObserver(Observer):
             "long_name": "variance of the neuromodulator across channels within a time bin"})
         rec["neuromod_temporal_var"] = ((), np.asarray(nm.var(axis=1).mean()), {
             "long_name": "variance of the neuromodulator across time bins within a channel"})
-        rec["traj_label"] = (("traj_sample",), run.backend.to_host(y)[samples].astype(np.int64),
+        rec["traj_label"] = (("traj_sample",), self.backend.to_host(y)[samples].astype(np.int64),
                         {"long_name": "class label of the recorded example"})
         if self.agreement:
-            ref = gevb_reference(run, x, y)
+            if self.reference is None:
+                self.reference = GEVBReference(exp.net, self.backend, exp.loss_fn)
+            ref = self.reference(x, y)
             cos = cosine(result.grads, ref, self.layers)
         else:
             cos = np.full(len(self.layers), np.nan)
@@ -120,7 +136,7 @@ class TrajectoryObserver(Observer):
                          "(0 = exact vectorized weight sharing)"})
         return rec
 
-    def _emit(self, run, force: bool) -> list:
+    def _emit(self, ctx, force: bool) -> list:
         out = []
         for dim in ("sim_step", "snapshot"):
             recs = self.buf[dim]
@@ -133,7 +149,7 @@ class TrajectoryObserver(Observer):
             coords = {dim: (dim, np.asarray(self.steps[dim], dtype=np.int64),
                             {"long_name": "optimizer step of the record", "units": "step"})}
             if dim not in self._coords_written:  # static coordinates: first write only
-                if not run.recorder.records(dim):  # (a resumed run has them already)
+                if not ctx.records(dim):  # (a resumed run has them already)
                     coords.update(self._coords(dim))
                     for dims, arr, _ in recs[0].values():
                         for d, size in zip(dims, np.shape(arr)):
@@ -159,8 +175,8 @@ class TrajectoryObserver(Observer):
         return c
 
 
-def build(run, realization):
-    spec = run.protocol["recording"].get("trajectories") or {}
-    if not spec or (spec.get("every", 0) <= 0 and spec.get("snapshot_every", 0) <= 0):
+def build(exp, realization):
+    spec = exp.recording["trajectories"]
+    if spec["every"] <= 0 and spec["snapshot_every"] <= 0:
         return []
-    return [TrajectoryObserver(run, realization, spec)]
+    return [TrajectoryObserver(exp.net, exp.backend, realization, spec)]

@@ -31,10 +31,9 @@ import math
 
 import numpy as np
 
+from ..core.options import Field, Section
 from ..rules.base import backward, weight_grads
 from .observers import Observer
-
-DEFAULT_EVERY = 200
 
 
 def feedback_kind(rule):
@@ -134,14 +133,21 @@ def feedback_metrics(net, rule, states, e, grads=None) -> dict:
 class FeedbackObserver(Observer):
     """Records :func:`feedback_metrics` along ``feedback_step``."""
 
+    #: joins the protocol's ``metrics:`` section
+    OPTIONS = Section({
+        "feedback_every": Field(int, default=200, min=0, units="step",
+                                doc="feedback-matrix metrics (FA, DFA, IFA, node perturbation) every "
+                                    "N steps (0 = off)"),
+    })
+
     def __init__(self, every: int):
         self.every = int(every)
 
-    def observe(self, run, step, result):
+    def observe(self, exp, ctx):
         import xarray as xr
 
-        net = run.net
-        m = feedback_metrics(net, run.rule, result.states, result.e, result.grads)
+        net, result = exp.net, ctx.result
+        m = feedback_metrics(net, exp.rule, result.states, result.e, result.grads)
         layers = list(net.weight_layers)
         attrs = {
             "fb_relative_error": {"long_name": "relative error ||W - B||_F / ||W||_F of the "
@@ -157,19 +163,15 @@ class FeedbackObserver(Observer):
                     np.array([[v.get(i, np.nan) for i in layers]], dtype=np.float64), attrs[k])
                 for k, v in m.items()}
         ds = xr.Dataset(data, coords={
-            "feedback_step": ("feedback_step", [int(step)], {"long_name": "optimizer step"}),
+            "feedback_step": ("feedback_step", [int(ctx.step)], {"long_name": "optimizer step"}),
             "feedback_layer": ("feedback_layer", layers, {"long_name": "weight layer index"}),
         })
         return [(ds, "feedback_step")]
 
 
-def factory(run):
-    """Observer factory (registered in :data:`neurosim.recording.observers.FACTORIES`)."""
-    if feedback_kind(run.rule) is None:
+def factory(exp):
+    """Observer factory (registered in :data:`neurosim.recording.registry.FACTORIES`)."""
+    if feedback_kind(exp.rule) is None:
         return None
-    every = (run.protocol.get("metrics") or {}).get("feedback_every", DEFAULT_EVERY)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        from ..core.options import ConfigError
-
-        raise ConfigError(f"must be an integer >= 0, got {every!r}", key="metrics.feedback_every")
+    every = exp.metrics["feedback_every"]
     return FeedbackObserver(every) if every > 0 else None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..core.options import Field, Section
 from ..metrics.alignment import step_metrics
 from ..metrics.onoff import network_on_off_drift
 from .observers import Observer
@@ -53,12 +54,24 @@ VARIABLES = {
 class MetricsObserver(Observer):
     """Per-layer credit-assignment metrics every ``every`` steps (and step 1)."""
 
-    def __init__(self, run, cfg: dict):
+    #: the protocol's ``metrics:`` section
+    OPTIONS = Section({
+        "every": Field(int, default=0, min=0, units="step",
+                       doc="metrics every N optimizer steps, and at step 1 (0 = off)"),
+        "alignment": Field(bool, default=True, doc="angle between the rule's update and the gradient"),
+        "delta_hat": Field(bool, default=True, doc="statistics of δ̂ (eq. 15)"),
+        "sign_match": Field(bool, default=True, doc="sign agreement of the update with the gradient"),
+        "on_off_drift": Field(bool, default=True, doc="how far ON/OFF pairs drift from mirror images"),
+        "examples": Field(int, default=8, min=1, units="example", doc="examples for per-example records"),
+        "sign_match_weights": Field(int, default=4096, min=0, doc="W entries sampled (0 = all)"),
+        "per_example": Field(bool, default=False, doc="also record per-example values"),
+    }, doc="credit-assignment metrics recorded during training")
+
+    def __init__(self, net, rule, cfg: dict, on_off: bool):
         self.cfg = cfg
         self.every = int(cfg["every"])
-        net = run.net
         self.layers = list(net.weight_layers)
-        exact_all = run.rule.name == "bp"
+        exact_all = rule.name == "bp"
         kinds = [net.layers[i].kind for i in self.layers]
         self.coords = {
             "layer": ("layer", np.asarray(self.layers, dtype=np.int64),
@@ -69,19 +82,19 @@ class MetricsObserver(Observer):
             "exact": ("layer", np.asarray([exact_all or i == net.readout for i in self.layers]),
                       {"long_name": "the rule's update of this layer is the true gradient"}),
         }
-        self.on_off = bool(cfg["on_off_drift"]) and run.protocol["circuit"].get("init") == "on_off"
+        self.on_off = bool(cfg["on_off_drift"]) and on_off
 
     def due(self, step: int) -> bool:
         return self.every > 0 and (step == 1 or step % self.every == 0)
 
-    def observe(self, run, step, result):
+    def observe(self, exp, ctx):
         c = self.cfg
-        m = step_metrics(run.net, run.rule, result, alignment=c["alignment"],
+        m = step_metrics(exp.net, exp.rule, ctx.result, alignment=c["alignment"],
                          delta_hat_stats=c["delta_hat"], sign_match_on=c["sign_match"],
                          examples=c["examples"], per_example=c["per_example"],
                          sign_match_weights=c["sign_match_weights"])
         if self.on_off:
-            m["on_off_drift"] = network_on_off_drift(run.net)
+            m["on_off_drift"] = network_on_off_drift(exp.net)
         data = {}
         for k, v in m.items():
             units, desc = VARIABLES[k]
@@ -90,19 +103,17 @@ class MetricsObserver(Observer):
                 data[k] = (("step", "layer", "sample"), v[None], attrs)
             else:
                 data[k] = (("step", "layer"), v[None], attrs)
-        bs = run.protocol["training"]["batch_size"]
-        n_batches = -(-run.x_train.shape[0] // bs)
-        data["epoch_at_step"] = ("step", [run.epoch + (run.batch + 1) / n_batches],
+        data["epoch_at_step"] = ("step", [ctx.epoch_after_step],
                                  {"long_name": "epochs completed after this step", "units": "epoch"})
         coords = dict(self.coords)
-        coords["step"] = ("step", [int(step)], {"long_name": "optimizer step (1-based) the metrics "
-                                                "were taken at, before its update"})
+        coords["step"] = ("step", [int(ctx.step)], {"long_name": "optimizer step (1-based) the metrics "
+                                                    "were taken at, before its update"})
         return [(xr.Dataset(data, coords=coords), "step")]
 
 
-def metrics_factory(run):
-    """Observer factory (see :data:`neurosim.recording.observers.FACTORIES`)."""
-    cfg = run.protocol.get("metrics") or {}
+def metrics_factory(exp):
+    """Observer factory (see :data:`neurosim.recording.registry.FACTORIES`)."""
+    cfg = exp.metrics
     if not cfg.get("every"):
         return None
-    return MetricsObserver(run, cfg)
+    return MetricsObserver(exp.net, exp.rule, cfg, on_off=exp.circuit.get("init") == "on_off")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.options import Section
+
 
 @dataclass
 class StepResult:
@@ -32,8 +34,12 @@ class Rule:
     """
 
     name = "rule"
-    #: whether the rule needs a vectorized network with gating nonlinearities
+    #: the protocol's ``rule:`` options (beside ``name``), passed to ``__init__`` by keyword
+    OPTIONS = Section({})
+    #: what the rule needs of a circuit (checked when the protocol is validated)
     needs_vectorized = False
+    needs_gating = False
+    min_hidden_layers = 0
 
     def __init__(self, net, backend, **options):
         if options:

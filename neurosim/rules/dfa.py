@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.options import Field, Section
 from .base import Rule, output_signal, weight_grads
 from .feedback import feedback_sign, uniform
 
 
 class DFA(Rule):
     name = "dfa"
+    OPTIONS = Section({
+        "sign": Field(str, default="auto", choices=("auto", "mixed", "nonnegative"),
+                      doc="sign of the fixed random feedback (auto: nonnegative for a nonnegative network)"),
+    })
 
     def __init__(self, net, backend, sign: str = "auto"):
         super().__init__(net, backend)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.options import Field, Section
 from ..model import init as initmod
 from .base import Rule, backward, weight_grads
 from .feedback import feedback_sign
@@ -15,6 +16,12 @@ class FA(Rule):
     takes |F|; ``scale``: multiplies the He-scaled Gaussian feedback."""
 
     name = "fa"
+    OPTIONS = Section({
+        "sign": Field(str, default="auto", choices=("auto", "mixed", "nonnegative"),
+                      doc="sign of the fixed random feedback (auto: nonnegative for a nonnegative network)"),
+        "scale": Field(float, default=1.0, min=0, exclusive_min=True,
+                       doc="multiplies the He-scaled Gaussian feedback"),
+    })
 
     def __init__(self, net, backend, sign: str = "auto", scale: float = 1.0):
         super().__init__(net, backend)

@@ -19,6 +19,7 @@ from .base import Rule, output_signal
 
 class GEVB(Rule):
     name = "gevb"
+    needs_gating = True
     needs_vectorized = True
 
     def check(self, net):

@@ -53,6 +53,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import losses
+from ..core.options import Field, Section
 from ..model import init as initmod
 from .base import Rule, StepResult, backward, output_signal, weight_grads
 from .feedback import feedback_sign, uniform
@@ -70,6 +71,22 @@ class NodePerturbation(Rule):
     DFA-style matrices, as in DFA)."""
 
     name = "node_perturbation"
+    OPTIONS = Section({
+        "noise": Field(float, default=0.01, min=0, exclusive_min=True,
+                       doc="c: standard deviation of the node perturbation"),
+        "feedback_lr": Field(float, default=5e-4, min=0, doc="SGD step of the feedback matrices B"),
+        "style": Field(str, default="fa", choices=("fa", "dfa"),
+                       doc="fa: layer-to-layer feedback; dfa: output error to every hidden layer"),
+        "solver": Field(str, default="sgd", choices=("sgd", "ridge"),
+                        doc="how B is fitted to the perturbation estimates (eq. 3, 9)"),
+        "gamma": Field(float, default=0.1, min=0, exclusive_min=True, doc="ridge regulariser γ"),
+        "warmup_epochs": Field(int, default=0, min=0, units="epoch",
+                               doc="epochs that train only B (W frozen)"),
+        "init_scale": Field(float, default=1.0, min=0,
+                            doc="initial B = init_scale x the FA/DFA random feedback (0: zeros)"),
+        "sign": Field(str, default="auto", choices=("auto", "mixed", "nonnegative"),
+                      doc="sign of the fixed random feedback (auto: nonnegative for a nonnegative network)"),
+    })
 
     def __init__(self, net, backend, noise: float = 0.01, feedback_lr: float = 5e-4,
                  style: str = "fa", solver: str = "sgd", gamma: float = 0.1,

@@ -9,11 +9,16 @@ F^ℓ = scale · sign(W^ℓ).
 
 from __future__ import annotations
 
+from ..core.options import Field, Section
 from .base import Rule, backward, weight_grads
 
 
 class SignSymmetry(Rule):
     name = "sign_symmetry"
+    OPTIONS = Section({
+        "scale": Field(float, default=1.0, min=0, exclusive_min=True,
+                       doc="feedback = scale x sign(W)"),
+    })
     feedback_kind = "fa"
 
     def __init__(self, net, backend, scale: float = 1.0):
