@@ -58,7 +58,7 @@ class MetricsObserver(Observer):
         self.every = int(cfg["every"])
         net = run.net
         self.layers = list(net.weight_layers)
-        exact_all = run.rule.name == "bp"
+        exact_all = run.rule.exact_gradient
         kinds = [net.layers[i].kind for i in self.layers]
         self.coords = {
             "layer": ("layer", np.asarray(self.layers, dtype=np.int64),

@@ -9,12 +9,11 @@ F^ℓ = scale · sign(W^ℓ).
 
 from __future__ import annotations
 
-from .base import Rule, backward, weight_grads
+from .base import BackwardRule
 
 
-class SignSymmetry(Rule):
+class SignSymmetry(BackwardRule):
     name = "sign_symmetry"
-    feedback_kind = "fa"
 
     def __init__(self, net, backend, scale: float = 1.0):
         super().__init__(net, backend)
@@ -25,12 +24,7 @@ class SignSymmetry(Rule):
 
     @property
     def feedback(self) -> dict:
+        """{ℓ: scale · sign(W^ℓ)}, from the current weights."""
         xp = self.net.backend.xp
         return {i: self.scale * xp.sign(self.net.layers[i].params["W"])
                 for i in self.net.weight_layers[1:]}
-
-    def signals(self, net, states, e):
-        return backward(net, states, e, self.feedback)
-
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, self.signals(net, states, e))
