@@ -301,7 +301,7 @@ def test_dfa_feedback_reaches_every_conv_and_lc_unit():
         x = np.random.default_rng(0).uniform(-1, 1, (4,) + in_shape)
         logits, states = net.forward(x)
         _, e = cross_entropy(logits, np.array([0, 1, 2, 0]))
-        sig = rule.signals(net, states, e)
+        sig = rule.learning_signals(net, states, e)
         for i in net.hidden_weight_layers:
             L = net.layers[i]
             assert sig[i].shape == (4, net.K) + L.unit_shape

@@ -7,9 +7,9 @@ import xarray as xr
 
 from neurosim import losses
 from neurosim.core.backend import Backend
+from neurosim.metrics.feedback import feedback_metrics
 from neurosim.model.network import build_network
 from neurosim.protocol import validate_circuit, validate_protocol
-from neurosim.recording.feedback import feedback_metrics
 from neurosim.rules import backward, build_rule
 from neurosim.train import Run
 
@@ -72,7 +72,7 @@ def test_sign_symmetry_is_fa_with_sign_of_w():
     _, e = losses.cross_entropy(logits, y)
     F = {i: np.sign(net.layers[i].params["W"]) for i in (1, 2, 3)}
     expect = backward(net, states, e, F)
-    sig = rule.signals(net, states, e)
+    sig = rule.learning_signals(net, states, e)
     for i in expect:
         np.testing.assert_allclose(sig[i], expect[i], rtol=1e-12)
     assert not np.allclose(sig[0], backward(net, states, e)[0])  # not BP

@@ -37,7 +37,7 @@ from neurosim.metrics.onoff import on_off_residual
 from neurosim.metrics.theory import iid_nonnegative
 from neurosim.model.network import build_network
 from neurosim.rules import build_rule, weight_grads
-from neurosim.rules.base import backward
+from neurosim.rules.base import Rule, backward
 
 
 def vnn(be, widths, n_in=5, K=3, sign="nonnegative", init="on_off", vectorized=True):
@@ -219,7 +219,8 @@ def test_sign_match_against_brute_force(be64):
         assert m["sign_match_batch"][k] == pytest.approx(ref, rel=1e-12)
     assert m["sign_match_example"][-1] == 1.0
     # the generic path (layer.grads per example, used for non-dense layers) agrees too
-    from neurosim.metrics.alignment import backward_signals, post_signal
+    from neurosim.metrics.alignment import backward_signals
+    from neurosim.rules.base import post_signal
 
     gs_true, _ = backward_signals(net, res.states, res.e)
     sig = rule_signals(rule, net, res.states, res.e)
@@ -235,8 +236,8 @@ def test_sampled_dense_sign_match_estimates_the_full_fraction(be64):
         backward_signals,
         dense_block_sample,
         dense_example_sign_match,
-        post_signal,
     )
+    from neurosim.rules.base import post_signal
 
     net = vnn(be64, [64, 48], n_in=40, vectorized=False, sign="mixed", init="he")
     x, y = batch(be64, B=16, n_in=40)
@@ -272,14 +273,14 @@ def test_gevb_matches_gradient_sign_per_example(be64):
 
 
 def test_unknown_rule_has_no_signals(be64):
-    class Other:
+    class Other(Rule):
         name = "other"
 
     net = vnn(be64, [4])
     x, y = batch(be64)
     _, states = net.forward(x)
     _, e = losses.cross_entropy(net.forward(x)[0], y)
-    assert rule_signals(Other(), net, states, e) is None
+    assert rule_signals(Other(net, be64), net, states, e) is None
 
 
 def test_sign_match_ignores_zero_gradients():

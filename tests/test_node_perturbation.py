@@ -12,9 +12,9 @@ import pytest
 from neurosim import losses
 from neurosim.core.backend import Backend
 from neurosim.core.options import ConfigError
+from neurosim.metrics.feedback import downstream_product, feedback_metrics, relative_error
 from neurosim.model.network import build_network
 from neurosim.protocol import validate_circuit, validate_protocol
-from neurosim.recording.feedback import downstream_product, feedback_metrics, relative_error
 from neurosim.rules import backward, build_rule
 
 

@@ -18,10 +18,12 @@ and ``tan θ = r = std(δ̂)/mean(δ̂)`` (eq. A7-A8).  For conventional (K = 1)
 dense layers the signal angle equals the angle between per-example weight
 updates with all units active.
 
-A rule that is not built in may provide ``learning_signals(net, states, e) ->
-{layer: δ}`` (δ of the activations' shape); otherwise its per-example angles
-are NaN and only batch-level comparisons (``update_angle``, sign match) are
-available.
+The signals come from the rule itself: :meth:`~neurosim.rules.base.Rule.error_signals`
+(δ^ℓ, for the angles) and :meth:`~neurosim.rules.base.Rule.learning_signals`
+(g^ℓ, the factor its update multiplies in, for the per-example sign match).
+When a metric needs a signal the rule does not declare, :func:`step_metrics`
+raises :class:`~neurosim.rules.base.UndeclaredError` naming the rule rather
+than recording NaN.
 
 All functions are pure and written against the array module of their inputs
 (NumPy or CuPy).
@@ -34,33 +36,8 @@ import math
 import numpy as np
 
 from ..core.backend import array_module, to_host
-from ..rules.base import output_signal, weight_grads
-
-
-# --------------------------------------------------------------------------
-# backward passes
-# --------------------------------------------------------------------------
-def backward_signals(net, states, e, feedback=None):
-    """Backward pass keeping both ∂L/∂h^i (``g``) and ∂L/∂a^i (``da``).
-
-    Like :func:`neurosim.rules.base.backward` (BP, eq. 3; FA with
-    ``feedback`` matrices, eq. 4) but also returns the signal *before* each
-    layer's own derivative-of-nonlinearity term.  Returns ``(g, da)``:
-    ``g[i]`` for every layer down to the first weight layer, ``da[i]`` for
-    every layer below the output.
-    """
-    feedback = feedback or {}
-    first = net.weight_layers[0]
-    g = output_signal(net, states, e)
-    gs = {len(net.layers) - 1: g}
-    das = {}
-    for i in range(len(net.layers) - 1, first, -1):
-        da = net.layers[i].vjp(g, feedback.get(i), a=states[i].a_in)
-        das[i - 1] = da
-        d = states[i - 1].dphi
-        g = da if d is None else da * d
-        gs[i - 1] = g
-    return gs, das
+from ..rules.base import UndeclaredError, weight_grads
+from ..rules.base import backward_pass as backward_signals  # (g, ∂L/∂a) of BP, eq. 3
 
 
 def true_signals(net, states, e) -> dict:
@@ -86,39 +63,13 @@ def delta_hat(net, states) -> dict:
 
 
 def rule_signals(rule, net, states, e):
-    """The rule's learning signal δ^ℓ ≈ ∂L/∂a^ℓ (no φ' term) per hidden layer.
-
-    Returns None when the rule is unknown and has no ``learning_signals``.
-    """
-    custom = getattr(rule, "learning_signals", None)
-    if callable(custom):
-        return custom(net, states, e)
-    name = getattr(rule, "name", None)
-    hidden = net.hidden_weight_layers
-    if name == "bp":
-        return true_signals(net, states, e)
-    if name == "fa":
-        _, da = backward_signals(net, states, e, rule.feedback)
-        return {i: da[i] for i in hidden}
-    if name == "dfa":
-        B, K = e.shape[0], net.K
-        eo = e.reshape(B * K, net.n_out)
-        return {i: (eo @ rule.feedback[i]).reshape((B, K) + net.layers[i].unit_shape)
-                for i in hidden}
-    if name == "gevb":
-        B, K = e.shape[0], net.K
-        out = {}
-        for i in hidden:
-            shape = (B, K) + net.layers[i].unit_shape
-            ee = e.reshape((B, K) + (1,) * len(net.layers[i].unit_shape))
-            out[i] = array_module(e).broadcast_to(ee, shape)
-        return out
-    return None
-
-
-def post_signal(delta, dphi):
-    """g = δ ⊙ φ'(h): the learning signal a three-factor update multiplies in."""
-    return delta if dphi is None else delta * dphi
+    """The rule's δ^ℓ ≈ ∂L/∂a^ℓ (no φ' term) per hidden weight layer
+    (:meth:`~neurosim.rules.base.Rule.error_signals`), or None when the rule
+    does not declare them."""
+    try:
+        return rule.error_signals(net, states, e)
+    except UndeclaredError:
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -282,6 +233,11 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
     all entries when W is no larger; 0 = all), vectorized; for other layer
     kinds over the first
     ``examples`` examples and all entries, through ``layer.grads``.
+
+    The rule's signals are its declared ones: ``alignment`` needs
+    :meth:`~neurosim.rules.base.Rule.error_signals`, ``sign_match_on``
+    :meth:`~neurosim.rules.base.Rule.learning_signals`; a rule without them
+    raises :class:`~neurosim.rules.base.UndeclaredError`.
     """
     states, e = result.states, result.e
     layers = net.weight_layers
@@ -294,12 +250,10 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
     B = e.shape[0]
     ex = np.arange(min(int(examples), B))
     if alignment:
-        sig = rule_signals(rule, net, states, e)
+        sig = rule.error_signals(net, states, e)
         mean, std = nan.copy(), nan.copy()
         per = np.full((nL, len(ex)), np.nan)
         for k, i in enumerate(hidden):
-            if sig is None:
-                continue
             th = to_host(example_angles(sig[i], da_true[i])).astype(np.float64)
             if np.isfinite(th).any():
                 mean[k], std[k] = np.nanmean(th), np.nanstd(th)
@@ -331,16 +285,11 @@ def step_metrics(net, rule, result, *, alignment=True, delta_hat_stats=True, sig
         if true_grads is None:
             true_grads = weight_grads(net, states, gs_true, layers)
         sb, se = nan.copy(), nan.copy()
-        sig = rule_signals(rule, net, states, e) if not alignment else sig
+        g_rules = rule.learning_signals(net, states, e)
         for k, i in enumerate(layers):
             if (i, "W") in result.grads:
                 sb[k] = sign_match(result.grads[(i, "W")], true_grads[(i, "W")])
-            if i == net.readout:
-                g_rule = gs_true[i]
-            elif sig is not None:
-                g_rule = post_signal(sig[i], states[i].dphi)
-            else:
-                continue
+            g_rule = g_rules[i]
             L = net.layers[i]
             if L.kind == "dense":
                 block = dense_block_sample(L, sign_match_weights, seed=i)

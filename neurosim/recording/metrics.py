@@ -71,7 +71,7 @@ class MetricsObserver(Observer):
         self.cfg = cfg
         self.every = int(cfg["every"])
         self.layers = list(net.weight_layers)
-        exact_all = rule.name == "bp"
+        exact_all = rule.exact_gradient
         kinds = [net.layers[i].kind for i in self.layers]
         self.coords = {
             "layer": ("layer", np.asarray(self.layers, dtype=np.int64),

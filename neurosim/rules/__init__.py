@@ -1,9 +1,10 @@
 """Registry of learning rules: name -> class.  A new rule is one module here
-plus one entry in :data:`RULES`."""
+plus one entry in :data:`RULES`; what it must declare (learning signals, error
+signals, feedback matrices) is the interface of :class:`Rule`."""
 
 from __future__ import annotations
 
-from .base import Rule, StepResult, backward, weight_grads
+from .base import Feedback, Rule, StepResult, UndeclaredError, backward, weight_grads
 from .bp import BP
 from .dfa import DFA
 from .fa import FA
@@ -24,4 +25,5 @@ def build_rule(name: str, net, backend, **options) -> Rule:
     return cls(net, backend, **options)
 
 
-__all__ = ["RULES", "Rule", "StepResult", "backward", "build_rule", "weight_grads"]
+__all__ = ["RULES", "Feedback", "Rule", "StepResult", "UndeclaredError", "backward", "build_rule",
+           "weight_grads"]

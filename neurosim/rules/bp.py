@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import Rule, backward, weight_grads
+from .base import BackwardRule
 
 
-class BP(Rule):
+class BP(BackwardRule):
+    """g^ℓ = ∂L/∂h^ℓ through the layers' own transposes; no feedback matrices."""
+
     name = "bp"
-
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, backward(net, states, e))
+    exact_gradient = True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.options import Field, Section
-from .base import Rule, output_signal, weight_grads
+from .base import Feedback, Rule, direct_errors, hidden_learning_signals
 from .feedback import feedback_sign, uniform
 
 
@@ -33,20 +33,16 @@ class DFA(Rule):
         self.matrix = big
         self.feedback = {i: backend.asarray(big[:, : net.layers[i].n_units]) for i in hidden}
 
-    def signals(self, net, states, e):
-        B, K = e.shape[0], net.K
-        eo = e.reshape(B * K, net.n_out)
-        sig = {}
-        for i, Bm in self.feedback.items():
-            L = net.layers[i]
-            d = (eo @ Bm).reshape((B, K) + L.unit_shape)
-            dphi = states[i].dphi
-            sig[i] = d if dphi is None else d * dphi
-        sig[net.readout] = output_signal(net, states, e)
-        return sig
+    def error_signals(self, net, states, e):
+        """δ^ℓ = e B^ℓ for every hidden weight layer (eq. 5)."""
+        return direct_errors(net, e, self.feedback)
 
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, self.signals(net, states, e))
+    def learning_signals(self, net, states, e):
+        """g^ℓ = (e B^ℓ) ⊙ φ'(h^ℓ); the readout's true gradient signal."""
+        return hidden_learning_signals(net, states, e, self.error_signals(net, states, e))
+
+    def feedback_matrices(self):
+        return {i: Feedback(B, "direct") for i, B in self.feedback.items()}
 
     def state_dict(self):
         return {"B": np.asarray(self.matrix)}

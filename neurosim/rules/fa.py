@@ -7,13 +7,16 @@ import numpy as np
 
 from ..core.options import Field, Section
 from ..model import init as initmod
-from .base import Rule, backward, weight_grads
+from .base import BackwardRule
 from .feedback import feedback_sign
 
 
-class FA(Rule):
+class FA(BackwardRule):
     """Options: ``sign`` (auto | mixed | nonnegative): nonnegative feedback
-    takes |F|; ``scale``: multiplies the He-scaled Gaussian feedback."""
+    takes |F|; ``scale``: multiplies the He-scaled Gaussian feedback.
+
+    ``feedback`` {ℓ: F^ℓ} for every weight layer after the first; its signals
+    and feedback matrices are :class:`~neurosim.rules.base.BackwardRule`'s."""
 
     name = "fa"
     OPTIONS = Section({
@@ -37,9 +40,6 @@ class FA(Rule):
             if self.sign == "nonnegative":
                 F = np.abs(F)
             self.feedback[i] = backend.asarray(F)
-
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, backward(net, states, e, self.feedback))
 
     def state_dict(self):
         return {f"F{i}": self.backend.to_host(F) for i, F in self.feedback.items()}

@@ -10,11 +10,17 @@ i.e. ΔW = −GᵀP, computed by each layer's ``gevb_grads`` fast path (for the
 first layer ΔW1[μ,i,j] = −Σ_b G[b,i] e[b,μ] x[b,j]).  The readout's update is
 its true gradient.  In a nonnegative VNN this matches the gradient's sign per
 example (sec. 3.3).
+
+:meth:`GEVB.learning_signals` is the signal G ⊗ e written out; the update
+takes the layers' ``gevb_grads``, which contract e with the input first (the
+same sum in the cheaper order, equal to the three-factor product of the
+learning signals up to rounding).
 """
 
 from __future__ import annotations
 
-from .base import Rule, output_signal
+from ..core.backend import array_module
+from .base import Rule, hidden_learning_signals, output_signal
 
 
 class GEVB(Rule):
@@ -32,7 +38,23 @@ class GEVB(Rule):
                 raise ValueError(f"gevb needs gated hidden units (nonlinearity: gate); layer {i} "
                                  f"has {getattr(nl, 'name', None)!r}")
 
+    def error_signals(self, net, states, e):
+        """δ^ℓ[b, μ, i] = e[b, μ] for every unit i: the broadcast error vector (eq. 9)."""
+        B, K = e.shape[0], net.K
+        xp = array_module(e)
+        out = {}
+        for i in net.hidden_weight_layers:
+            units = net.layers[i].unit_shape
+            out[i] = xp.broadcast_to(e.reshape((B, K) + (1,) * len(units)), (B, K) + units)
+        return out
+
+    def learning_signals(self, net, states, e):
+        """g^ℓ[b, μ, i] = G^ℓ[b, i] e[b, μ]; the readout's true gradient signal."""
+        return hidden_learning_signals(net, states, e, self.error_signals(net, states, e))
+
     def gradients(self, net, states, e):
+        """Eq. 9 through each hidden layer's ``gevb_grads`` fast path (= the
+        three-factor product of :meth:`learning_signals`)."""
         grads = {}
         for i in net.hidden_weight_layers:
             s = states[i]

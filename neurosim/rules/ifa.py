@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.options import Field, Section
-from .base import Rule, output_signal, weight_grads
+from .base import Feedback, Rule, direct_errors, output_signal, post_signal
 from .feedback import feedback_sign, uniform
 
 
@@ -29,7 +29,6 @@ class IFA(Rule):
         "sign": Field(str, default="auto", choices=("auto", "mixed", "nonnegative"),
                       doc="sign of the fixed random feedback (auto: nonnegative for a nonnegative network)"),
     })
-    feedback_kind = "dfa"
 
     def __init__(self, net, backend, sign: str = "auto"):
         super().__init__(net, backend)
@@ -46,28 +45,38 @@ class IFA(Rule):
         if len(net.weight_layers) < 2:
             raise ValueError("ifa needs at least one hidden weight layer")
 
-    def signals(self, net, states, e):
+    def upward_signals(self, net, states, e):
+        """``(δ, g)`` per hidden weight layer, going up from the first:
+        δ^f = e B_f, δ^k = W_k g^{k−1} (linear part of layer k's forward map),
+        g^k = δ^k ⊙ φ'(h^k)."""
         xp = self.backend.xp
         hidden = net.hidden_weight_layers
         f = hidden[0]
-        B, K = e.shape[0], net.K
-        eo = e.reshape(B * K, net.n_out)
-        s = (eo @ self.feedback[f]).reshape((B, K) + net.layers[f].unit_shape)
-        if states[f].dphi is not None:
-            s = s * states[f].dphi
-        sig = {f: s}
+        delta = direct_errors(net, e, self.feedback)
+        s = post_signal(delta[f], states[f].dphi)
+        g = {f: s}
         for j in range(f + 1, hidden[-1] + 1):
             L = net.layers[j]
             s = L.forward(s) - L.forward(xp.zeros_like(s)) if L.has_weights else L.forward(s)
-            if states[j].dphi is not None:
-                s = s * states[j].dphi
             if L.has_weights:
-                sig[j] = s
-        sig[net.readout] = output_signal(net, states, e)
-        return sig
+                delta[j] = s
+            s = post_signal(s, states[j].dphi)
+            if L.has_weights:
+                g[j] = s
+        return delta, g
 
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, self.signals(net, states, e))
+    def error_signals(self, net, states, e):
+        return self.upward_signals(net, states, e)[0]
+
+    def learning_signals(self, net, states, e):
+        g = self.upward_signals(net, states, e)[1]
+        g[net.readout] = output_signal(net, states, e)
+        return g
+
+    def feedback_matrices(self):
+        """B_1 at the first hidden layer (kind ``direct``); the forward
+        weights that carry the signal up are not feedback matrices."""
+        return {i: Feedback(B, "direct") for i, B in self.feedback.items()}
 
     def state_dict(self):
         return {f"B{i}": np.asarray(self.backend.to_host(B)) for i, B in self.feedback.items()}

@@ -55,7 +55,15 @@ import numpy as np
 from .. import losses
 from ..core.options import Field, Section
 from ..model import init as initmod
-from .base import Rule, StepResult, backward, output_signal, weight_grads
+from .base import (
+    Feedback,
+    Rule,
+    StepResult,
+    backward_pass,
+    direct_errors,
+    hidden_learning_signals,
+    weight_grads,
+)
 from .feedback import feedback_sign, uniform
 
 #: sub-stream tag of the "noise" stream (dropout uses 2)
@@ -145,11 +153,6 @@ class NodePerturbation(Rule):
         else:
             self.S, self.V = {}, {}
 
-    #: which family the feedback belongs to (for the feedback metrics)
-    @property
-    def feedback_kind(self) -> str:
-        return self.style
-
     # ------------------------------------------------------------------
     def draw_noise(self, states, key):
         """{layer: c·ξ} for the perturbed layers, from the step's noise stream."""
@@ -173,19 +176,27 @@ class NodePerturbation(Rule):
             out[i] = n * (dL.reshape((-1,) + (1,) * (n.ndim - 1)) / c2)
         return out
 
-    def signals(self, net, states, e):
+    def learning_signals(self, net, states, e):
         """Synthetic learning signals ẽ^ℓ ≈ ∂L/∂h^ℓ (with the batch's 1/B)."""
         if self.style == "fa":
-            return backward(net, states, e, self.feedback)
-        B, K = e.shape[0], net.K
-        eo = e.reshape(B * K, net.n_out)
-        sig = {}
-        for i, D in self.feedback.items():
-            d = (eo @ D).reshape((B, K) + net.layers[i].unit_shape)
-            dphi = states[i].dphi
-            sig[i] = d if dphi is None else d * dphi
-        sig[net.readout] = output_signal(net, states, e)
-        return sig
+            g, _ = backward_pass(net, states, e, self.feedback)
+            return {i: g[i] for i in net.weight_layers}
+        return hidden_learning_signals(net, states, e, self.error_signals(net, states, e))
+
+    def error_signals(self, net, states, e):
+        """The synthetic ∂L/∂a^ℓ: the backward pass through B (``fa``) or e D^ℓ (``dfa``)."""
+        if self.style == "fa":
+            _, da = backward_pass(net, states, e, self.feedback)
+            return {i: da[i] for i in net.hidden_weight_layers}
+        return direct_errors(net, e, self.feedback)
+
+    def feedback_matrices(self):
+        """B (``style: fa``, kind ``backward``) or D (``style: dfa``, kind
+        ``direct``).  A step updates them in place after computing its weight
+        update, so what is seen after :meth:`step` (e.g. by the metric
+        observers) is B after that step's feedback update."""
+        kind = "backward" if self.style == "fa" else "direct"
+        return {i: Feedback(B, kind) for i, B in self.feedback.items()}
 
     def feedback_regression(self, net, states, e, sig, lam):
         """Per layer (ẽ rows, λ̂ rows, gradient of ½Σ‖Bẽ − λ̂‖² w.r.t. B)."""
@@ -222,14 +233,11 @@ class NodePerturbation(Rule):
         self.t += 1
         logits, states = net.forward(x)
         loss, e = loss_fn(logits, y)
-        sig = self.signals(net, states, e)  # before the perturbed pass (layers may cache)
+        sig = self.learning_signals(net, states, e)  # before the perturbed pass (layers may cache)
         lam = self.estimates(net, x, y, loss_fn, states, logits, (self.t,))
         grads = {} if net.epoch < self.warmup_epochs else weight_grads(net, states, sig)
         self.update_feedback(net, states, e, sig, lam)
         return StepResult(loss, logits, grads, states, e)
-
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, self.signals(net, states, e))
 
     def state_dict(self):
         h = self.backend.to_host

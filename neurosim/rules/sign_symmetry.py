@@ -10,16 +10,15 @@ F^ℓ = scale · sign(W^ℓ).
 from __future__ import annotations
 
 from ..core.options import Field, Section
-from .base import Rule, backward, weight_grads
+from .base import BackwardRule
 
 
-class SignSymmetry(Rule):
+class SignSymmetry(BackwardRule):
     name = "sign_symmetry"
     OPTIONS = Section({
         "scale": Field(float, default=1.0, min=0, exclusive_min=True,
                        doc="feedback = scale x sign(W)"),
     })
-    feedback_kind = "fa"
 
     def __init__(self, net, backend, scale: float = 1.0):
         super().__init__(net, backend)
@@ -30,12 +29,7 @@ class SignSymmetry(Rule):
 
     @property
     def feedback(self) -> dict:
+        """{ℓ: scale · sign(W^ℓ)}, from the current weights."""
         xp = self.net.backend.xp
         return {i: self.scale * xp.sign(self.net.layers[i].params["W"])
                 for i in self.net.weight_layers[1:]}
-
-    def signals(self, net, states, e):
-        return backward(net, states, e, self.feedback)
-
-    def gradients(self, net, states, e):
-        return weight_grads(net, states, self.signals(net, states, e))
