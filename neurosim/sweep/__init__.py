@@ -7,8 +7,9 @@
 * :mod:`~neurosim.sweep.execute` — the per-worker run and the driver on dask.distributed.
 
 Re-running a sweep skips runs whose store says ``status: finished`` (unless the requested
-epochs grew and the run did not stop early), resumes every other existing run from
-its last checkpoint and starts the missing ones; failed runs are retried.
+length of training grew and the run did not stop early), resumes every other existing run from
+its last checkpoint — only under the protocol that made it, up to the length of training — and
+starts the missing ones; failed runs are retried.
 
 The sweep layer reads and writes through :mod:`neurosim.train`, :mod:`neurosim.protocol`,
 :mod:`neurosim.recording` and :mod:`neurosim.core`; nothing below it imports it.
@@ -36,13 +37,13 @@ from .grammar import (
     sanitise,
     set_dotted,
 )
-from .store import KIND, SweepStore, committed_epoch, is_sweep_store, run_is_done
+from .store import KIND, SweepStore, committed_epoch, final_errors, is_sweep_store, run_is_done
 
 # ``execute`` names the driver function here; the module is ``neurosim.sweep.execute`` in
 # ``sys.modules`` (``importlib.import_module("neurosim.sweep.execute")``).
 __all__ = [
     "CASES", "KIND", "SWEEP_KEYS", "Axis", "Progress", "Sweep", "SweepResult", "SweepRun", "SweepStore",
-    "committed_epoch", "execute", "expand", "gpu_count", "is_sweep", "is_sweep_store",
+    "committed_epoch", "execute", "expand", "final_errors", "gpu_count", "is_sweep", "is_sweep_store",
     "load_sweep", "local_cluster", "parse_axes", "run_is_done", "run_one", "run_sweep", "sanitise",
     "set_dotted",
 ]

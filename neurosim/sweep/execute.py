@@ -3,14 +3,15 @@
 The driver (:func:`execute`, :func:`run_sweep`) opens the sweep store, skips runs whose store is
 done (:func:`~neurosim.sweep.store.run_is_done`), submits the others as tasks
 (:func:`run_one`) and records each result in the store's ``runs`` listing as it arrives.  A
-worker resumes an existing run store from its last committed checkpoint; it never raises, so
-one failing run does not stop the sweep.
+worker resumes an existing run store from its last committed checkpoint, under the store's
+writer lock, and only when the store was made by the same protocol up to the length of training;
+it never raises, so one failing run does not stop the sweep.  When the driver stops before
+seeing every run end (Ctrl-C, SIGTERM), each unseen run's status is read from its own store.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 import time
@@ -28,11 +29,16 @@ from .store import SweepStore, committed_epoch, run_is_done
 def run_one(protocol: dict, out: str, device: str | None = None, topic: str | None = None) -> dict:
     """Train one run into ``out`` (resuming its checkpoint if the store exists).
 
+    The run store's writer lock is held throughout.  An existing store is continued only when
+    it was made by the same protocol up to the length of training
+    (:func:`neurosim.train.check_resumable`, as ``neurosim run --resume``): otherwise the run
+    fails with that message and its store is left exactly as it was.
+
     Never raises for a failing run: returns ``{"status": "failed", "error": ...}`` so that the
     sweep records it and goes on.  Publishes ``start``/``epoch`` events on ``topic``.
     """
     from ..recording import Recorder
-    from ..train import run_protocol
+    from ..train import check_resumable, run_protocol
 
     name = protocol["name"]
     t0 = time.time()
@@ -42,24 +48,25 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
         if device in ("gpu", "auto"):
             _pick_gpu(worker)
         path = Path(out)
-        if path.exists() and not (path / "zarr.json").exists():
-            shutil.rmtree(path)  # debris of a worker killed while creating the store
         rec = Recorder(path)
-        if rec.exists:  # resuming: the store describes the protocol it is continued with
-            rec.set_attrs(protocol=json.dumps(protocol))
-        log({"event": "start", "run": name, "worker": worker})
-        epochs = protocol["training"]["epochs"]
+        with rec.lock():  # re-entered by run_protocol: nothing is read or written unlocked
+            if path.is_dir() and not (path / "zarr.json").exists():
+                shutil.rmtree(path)  # debris of a worker killed while creating the store
+            if rec.exists:  # refused before anything is written; the store keeps its provenance
+                check_resumable(protocol, rec)
+            log({"event": "start", "run": name, "worker": worker})
+            epochs = protocol["training"]["epochs"]
 
-        last = [time.time()]
+            last = [time.time()]
 
-        def progress(epoch, batch, n_batches, loss):  # fractional epochs, at most every 20 s
-            now = time.time()
-            if batch == n_batches or now - last[0] > 20.0:
-                last[0] = now
-                log({"event": "epoch", "run": name, "epoch": epoch - 1 + batch / n_batches,
-                     "epochs": epochs})
+            def progress(epoch, batch, n_batches, loss):  # fractional epochs, at most every 20 s
+                now = time.time()
+                if batch == n_batches or now - last[0] > 20.0:
+                    last[0] = now
+                    log({"event": "epoch", "run": name, "epoch": epoch - 1 + batch / n_batches,
+                         "epochs": epochs})
 
-        s = run_protocol(protocol, out=str(path), device=device, resume=True, progress=progress)
+            s = run_protocol(protocol, out=str(path), device=device, resume=True, progress=progress)
         return {"status": "finished", "epochs": s.epochs, "steps": s.steps,
                 "train_error": s.train_error, "test_error": s.test_error, "stopped": s.stopped,
                 "seconds": time.time() - t0, "error": None, "worker": worker}
@@ -262,14 +269,12 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
                 client.unsubscribe_topic(topic)
             except Exception:
                 pass
-            left = {}
+            unseen = [name for name in futures.values() if name not in finished and name not in failed]
             for fut, name in futures.items():
-                if name not in finished and name not in failed:
+                if name in unseen:
                     fut.cancel()
-                    if store.run_attrs(name) is not None:  # started: resumes from its checkpoint
-                        left[name] = {"status": "interrupted"}
-            if left:
-                store.update_runs(left)
+            store.settle(unseen)  # each run as its own store says: a finished run stays finished
+            store.remove_stale_writer_files()
     res = SweepResult(str(store.path), len(runs), skipped, finished, failed, time.time() - t0)
     g = store.open("r+")
     g.attrs["last_invocation"] = {"seconds": res.seconds, "finished": len(finished), "failed": len(failed),
@@ -303,7 +308,9 @@ def local_cluster(workers: int | None = None, device: str | None = None, process
 def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: int | None = None,
               device: str | None = None, only=None, echo=print, heartbeat: float = 60.0) -> SweepResult:
     """Run a sweep on a new LocalCluster, or on the dask scheduler at ``scheduler``.
-"""
+
+    However it ends, once the cluster is closed the listing of every run whose end the driver
+    did not see is settled from the run's own store, and stale run locks are removed."""
     from distributed import Client
 
     runs = sweep.select(only)
@@ -324,4 +331,5 @@ def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: i
         client.close()
         if cluster is not None:
             cluster.close()
-
+        store.settle([r.name for r in runs])  # runs that ended while the cluster shut down
+        store.remove_stale_writer_files()
