@@ -1,0 +1,335 @@
+"""Sweep execution: the per-worker run and the driver on dask.distributed.
+
+The driver (:func:`execute`, :func:`run_sweep`) opens the sweep store, skips runs whose store is
+done (:func:`~neurosim.sweep.store.run_is_done`), submits the others as tasks
+(:func:`run_one`) and records each result in the store's ``runs`` listing as it arrives.  A
+worker resumes an existing run store from its last committed checkpoint, under the store's
+writer lock, and only when the store was made by the same protocol up to the length of training;
+it never raises, so one failing run does not stop the sweep.  When the driver stops before
+seeing every run end (Ctrl-C, SIGTERM), each unseen run's status is read from its own store.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .grammar import Sweep
+from .store import SweepStore, committed_epoch, run_is_done
+
+
+# ---------------------------------------------------------------------------
+# one run (executed on a dask worker)
+def run_one(protocol: dict, out: str, device: str | None = None, topic: str | None = None) -> dict:
+    """Train one run into ``out`` (resuming its checkpoint if the store exists).
+
+    The run store's writer lock is held throughout.  An existing store is continued only when
+    it was made by the same protocol up to the length of training
+    (:func:`neurosim.train.check_resumable`, as ``neurosim run --resume``): otherwise the run
+    fails with that message and its store is left exactly as it was.
+
+    Never raises for a failing run: returns ``{"status": "failed", "error": ...}`` so that the
+    sweep records it and goes on.  Publishes ``start``/``epoch`` events on ``topic``.
+    """
+    from ..recording import Recorder
+    from ..train import check_resumable, run_protocol
+
+    name = protocol["name"]
+    t0 = time.time()
+    log = _event_logger(topic)
+    try:
+        worker = _worker_name()
+        if device in ("gpu", "auto"):
+            _pick_gpu(worker)
+        path = Path(out)
+        rec = Recorder(path)
+        with rec.lock():  # re-entered by run_protocol: nothing is read or written unlocked
+            if path.is_dir() and not (path / "zarr.json").exists():
+                shutil.rmtree(path)  # debris of a worker killed while creating the store
+            if rec.exists:  # refused before anything is written; the store keeps its provenance
+                check_resumable(protocol, rec)
+            log({"event": "start", "run": name, "worker": worker})
+            epochs = protocol["training"]["epochs"]
+
+            last = [time.time()]
+
+            def progress(epoch, batch, n_batches, loss):  # fractional epochs, at most every 20 s
+                now = time.time()
+                if batch == n_batches or now - last[0] > 20.0:
+                    last[0] = now
+                    log({"event": "epoch", "run": name, "epoch": epoch - 1 + batch / n_batches,
+                         "epochs": epochs})
+
+            s = run_protocol(protocol, out=str(path), device=device, resume=True, progress=progress)
+        return {"status": "finished", "epochs": s.epochs, "steps": s.steps,
+                "train_error": s.train_error, "test_error": s.test_error, "stopped": s.stopped,
+                "seconds": time.time() - t0, "error": None, "worker": worker}
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, the sweep goes on
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-4000:], "seconds": time.time() - t0}
+
+
+def _worker_name():
+    try:
+        from distributed import get_worker
+
+        return get_worker().name
+    except (ImportError, ValueError):
+        return None
+
+
+def _event_logger(topic):
+    if topic is None:
+        return lambda msg: None
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+    except (ImportError, ValueError):
+        return lambda msg: None
+
+    def log(msg):
+        try:
+            w.log_event(topic, msg)
+        except Exception:  # progress is best effort
+            pass
+
+    return log
+
+
+def _pick_gpu(worker) -> None:
+    """One GPU per worker: a LocalCluster worker named i uses GPU i (mod the count)."""
+    try:
+        import cupy
+
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return
+    if n and isinstance(worker, int):
+        cupy.cuda.Device(worker % n).use()
+
+
+def gpu_count() -> int:
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# the driver
+def _hms(s: float) -> str:
+    s = int(round(s))
+    h, r = divmod(s, 3600)
+    m, sec = divmod(r, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+class Progress:
+    """Counts and an ETA from epochs completed in this session (an upper bound when runs
+    stop early)."""
+
+    def __init__(self, total: int, skipped: int, todo: dict, echo=print):
+        self.total, self.skipped = total, skipped
+        self.todo = todo  # name -> (start epoch, target epochs)
+        self.done_epoch = {n: s for n, (s, _) in todo.items()}
+        self.running, self.finished, self.failed = set(), set(), set()
+        self.t0 = time.time()
+        self.echo = echo
+
+    def event(self, msg: dict) -> None:
+        name = msg.get("run")
+        if name not in self.todo:
+            return
+        if msg.get("event") == "start" and name not in self.finished | self.failed:
+            self.running.add(name)
+        elif msg.get("event") == "epoch":
+            self.done_epoch[name] = max(self.done_epoch.get(name, 0), float(msg.get("epoch", 0)))
+
+    def complete(self, name: str, ok: bool) -> None:
+        self.running.discard(name)
+        (self.finished if ok else self.failed).add(name)
+        if ok:
+            self.done_epoch[name] = self.todo[name][1]  # early stops count as done
+
+    def eta(self) -> float | None:
+        worked = sum(self.done_epoch[n] - s for n, (s, _) in self.todo.items())
+        left = sum(max(t - self.done_epoch[n], 0) for n, (_, t) in self.todo.items()
+                   if n not in self.failed)
+        el = time.time() - self.t0
+        if worked <= 0 or el <= 0:
+            return None
+        return left / (worked / el)
+
+    def line(self) -> str:
+        done = self.skipped + len(self.finished)
+        queued = len(self.todo) - len(self.finished) - len(self.failed) - len(self.running)
+        eta = self.eta()
+        epochs = sum(self.done_epoch.values()), sum(t for _, t in self.todo.values())
+        return (f"[sweep] {done}/{self.total} done ({self.skipped} skipped), {len(self.running)} running, "
+                f"{len(self.failed)} failed, {queued} queued | epochs {epochs[0]:.1f}/{epochs[1]} | "
+                f"elapsed {_hms(time.time() - self.t0)} | ETA "
+                f"{_hms(eta) if eta is not None else '?'}")
+
+
+@dataclass
+class SweepResult:
+    store: str
+    total: int
+    skipped: list
+    finished: list
+    failed: dict  # name -> error
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print,
+            heartbeat: float = 60.0) -> SweepResult:
+    """Run ``runs`` (default: all) of ``sweep`` on a dask ``client``, recording into the
+    sweep store at ``store_path``.  Finished runs are skipped, others resumed."""
+    from distributed import as_completed
+
+    store = SweepStore(store_path)
+    store.create_or_open(sweep)
+    runs = sweep.runs if runs is None else runs
+    t0 = time.time()
+    skipped, todo, submit = [], {}, []
+    listing = {}
+    for r in runs:
+        path = store.run_path(r.name)
+        attrs = store.run_attrs(r.name)
+        info = {"cell": r.cell, "overrides": r.overrides, "seed": r.overrides["seed"],
+                "store": f"runs/{r.name}"}
+        if run_is_done(attrs, r.protocol):
+            skipped.append(r.name)
+            listing[r.name] = {**info, "status": "finished"}
+            continue
+        proto = copy.deepcopy(r.protocol)
+        proto["recording"]["out"] = str(path.resolve())  # workers may run in another directory
+        todo[r.name] = (committed_epoch(path) if attrs else 0, proto["training"]["epochs"])
+        submit.append((r, proto))
+        listing[r.name] = {**info, "status": "queued", "error": None}
+    store.update_runs(listing)
+    prog = Progress(len(runs), len(skipped), todo, echo)
+    echo(f"[sweep] {sweep.name}: {len(runs)} runs ({len(skipped)} already finished, {len(submit)} to run) "
+         f"-> {store.path}")
+    finished, failed = [], {}
+    if submit:
+        topic = f"neurosim-sweep-{uuid.uuid4().hex[:12]}"
+        client.subscribe_topic(topic, lambda ev: prog.event(ev[1] if isinstance(ev, tuple) else ev))
+        token = uuid.uuid4().hex[:8]
+        futures = {}
+        for r, proto in submit:
+            fut = client.submit(run_one, proto, proto["recording"]["out"], device, topic,
+                                key=f"neurosim-run-{r.name}-{token}", pure=False)
+            futures[fut] = r.name
+        ac = as_completed(list(futures))
+        last_beat = time.time()
+        try:
+            while not ac.is_empty():
+                batch = ac.next_batch(block=False)
+                for fut in batch:
+                    name = futures[fut]
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
+                        res = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                    ok = res.get("status") == "finished"
+                    prog.complete(name, ok)
+                    store.update_runs({name: {**res, "status": res.get("status", "failed")}})
+                    if ok:
+                        finished.append(name)
+                        echo(f"  finished {name}: test {res['test_error']:.2f}% (train "
+                             f"{res['train_error']:.2f}%), {res['epochs']} epochs "
+                             f"({_stop_reason(res.get('stopped'))}), "
+                             f"{res['seconds']:.1f} s")
+                    else:
+                        failed[name] = res.get("error")
+                        echo(f"  FAILED {name}: {res.get('error')}")
+                    echo(prog.line())
+                    last_beat = time.time()
+                if not batch:
+                    if time.time() - last_beat >= heartbeat:
+                        echo(prog.line())
+                        last_beat = time.time()
+                    time.sleep(0.1)
+        finally:
+            try:
+                client.unsubscribe_topic(topic)
+            except Exception:
+                pass
+            unseen = [name for name in futures.values() if name not in finished and name not in failed]
+            for fut, name in futures.items():
+                if name in unseen:
+                    fut.cancel()
+            store.settle(unseen)  # each run as its own store says: a finished run stays finished
+            store.remove_stale_writer_files()
+    res = SweepResult(str(store.path), len(runs), skipped, finished, failed, time.time() - t0)
+    g = store.open("r+")
+    g.attrs["last_invocation"] = {"seconds": res.seconds, "finished": len(finished), "failed": len(failed),
+                                  "skipped": len(skipped)}
+    return res
+
+
+def _stop_reason(stopped) -> str:
+    """Why a run ended, for the progress line."""
+    return "all epochs" if stopped in (None, "", "epochs") else str(stopped)
+
+
+def local_cluster(workers: int | None = None, device: str | None = None, processes: bool = True):
+    """A LocalCluster: one single-threaded worker process per CPU (or per GPU with
+    ``device="gpu"``); BLAS/Numba threads per worker = CPUs // workers."""
+    import dask
+    from distributed import LocalCluster
+
+    ncpu = os.cpu_count() or 1
+    if workers is None:
+        workers = max(gpu_count(), 1) if device == "gpu" else ncpu
+    threads = str(max(1, ncpu // workers))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+           "NUMBA_NUM_THREADS": threads, "MALLOC_TRIM_THRESHOLD_": 65536}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                            dashboard_address=":0", silence_logs=40)
+
+
+def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: int | None = None,
+              device: str | None = None, only=None, echo=print, heartbeat: float = 60.0) -> SweepResult:
+    """Run a sweep on a new LocalCluster, or on the dask scheduler at ``scheduler``.
+
+    However it ends, once the cluster is closed the listing of every run whose end the driver
+    did not see is settled from the run's own store, and stale run locks are removed."""
+    from distributed import Client
+
+    runs = sweep.select(only)
+    store = SweepStore(store_path)
+    store.create_or_open(sweep)  # refuses a non-sweep path before any cluster starts
+    if all(run_is_done(store.run_attrs(r.name), r.protocol) for r in runs):
+        return execute(sweep, store_path, None, runs, device, echo, heartbeat)  # nothing to run
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = local_cluster(workers, device)
+        client = Client(cluster)
+    try:
+        n = len(client.nthreads())
+        echo(f"[sweep] dask: {'scheduler ' + scheduler if scheduler else 'LocalCluster'} with {n} workers")
+        return execute(sweep, store_path, client, runs, device, echo, heartbeat)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        store.settle([r.name for r in runs])  # runs that ended while the cluster shut down
+        store.remove_stale_writer_files()

@@ -1,0 +1,266 @@
+"""The sweep store: one Zarr root group holding every run of a sweep.
+
+Layout::
+
+    SWEEP.zarr/              root group, attrs: kind = "sweep", name, title, created, versions,
+                             protocol_file, sweep_protocol (JSON), seeds, axes, runs, updated,
+                             last_invocation
+    SWEEP.zarr/runs/         group of the run stores
+    SWEEP.zarr/runs/<name>/  a complete run store (``xr.open_zarr(SWEEP/runs/<name>)``)
+
+The root attr ``runs`` maps each run name to its cell, seed, overrides, store path, status
+(``queued``, ``finished``, ``failed``, ``interrupted``), error and final errors.  Only the driver
+writes the root attrs; each worker writes only its run's store.  Where the driver did not see a
+run end (an interrupted sweep), the run's status is taken from the run's own store
+(:meth:`SweepStore.settle`): a finished run stays finished.  The root is not consolidated, so its
+children never appear in (or go stale in) root metadata.
+
+A run store's writer lock ``runs/<name>.lock`` and the temporary files of its root writes
+``runs/.<name>.*.partial`` sit beside the run store (the recording layer's convention), so inside
+the ``runs`` group.  A worker killed while writing leaves them behind, where every reader that
+walks the hierarchy would warn about an object that is not a Zarr node; the driver removes them
+whenever it opens the store and when it ends (:meth:`SweepStore.remove_stale_writer_files`).
+A live writer's files are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from pathlib import Path
+
+import zarr
+
+KIND = "sweep"
+RUNS = "runs"
+LOCK_SUFFIX = ".lock"
+PARTIAL_SUFFIX = ".partial"
+
+#: listing statuses the driver sets from a run's result; :meth:`SweepStore.settle` keeps them
+FINAL = ("finished", "failed")
+
+
+class SweepStore:
+    """A Zarr root group (attrs ``kind="sweep"``) holding each run's store as ``runs/<name>``."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def exists(self) -> bool:
+        return (self.path / "zarr.json").exists()
+
+    def open(self, mode="r"):
+        return zarr.open_group(str(self.path), mode=mode, use_consolidated=False)
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.open("r").attrs)
+
+    def create_or_open(self, sweep) -> None:
+        """Create the store for ``sweep`` (a :class:`~neurosim.sweep.grammar.Sweep`), or open an
+        existing sweep store and record the sweep protocol it now runs; refuses any other path
+        (:class:`StoreError`).  Stale run locks are removed."""
+        from ..recording import StoreError, _jsonable, versions
+
+        if self.exists:
+            kind = self.attrs.get("kind")
+            if kind != KIND:
+                raise StoreError(f"{self.path} exists and is not a sweep store (root attr kind={kind!r}); "
+                                 f"choose another --out")
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise StoreError(f"{self.path} exists and is not a Zarr store; choose another --out")
+        g = zarr.open_group(str(self.path), mode="a")
+        if "kind" not in g.attrs:
+            g.attrs.update(_jsonable({
+                "kind": KIND, "title": f"neurosim sweep {sweep.name}", "name": sweep.name,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(), "runs": {},
+            }))
+        g.attrs.update(_jsonable({"protocol_file": sweep.file, "sweep_protocol": json.dumps(sweep.raw),
+                                  "seeds": sweep.seeds,
+                                  "axes": [{"key": a.key, "keys": a.keys} for a in sweep.axes]}))
+        zarr.open_group(str(self.path / RUNS), mode="a")
+        self.remove_stale_writer_files()
+
+    def run_path(self, name: str) -> Path:
+        return self.path / RUNS / name
+
+    def runs(self) -> dict:
+        return dict(self.attrs.get("runs", {}))
+
+    def update_runs(self, entries: dict) -> None:
+        """Merge ``{name: {field: value}}`` into the root attr ``runs`` (driver only)."""
+        from ..recording import _jsonable
+
+        g = self.open("r+")
+        runs = dict(g.attrs.get("runs", {}))
+        for name, info in entries.items():
+            runs[name] = {**runs.get(name, {}), **_jsonable(info)}
+        g.attrs["runs"] = runs
+        g.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    def run_attrs(self, name: str) -> dict | None:
+        """Root attrs of a run's store, or None when it has none (yet)."""
+        p = self.run_path(name)
+        if not (p / "zarr.json").exists():
+            return None
+        try:
+            return dict(zarr.open_group(str(p), mode="r", use_consolidated=False).attrs)
+        except Exception:  # unreadable debris from a killed worker
+            return None
+
+    # ------------------------------------------------------------------
+    def settle(self, names) -> dict:
+        """Set the listing of runs whose end the driver did not see from their own stores.
+
+        Entries already :data:`FINAL` (set from a run's result) and runs without a store (never
+        started) are left alone; otherwise the run store's status decides: ``finished`` stays
+        finished (with its final errors), ``diverged`` is ``failed`` (with the store's failure
+        message), anything else (``running``, ``interrupted``) is ``interrupted`` — it resumes
+        from its last checkpoint.  Returns the entries written."""
+        listing = self.runs()
+        out = {}
+        for name in names:
+            if listing.get(name, {}).get("status") in FINAL:
+                continue
+            attrs = self.run_attrs(name)
+            if attrs is None:
+                continue
+            status = attrs.get("status")
+            if status == "finished":
+                out[name] = {"status": "finished", "error": None, "stopped": attrs.get("stopped"),
+                             **final_errors(self.run_path(name))}
+            elif status == "diverged":
+                out[name] = {"status": "failed", "error": attrs.get("failure") or "diverged"}
+            else:
+                out[name] = {"status": "interrupted"}
+        if out:
+            self.update_runs(out)
+        return out
+
+    def remove_stale_writer_files(self) -> list[Path]:
+        """Remove what killed writers left beside their run stores in ``runs/``: unlocked lock
+        files ``<name>.lock`` and temporary files ``.<name>.*.partial``.  Returns the files
+        removed.
+
+        A run's debris is only removed while holding that run's lock (through
+        :class:`~neurosim.recording.StoreLock`, the writers' own protocol), so a live writer's
+        files are skipped and a writer starting at the same moment waits or starts afresh.  Only
+        regular files that look like lock files (a pid line, or empty) are taken for locks."""
+        from ..recording import StoreError, StoreLock
+
+        folder = self.path / RUNS
+        if not folder.is_dir():
+            return []
+        entries = [f for f in sorted(folder.iterdir()) if not f.is_symlink()]
+        stores = sorted((f.name for f in entries if f.is_dir() and not f.name.startswith(".")),
+                        key=len, reverse=True)
+        debris: dict = {}  # run name -> its stale files (the lock file is removed by release)
+        for f in entries:
+            if not f.is_file():
+                continue
+            if f.name.endswith(LOCK_SUFFIX) and _is_lock_file(f):
+                debris.setdefault(f.name[: -len(LOCK_SUFFIX)], []).append(f)
+            elif f.name.startswith(".") and f.name.endswith(PARTIAL_SUFFIX):
+                name = next((n for n in stores if f.name.startswith(f".{n}.")), None)
+                if name is not None:
+                    debris.setdefault(name, []).append(f)
+        removed = []
+        for name, files in debris.items():
+            lock = StoreLock(folder / name)
+            if lock.file.resolve() != (folder / (name + LOCK_SUFFIX)).resolve() or lock.held:
+                continue  # another lock convention, or this process writes that run
+            try:
+                lock.acquire()
+            except (StoreError, OSError):  # a live writer
+                continue
+            try:
+                for f in files:
+                    if f.name.endswith(PARTIAL_SUFFIX):
+                        f.unlink(missing_ok=True)
+            finally:
+                lock.release()  # unlinks the lock file
+            removed += [f for f in files if not f.exists()]
+        return removed
+
+
+def _is_lock_file(f: Path) -> bool:
+    """A run lock file holds its writer's pid (empty when killed before writing it)."""
+    try:
+        return f.stat().st_size <= 64 and re.fullmatch(rb"\d*\n?", f.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def is_sweep_store(path) -> bool:
+    p = Path(path)
+    if not (p / "zarr.json").exists():
+        return False
+    try:
+        return zarr.open_group(str(p), mode="r", use_consolidated=False).attrs.get("kind") == KIND
+    except Exception:
+        return False
+
+
+# ----------------------------------------------------------------------
+# reading one run's store
+def run_is_done(attrs: dict | None, protocol: dict) -> bool:
+    """A run is done when its store is finished, was made by the same protocol up to the
+    length of training, and either stopped early or trained as long as asked for now (so a
+    shortened sweep can later be extended).
+
+    A finished store made by a different protocol is not done: its run is handed to a worker,
+    which refuses to continue it (as ``neurosim run --resume`` does) and reports it failed."""
+    from ..recording import _jsonable
+    from ..train import RESUME_EXTENDS, protocol_differences
+
+    if not attrs or attrs.get("status") != "finished":
+        return False
+    try:
+        had = json.loads(attrs["protocol"])
+        had_tr = had["training"]
+        had_epochs = had_tr["epochs"]
+    except (KeyError, TypeError, ValueError):
+        return True
+    if [k for k in protocol_differences(had, _jsonable(protocol)) if k not in RESUME_EXTENDS]:
+        return False
+    tr = protocol["training"]
+    stopped = str(attrs.get("stopped", ""))
+    if stopped.startswith("early stop"):
+        return True
+    if stopped.startswith("max_steps"):  # continued only when the step limit grew or went
+        new, old = tr.get("max_steps"), had_tr.get("max_steps")
+        if not new or (old and new > old):
+            return False
+    return had_epochs >= tr["epochs"]
+
+
+def committed_epoch(path) -> int:
+    """The epoch of a run store's committed checkpoint (0 when it has none)."""
+    from ..recording import MARKER
+
+    try:
+        g = zarr.open_group(str(path), mode="r", use_consolidated=False)
+        return int(g.attrs.get(MARKER, {}).get("epoch", 0) or 0)
+    except Exception:
+        return 0
+
+
+def final_errors(path) -> dict:
+    """``epochs``, ``train_error`` and ``test_error`` (%) of a run store's last committed
+    evaluation; empty when it has none or cannot be read."""
+    import xarray as xr
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = xr.open_zarr(str(path))
+        if "epoch" not in ds.dims or not ds.sizes["epoch"]:
+            return {}
+        return {"epochs": int(ds["epoch"].values[-1]),
+                "train_error": float(ds["train_error"].values[-1]),
+                "test_error": float(ds["test_error"].values[-1])}
+    except Exception:  # noqa: BLE001 - a summary is best effort; the status is what counts
+        return {}
