@@ -153,7 +153,7 @@ class Overrides(dict):
         if not key:
             return None
         for k, src in self.sources.items():
-            if key == k or key.startswith(k + ".") or key.startswith(k + "["):
+            if key == k or key.startswith((k + ".", k + "[")) or k.startswith(key + "."):
                 return src
         return None
 
@@ -289,6 +289,8 @@ def load_protocol(path, overrides: dict | None = None) -> dict:
     path = Path(path)
     raw, text = load_yaml(path)
     if overrides:
+        if isinstance(raw.get("circuit"), str) and isinstance(overrides.get("circuit"), dict):
+            raw = {**raw, "circuit": {"file": raw["circuit"]}}  # override keys of the named circuit
         raw = merge(raw, overrides)
     try:
         return validate_protocol(raw, path, text)

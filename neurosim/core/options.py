@@ -112,14 +112,16 @@ class Field:
     def describe(self) -> str:
         """Type, range and choices in words (for the generated reference)."""
         t = _tname(self.type)
-        if self.item is not None:
+        if isinstance(self.item, Field):
             t += f" of {_tname(self.item.type)}"
+        elif self.item is not None:
+            t += " of mappings"
         parts = [t]
         if self.length is not None:
             parts.append(f"{self.length} items")
         if self.choices is not None:
             parts.append("one of " + ", ".join(f"`{c}`" for c in self.choices))
-        rng = _range_text(self) or (self.item is not None and _range_text(self.item))
+        rng = _range_text(self) or (isinstance(self.item, Field) and _range_text(self.item))
         if rng:
             parts.append(rng)
         if self.nullable:
@@ -314,6 +316,8 @@ def _default_text(f) -> str:
         return "empty"
     if isinstance(d, bool):
         return "true" if d else "false"
+    if d == "":
+        return '`""`'
     return f"`{d}`"
 
 
@@ -330,7 +334,7 @@ def rows(spec, prefix: str = "") -> list:
     for k, f in spec.fields.items():
         key = _join(prefix, k)
         if isinstance(f, (Section, Tagged)):
-            if f.doc:
+            if f.doc and isinstance(f, Section):
                 out.append((key, "mapping", "", "", f.doc))
             out.extend(rows(f, key))
         else:
