@@ -1,9 +1,28 @@
 """neurosim: simulation engine for credit assignment by a globally broadcast
-error vector (GEVB) and its baselines, batched and as explicit circuits."""
+error vector (GEVB) and its baselines, batched and as explicit circuits.
+
+In Python (a notebook)::
+
+    import neurosim
+    ds = neurosim.run("protocols/grouped_mnist.yaml", out="runs/g.zarr",
+                      overrides={"training.max_steps": 40})
+    ds = neurosim.open("runs/g.zarr")      # an xarray.Dataset
+
+See :mod:`neurosim.api`.
+"""
 
 from .core import host as _host
+from .core.version import VERSION as __version__
 
 # OpenMP passive waiting and malloc reuse of large blocks (see neurosim/core/host.py)
 _host.configure()
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "open", "run"]
+
+
+def __getattr__(name):  # the API loads the engine only when it is used
+    if name in ("run", "open"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'neurosim' has no attribute {name!r}")

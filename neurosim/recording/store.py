@@ -62,7 +62,7 @@ class StoreError(RuntimeError):
 
 
 def versions() -> dict:
-    from .. import __version__
+    from ..core.version import VERSION as __version__
 
     out = {"neurosim": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "xarray": xr.__version__, "zarr": zarr.__version__}
