@@ -1,8 +1,8 @@
-"""Data safety: checksums on first use, corrupt or truncated files, malicious
+"""Data safety: checksums on every load, corrupt or truncated files, malicious
 pickles, CIFAR-10 python batches written by today's NumPy, YAML via safe_load.
 
 Nothing is written under the shared data directory: corrupted copies live in
-``tmp_path`` and the checksum stamps in a temporary ``XDG_CACHE_HOME``.
+``tmp_path``; ``XDG_CACHE_HOME`` points there too, so a test can see nothing is cached.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurosim.cli import main
-from neurosim.data import DataError, cifar10, load_dataset, mnist, store
+from neurosim.data import DataError, cifar10, load_dataset, mnist
 from neurosim.data.safe_pickle import UnsafePickleError, loads
 
 from ._reliability import PROTOCOL, write_protocol
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    """Checksum stamps go to a temporary cache; no downloads are attempted."""
+    """A temporary user cache; no downloads are attempted."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("NEUROSIM_OFFLINE", "1")
 
@@ -68,22 +68,15 @@ def fake_mnist(tmp_path, monkeypatch):
     return folder
 
 
-def test_checksum_is_verified_on_first_use_then_stamped(fake_mnist, monkeypatch):
-    calls = []
-    real_md5 = store.md5
-    monkeypatch.setattr(store, "md5", lambda p, *a: calls.append(Path(p).name) or real_md5(p, *a))
+def test_checksum_is_verified_on_every_load(fake_mnist):
     ds = load_dataset("mnist", root=fake_mnist.parent)
-    assert ds.x_train.shape == (20, 1, 28, 28) and len(calls) == 4
-    load_dataset("mnist", root=fake_mnist.parent)  # stamps (size, mtime, md5): no re-hash
-    assert len(calls) == 4
-    stamps = list((Path(os.environ["XDG_CACHE_HOME"]) / "neurosim" / "verified").glob("*.json"))
-    assert len(stamps) == 4
-    # a changed file is hashed again, and rejected
+    assert ds.x_train.shape == (20, 1, 28, 28)
+    load_dataset("mnist", root=fake_mnist.parent)
+    assert not (Path(os.environ["XDG_CACHE_HOME"]) / "neurosim").exists()  # nothing cached
     p = fake_mnist / "t10k-labels-idx1-ubyte.gz"
     p.write_bytes(p.read_bytes()[:-3])
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is corrupt or truncated"):
         load_dataset("mnist", root=fake_mnist.parent)
-    assert calls[-1] == "t10k-labels-idx1-ubyte.gz"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
@@ -225,14 +218,18 @@ def test_cifar_python_batches_from_real_images_load(tmp_path, partial_cifar, pro
 
 
 def test_truncated_cifar_binary_batch_is_named(tmp_path, partial_cifar):
+    """Ten records where 10,000 belong, or a cut record: the file and the expected size are named."""
     folder = tmp_path / "data" / "cifar10" / "cifar-10-batches-bin"
     folder.mkdir(parents=True)
     x, y = partial_cifar["x_train"][:10].reshape(10, -1), partial_cifar["y_train"][:10]
     rec = np.concatenate([y[:, None].astype(np.uint8), x.astype(np.uint8)], axis=1).tobytes()
     for name in cifar10.PY_BATCHES:
         (folder / f"{name}.bin").write_bytes(rec)
-    (folder / "data_batch_3.bin").write_bytes(rec[:-17])
-    with pytest.raises(DataError, match=r"data_batch_3.bin: size \d+ is not a multiple of 3073; file trunc"):
+    with pytest.raises(DataError, match=r"data_batch_1.bin: 30,730 bytes, expected 30,730,000 "
+                                        r"\(10,000 records of 3,073 bytes\); the file is trunc"):
+        load_dataset("cifar10", root=tmp_path / "data")
+    (folder / "data_batch_1.bin").write_bytes(rec[:-17])
+    with pytest.raises(DataError, match=r"data_batch_1.bin: 30,713 bytes, expected 30,730,000"):
         load_dataset("cifar10", root=tmp_path / "data")
 
 
@@ -276,7 +273,7 @@ def test_no_unsafe_deserialisation_in_the_package():
 
 
 def test_data_dir_is_never_written(tmp_path, fake_mnist):
-    """Verification writes its stamp into the user cache, not next to the data."""
+    """Verification writes nothing, next to the data or anywhere else."""
     before = sorted(p.name for p in fake_mnist.iterdir())
     load_dataset("mnist", root=fake_mnist.parent)
     assert sorted(p.name for p in fake_mnist.iterdir()) == before

@@ -80,8 +80,9 @@ _COMMON = {
 #: each dataset's ``data.options`` (passed to its loader by keyword, beside target and pixels)
 OPTIONS = {
     "mnist": Section(dict(_COMMON)),
-    "cifar10": Section({**_COMMON, "check_md5": Field(bool, default=True, doc="verify the "
-                                                      "python-pickle batches against their MD5 sums")}),
+    "cifar10": Section({**_COMMON, "check_md5": Field(bool, default=True, doc=(
+        "check the batches against the official checksums (false: batches made by hand; "
+        "structure and labels are checked all the same)"))}),
     "cifar10_partial": Section(dict(_COMMON)),
     "synthetic": Section({
         **_COMMON,

@@ -1,26 +1,33 @@
-"""Where datasets live: a data directory, checksums, optional download.
+"""Where datasets live and how their files are read: a data directory,
+regular files only, checksums of the bytes actually parsed, optional download.
 
 The directory is ``$NEUROSIM_DATA_DIR`` if set, else a per-user cache
 (``$XDG_CACHE_HOME/neurosim`` or ``~/.cache/neurosim``).  Each dataset is a
-sub-folder (``mnist/``, ``cifar10/``).  Files are verified against known MD5
-checksums on first use (a stamp in the user cache, never in the data
-directory, records size and mtime so the hash is not recomputed every run);
-missing files are downloaded when a network is reachable (never when
-``$NEUROSIM_OFFLINE`` is set); otherwise a :class:`DataError` says which
-files to put where.
+sub-folder (``mnist/``, ``cifar10/``).
+
+Every dataset file is read whole by :func:`read_bytes`, which opens only
+regular files (a FIFO, a device such as ``/dev/zero`` reached through a
+symbolic link, a directory or a socket is refused at once, never read), and a
+file with a known MD5 is checked by :func:`read_verified` on the very bytes
+that are then parsed — on every load, so no cached verdict can vouch for a
+file that changed since (hashing all of MNIST takes milliseconds).  Missing
+files are downloaded when a network is reachable (never when
+``$NEUROSIM_OFFLINE`` is set); otherwise a :class:`DataError` says which files
+to put where.  Every problem with a data file is a one-line
+:class:`DataError` naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import stat
 import urllib.request
 from pathlib import Path
 
 
 class DataError(RuntimeError):
-    """A dataset file is missing, truncated or corrupt."""
+    """A dataset file is missing, unreadable, not a regular file, truncated or corrupt."""
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -33,47 +40,104 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     return Path(cache) / "neurosim"
 
 
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _refuse(path: Path, mode: int):
+    shown = f"{path} (a link to {os.path.realpath(path)})" if path.is_symlink() else str(path)
+    return DataError(f"{shown} is {_kind(mode)}, not a regular file; put the dataset file itself "
+                     f"there")
+
+
+def open_regular(path: Path):
+    """Open ``path`` for binary reading if it is a regular file (after symbolic links).
+
+    Anything else is refused before a byte is read: reading a FIFO or a
+    character device would block or never end.  The file is opened
+    non-blocking and checked again on the open descriptor, so a file swapped
+    for a FIFO between the two checks is refused too.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse(path, st.st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+                            f"exist") from None
+        raise DataError(f"{path} is missing") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror or exc}); check its permissions "
+                        f"or put a readable copy there") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _refuse(path, mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: Path) -> bytes:
+    """Whole content of the regular file ``path`` (DataError for anything else)."""
+    with open_regular(path) as f:
+        try:
+            return f.read()
+        except OSError as exc:
+            raise DataError(f"{path} cannot be read ({exc.strerror or exc})") from None
+
+
 def md5(path: Path, chunk: int = 1 << 20) -> str:
+    """MD5 of a regular file, read in chunks."""
     h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+    with open_regular(path) as f:
+        try:
+            while block := f.read(chunk):
+                h.update(block)
+        except OSError as exc:
+            raise DataError(f"{path} cannot be read ({exc.strerror or exc})") from None
     return h.hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurosim" / "verified"
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
-    return cache / f"{key}.json"
+def _corrupt(path: Path, got: str, expected: str) -> DataError:
+    return DataError(f"{path} is corrupt or truncated (md5 {got}, expected {expected}). "
+                     f"Delete it and put a fresh copy of the official file there.")
+
+
+def read_verified(path: Path, expected_md5: str) -> bytes:
+    """Content of ``path``, checked against its known MD5 (the bytes returned
+    are the bytes hashed)."""
+    raw = read_bytes(path)
+    got = hashlib.md5(raw).hexdigest()
+    if got != expected_md5:
+        raise _corrupt(path, got, expected_md5)
+    return raw
 
 
 def verify(path: Path, expected_md5: str) -> None:
-    """Raise DataError unless ``path`` has the expected MD5."""
-    st = path.stat()
-    stamp = _stamp_path(path)
-    key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "md5": expected_md5}
-    try:
-        if json.loads(stamp.read_text()) == key:
-            return
-    except (OSError, ValueError):
-        pass
+    """Raise DataError unless ``path`` is a regular file with the expected MD5."""
     got = md5(path)
     if got != expected_md5:
-        raise DataError(
-            f"{path} is corrupt or truncated (md5 {got}, expected {expected_md5}). "
-            f"Delete it and put a fresh copy of the official file there."
-        )
-    try:  # no writable cache is fine: we just verify again next time
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(key))
-    except OSError:
-        pass
+        raise _corrupt(path, got, expected_md5)
 
 
 def fetch(folder: Path, filename: str, expected_md5: str, urls: list[str], how_to: str) -> Path:
-    """Path of a verified dataset file, downloading it if missing."""
+    """Path of a dataset file, downloading it (checked) if missing.
+
+    The caller reads an existing file with :func:`read_verified` or
+    :func:`verify`: its content is checked on every use, not here.
+    """
     path = folder / filename
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         errors = []
         if os.environ.get("NEUROSIM_OFFLINE"):
             urls, errors = [], ["no download attempted: NEUROSIM_OFFLINE is set"]
@@ -86,11 +150,10 @@ def fetch(folder: Path, filename: str, expected_md5: str, urls: list[str], how_t
         else:
             raise DataError(
                 f"dataset file {filename} not found in {folder} and could not be downloaded "
-                f"({'; '.join(errors) or 'no source'}).\n{how_to}\n"
+                f"({'; '.join(errors) or 'no source'}). {how_to} "
                 f"Set NEUROSIM_DATA_DIR to the folder that contains {folder.name}/, or copy the "
                 f"files there."
             )
-    verify(path, expected_md5)
     return path
 
 
