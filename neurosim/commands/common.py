@@ -149,7 +149,7 @@ class Progress:
         if self.tty:
             self._draw(now)
         elif self._last_line is None:
-            self._last_line = (now, n - 1)
+            self._last_line = (now, n)  # the rate is measured from here
         elif now - self._last_line[0] >= self.interval:
             t_last, n_last = self._last_line
             rate = (n - n_last) / max(now - t_last, 1e-9)
