@@ -8,6 +8,7 @@ Exit codes: 0 success; 2 bad input (protocol, circuit, data, existing store);
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 
@@ -85,6 +86,15 @@ def summary_line(summary) -> str:
 
 
 # ------------------------------------------------------------------------------ progress
+def _terminal_size(stream) -> tuple[int, int]:
+    """(columns, lines) of the terminal behind ``stream``; (0, 0) when unknown."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return 0, 0
+    return size.columns, size.lines
+
+
 class Progress:
     """What a training run is doing, on stderr, for a person watching it.
 
@@ -191,7 +201,7 @@ class Progress:
     def close(self) -> None:
         """End the bar with a newline (idempotent); call it before printing an error."""
         if self.bar is not None:
-            if self._pos is not None:
+            if self._loss_n:  # steps since the last evaluation: show where the loop stopped
                 self._set_text()
             self.bar.close()
             self.bar = None
@@ -225,10 +235,12 @@ class Progress:
 
         _, _, _, n, total = self._pos
         if self.bar is None:
+            # a terminal that reports no size (some ptys) would get no bar at all from tqdm
+            cols, lines = _terminal_size(self.stream)
+            width = {"dynamic_ncols": True} if cols > 0 and lines > 0 else {"ncols": 100, "nrows": 24}
             self.bar = tqdm(total=total, initial=n - 1, file=self.stream, bar_format=self.BAR_FORMAT,
-                            desc=self._desc(), postfix=self._postfix(),
-                            smoothing=0.1, mininterval=self.refresh, dynamic_ncols=True, leave=True,
-                            unit="step")
+                            desc=self._desc(), postfix=self._postfix(), smoothing=0.1,
+                            mininterval=self.refresh, leave=True, unit="step", **width)
             self.bar.start_t -= self.clock() - self.t0  # elapsed: since the command started
         self.bar.total = total
         if now - self._last_draw >= self.refresh:
