@@ -24,7 +24,6 @@ sign, rule, dataset).  Sweep stores are reported by
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
