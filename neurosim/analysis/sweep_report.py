@@ -140,13 +140,25 @@ def _cell_text(c) -> str:
     return txt
 
 
+def _cells_text(cs) -> str:
+    """One table cell; several sweep cells in one paper cell each named (``lr=0.001: ...``)."""
+    if not cs:
+        return "—"
+    if len(cs) == 1:
+        return _cell_text(cs[0])
+    return "<br>".join(f"{c['cell']}: {_cell_text(c)}" for c in cs)
+
+
 def _pub_text(p) -> str:
     return f"{p[0]:.2f}" + (f" ({p[1]:.2f})" if p[1] else "")
 
 
 def write_paper_table(cells, table: str, path: Path, sweep_name: str) -> Path:
     pub = published_tables()[table]
-    by = {(c["row"], c["column"]): c for c in cells if c["table"] == table}
+    by: dict = {}  # (row, column) -> the sweep's cells there (several when another key varies)
+    for c in cells:
+        if c["table"] == table:
+            by.setdefault((c["row"], c["column"]), []).append(c)
     datasets = sorted({c["dataset"] for c in cells if c["table"] == table})
     asked = sorted({c["epochs_asked"] for c in cells if c["table"] == table and c["epochs_asked"]})
     subsets = sorted({c["train_subset"] for c in cells if c["table"] == table and c["train_subset"]})
@@ -165,7 +177,7 @@ def write_paper_table(cells, table: str, path: Path, sweep_name: str) -> Path:
         if not any((row, col) in by for col in COLUMNS) and not any(r == row for r, _ in by):
             cells_txt = ["—"] * len(COLUMNS)
         else:
-            cells_txt = [_cell_text(by.get((row, col))) for col in COLUMNS]
+            cells_txt = [_cells_text(by.get((row, col))) for col in COLUMNS]
         pubs = [_pub_text(p) for p in pub[row]]
         lines.append(f"| {row} | " + " | ".join(f"{a} | {b}" for a, b in zip(cells_txt, pubs)) + " |")
     path.write_text("\n".join(lines) + "\n")
@@ -208,6 +220,11 @@ def _plot(ax, cells_labels):
     error over its seeds with a ±1 std band, and its published test error (dotted)."""
     ea = ErrorAxis(ax)
     epochs, paper = [], False
+    labels = [label for label, _ in cells_labels]
+    cells_labels = [(f"{label}: {c['cell']}" if labels.count(label) > 1 else label, c)
+                    for label, c in cells_labels]  # two cells in one table column: both named
+    pubs = [c.get("published_test") for _, c in cells_labels if c["_runs"]]
+    drawn = set()
     for i, (label, c) in enumerate(cells_labels):
         runs = c["_runs"]
         if not runs:
@@ -221,8 +238,10 @@ def _plot(ax, cells_labels):
             if len(runs) > 1:
                 ax.fill_between(x, np.where(m - s > 0, m - s, np.nan), m + s, color=color,
                                 alpha=0.15, lw=0)
-        if c.get("published_test") is not None:
-            ea.hline(c["published_test"], color)
+        pub = c.get("published_test")
+        if pub is not None and pub not in drawn:  # once per published value, grey when shared
+            drawn.add(pub)
+            ea.hline(pub, "0.25" if pubs.count(pub) > 1 else color)
             paper = True
     ea.finish()
     epoch_axis(ax, epochs)
