@@ -100,13 +100,20 @@ def test_report_files_and_rows(stores, tmp_path):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert [r["name"] for r in rows] == ["tiny_gevb", "tiny_dfa", "tiny_gevb"]
-    assert rows[0]["cell"] == "" and rows[1]["cell"] == ""  # synthetic: no published cell
-    assert rows[2]["cell"] == "MNIST FC-Vec GEVB/DFA+"
+    assert rows[0]["paper_cell"] == "" and rows[1]["paper_cell"] == ""  # synthetic: no published cell
+    assert rows[2]["paper_cell"] == "MNIST FC-Vec GEVB/DFA+"
+    # three cells (a and c differ in their dataset), each of one run
+    assert [r["cell"] for r in rows] == ["tiny_gevb (data.dataset=synthetic)", "tiny_dfa",
+                                         "tiny_gevb (data.dataset=mnist)"]
+    cells = list(csv.DictReader(open(out / "cells.csv")))
+    assert [(c["cell"], c["n"]) for c in cells] == [(rows[0]["cell"], "1"), ("tiny_dfa", "1"),
+                                                     (rows[2]["cell"], "1")]
     assert float(rows[2]["paper_test_error"]) == 1.87 and float(rows[2]["paper_train_error"]) == 0.06
     ds = open_store(a)
     assert float(rows[0]["test_error"]) == pytest.approx(float(ds["test_error"].values[-1]))
     md = (out / "summary.md").read_text()
-    assert md.count("| tiny_") == 3 and "1.87" in md
+    assert md.count("\n| tiny_") == 3 and "1.87" in md  # one line per cell
+    assert all(f"\n| {label} | tiny_" in md for label in ("gevb", "bp", "mnist_like"))  # per run
     al = list(csv.DictReader(open(out / "alignment.csv")))
     assert [int(r["layer"]) for r in al] == [0, 1, 0, 1]  # hidden layers of the two metric stores
 

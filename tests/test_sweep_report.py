@@ -112,3 +112,15 @@ def test_report_table_in_paper_layout_with_flags(tmp_path):
     assert "ValueError: boom" in (tmp_path / "rep" / "failed.md").read_text()
     # the metrics helper's `neurosim report` dispatches on this root attr
     assert zarr.open_group(str(p), mode="r").attrs["kind"] == "sweep"
+
+
+def test_two_cells_in_one_paper_cell_are_both_shown(tmp_path):
+    p = tmp_path / "sw.zarr"
+    gevb = _proto("gevb", True, "nonnegative")
+    fast = {**gevb, "optimizer": {"lr": 1e-3}}  # another key varies: another sweep cell
+    _fake_sweep(p, [("lr=0.0003", 0, gevb, [0, 10], [90, 3.0], [90, 2.0], "finished"),
+                    ("lr=0.001", 0, fast, [0, 10], [90, 2.5], [90, 1.0], "finished")])
+    report_sweep(p, tmp_path / "rep")
+    table = (tmp_path / "rep" / "table_mnist.md").read_text()
+    fcvec = next(ln for ln in table.splitlines() if ln.startswith("| FC-Vec |"))
+    assert "lr=0.0003: 3.00 (2.00) n=1" in fcvec and "lr=0.001: 2.50 (1.00) n=1" in fcvec

@@ -17,12 +17,23 @@ Variables a store lacks (e.g. a batched run has no trajectories) are NaN.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..recording import open_store
+from .figures import ErrorAxis, epoch_axis, pyplot, style_legend
+from .reader import open_run
+
+#: what ``update_cosine`` is, for the table and the figure caption
+AGREEMENT_TEXT = (
+    "update agreement = cos(circuit's weight update, batched GEVB update of the same network on "
+    "the same batch), mean over weight layers and records. 1.000 = the circuit computes batched "
+    "GEVB exactly. Below 1 the circuit is an approximation of it: grouped circuits because the K "
+    "synapses of a pair drift apart between relaxations (relaxation every step at rate 1 gives "
+    "1.000), temporal circuits with gating: first_bin because the gate is decided in the first "
+    "time bin, not by t·h over all bins (gating: full gives 1.000). The two approximations are "
+    "different, so their numbers are not a ranking of the circuits.")
 
 
 @dataclass
@@ -39,25 +50,24 @@ class RunData:
     spatial_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
     temporal_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spread: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    realization_options: dict = field(default_factory=dict)
 
 
 def load_run(path) -> RunData:
-    ds = open_store(path)
-    proto = ds.attrs.get("protocol_dict", {})
-    real = dict(proto.get("realization", {}))
-    rtype = real.pop("type", ds.attrs.get("realization", "?"))
-    opts = ", ".join(f"{k}={_short(v)}" for k, v in real.items())
+    """The comparison's view of a run store (read by :func:`neurosim.analysis.reader.open_run`)."""
+    run = open_run(path)
+    real = run.realization
+    rtype = real.pop("type", "?")
 
     def get(name, n_dims=1):
-        if name in ds:
-            return np.asarray(ds[name].values, dtype=float)
-        return np.zeros((0,) * n_dims)
+        v = run.values(name)
+        return v if v.size else np.zeros((0,) * n_dims)
 
     return RunData(
         path=str(path),
-        label=Path(str(path).rstrip("/")).name,
+        label=run.label,
         realization=str(rtype),
-        options=opts,
+        options=", ".join(f"{k}={_short(v)}" for k, v in real.items()),
         epoch=get("epoch"),
         train_error=get("train_error"),
         test_error=get("test_error"),
@@ -66,12 +76,13 @@ def load_run(path) -> RunData:
         spatial_var=get("neuromod_spatial_var"),
         temporal_var=get("neuromod_temporal_var"),
         spread=get("synapse_spread", 2),
+        realization_options=real,
     )
 
 
 def _short(v):
     if isinstance(v, dict):
-        return "{" + ",".join(f"{k}:{x}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
     return str(v)
 
 
@@ -79,6 +90,28 @@ def _mean(a) -> float:
     a = np.asarray(a, dtype=float)
     a = a[np.isfinite(a)]
     return float(a.mean()) if a.size else math.nan
+
+
+def agreement_note(run: RunData) -> str:
+    """Why this run's update agreement is (or is not) 1, from its realization options."""
+    o = run.realization_options
+    if run.realization == "grouped":
+        rel = o.get("relaxation") or {}
+        rate, sched = rel.get("rate", 1.0), rel.get("schedule", "every_step")
+        if sched == "every_step" and float(rate) == 1.0:
+            return "exact: complete relaxation every step"
+        when = {"every_n": f"every {rel.get('every')} steps", "per_epoch": "once per epoch",
+                "never": "never"}.get(sched, sched)
+        return (f"approximate: the K synapses of a pair drift apart between relaxations "
+                f"(relaxation {when}, rate {rate}); every_step at rate 1 is exact")
+    if run.realization == "temporal":
+        g = o.get("gating", "full")
+        if g == "full":
+            return "exact: gate from t·h over all K bins (acausal)"
+        if g == "first_bin":
+            return "approximate: gate decided in the first time bin (causal); gating full is exact"
+        return f"approximate: gating {g} (independent of the pre-activations); gating full is exact"
+    return "no circuit recordings"
 
 
 def summary(run: RunData) -> dict:
@@ -112,75 +145,150 @@ def checkpoint_rows(runs) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict], columns=None) -> str:
+#: relative size below which a variance is float round-off of an exact zero
+ROUNDOFF = 1e-9
+
+
+def _fixed(digits):
+    return lambda v: f"{v:.{digits}f}"
+
+
+def _epoch(v):
+    return str(int(v)) if v == int(v) else f"{v:.2f}"
+
+
+def _sig(v):
+    return "0" if v == 0 else (f"{v:.3e}" if abs(v) < 1e-3 or abs(v) >= 1e5 else f"{v:.4g}")
+
+
+#: column formats: errors with two decimals, whole epochs as integers, cosines with three
+FORMATS = {"epoch": _epoch, "final_epoch": _epoch, "train_error": _fixed(2), "test_error": _fixed(2),
+           "update_cosine": _fixed(3), "update_cosine_min": _fixed(3), "spatial_fraction": _fixed(3),
+           "neuromod_spatial_var": _sig, "neuromod_temporal_var": _sig,
+           "synapse_spread_last": _sig, "synapse_spread_max": _sig}
+
+
+def _clean_roundoff(row: dict) -> dict:
+    """Variances that are round-off of an exact zero (relative to the run's other variance)
+    shown as 0, not as 3.9e-17."""
+    row = dict(row)
+    sv, tv = row.get("neuromod_spatial_var"), row.get("neuromod_temporal_var")
+    if sv is not None and tv is not None and math.isfinite(sv) and math.isfinite(tv):
+        scale = max(abs(sv), abs(tv))
+        for k in ("neuromod_spatial_var", "neuromod_temporal_var"):
+            if abs(row[k]) <= ROUNDOFF * scale:
+                row[k] = 0.0
+        if (sv + tv) > 0:
+            row["spatial_fraction"] = row["neuromod_spatial_var"] / (row["neuromod_spatial_var"]
+                                                                     + row["neuromod_temporal_var"])
+    return row
+
+
+def format_table(rows: list[dict], columns=None, formats=None) -> str:
     if not rows:
         return "(no rows)"
     columns = columns or list(rows[0])
+    formats = FORMATS if formats is None else formats
 
-    def fmt(v):
+    def fmt(c, v):
         if isinstance(v, float):
             if math.isnan(v):
                 return "-"
-            if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-                return f"{v:.3e}"
-            return f"{v:.4g}"
+            return formats.get(c, _sig)(v)
         return str(v)
 
-    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    cells = [[fmt(c, r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[k]) for row in cells)) for k, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+    numeric = [all(isinstance(r.get(c), int | float) for r in rows) for c in columns]
+    lines = ["  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(columns, widths, numeric)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+    lines += ["  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric))
+              for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def report(runs) -> str:
     """The text ``neurosim compare`` prints."""
     out = ["Test/train error per checkpoint (%):", format_table(checkpoint_rows(runs)), ""]
-    out.append("Circuit recordings (update_cosine: agreement with batched GEVB on the same batch; "
-               "neuromodulator variance across channels (spatial) vs across time bins (temporal); "
-               "synapse_spread: std of the K synapses of a pair / rms weight):")
-    out.append(format_table([summary(r) for r in runs]))
+    out.append("Circuit recordings:")
+    out.append(format_table([_clean_roundoff(summary(r)) for r in runs]))
+    notes = [
+        "update_cosine (mean), update_cosine_min: " + AGREEMENT_TEXT,
+        "neuromod_spatial_var, neuromod_temporal_var: variance of the neuromodulator across "
+        "channels within a time bin (spatial) and across time bins within a channel (temporal); "
+        "spatial_fraction = spatial / (spatial + temporal): 1 for grouped circuits, 0 for "
+        "temporal ones.",
+        "synapse_spread: std of the K synapses of a pair / rms weight (0 = exact weight sharing).",
+    ]
+    out += ["", "Columns:"]
+    for n in notes:
+        out.append(textwrap.fill(n, 100, initial_indent="  ", subsequent_indent="    "))
+    out += ["", "Runs:"]
     for r in runs:
-        if r.options:
-            out.append(f"  {r.label}: {r.realization} ({r.options})")
+        opts = f" ({r.options})" if r.options else ""
+        out.append(f"  {r.label}: {r.realization}{opts}")
+        if r.update_cosine.size:
+            out.append(textwrap.fill(f"update agreement: {agreement_note(r)}", 100,
+                                     initial_indent="    ", subsequent_indent="      "))
     return "\n".join(out)
 
 
 def plot(runs, path) -> None:
-    """2×2 figure: errors, update agreement, neuromodulator variance, synapse spread."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
-    for r in runs:
+    """2×2 figure: errors, update agreement, neuromodulator structure, synapse spread; the
+    caption under it explains the update agreement."""
+    plt = pyplot()
+    fig, ax = plt.subplots(2, 2, figsize=(11, 9))
+    colors = [f"C{k % 10}" for k in range(len(runs))]
+    ea = ErrorAxis(ax[0, 0])
+    for r, c in zip(runs, colors):
         lab = f"{r.label} ({r.realization})"
         if r.epoch.size:
-            line, = ax[0, 0].plot(r.epoch, r.test_error, "o-", label=f"{lab} test")
-            ax[0, 0].plot(r.epoch, r.train_error, "s--", color=line.get_color(), alpha=0.6,
-                          label=f"{lab} train")
+            ea.plot(r.epoch, r.test_error, c, "test", label=lab)
+            ea.plot(r.epoch, r.train_error, c, "train")
         if r.update_cosine.size:
-            ax[0, 1].plot(r.sim_step, np.nanmean(r.update_cosine, axis=1), label=lab)
+            ax[0, 1].plot(r.sim_step, np.nanmean(r.update_cosine, axis=1), "o-", ms=3, color=c,
+                          label=lab)
         if r.spread.size:
-            ax[1, 1].plot(r.sim_step, r.spread.max(axis=1), label=lab)
-    ax[0, 0].set(xlabel="epoch", ylabel="error (%)", title="error per checkpoint")
-    ax[0, 1].set(xlabel="optimizer step", ylabel="cos(update, batched GEVB)",
+            ax[1, 1].plot(r.sim_step, r.spread.max(axis=1), "o-", ms=3, color=c, label=lab)
+    ea.finish()
+    epoch_axis(ax[0, 0], [r.epoch for r in runs])
+    ax[0, 0].set_title("error per checkpoint")
+    style_legend(ax[0, 0], loc="lower left")
+    ax[0, 0].legend(fontsize=7, loc="upper right")
+    ax[0, 1].set(xlabel="optimizer step", ylabel="cos(circuit update, batched GEVB update)",
                  title="update agreement with batched GEVB")
-    ax[1, 1].set(xlabel="optimizer step", ylabel="relative spread",
-                 title="spread of the K synapses of a pair")
-    labels = [r.label for r in runs]
+    ax[0, 1].axhline(1.0, color="0.6", lw=0.8, ls=":")
+    ax[1, 1].set(xlabel="optimizer step", ylabel="std of the K synapses / rms weight",
+                 title="spread of the K synapses of a pair (grouped)")
+    # neuromodulator: the share of its variance across channels vs across time bins
     x = np.arange(len(runs))
-    sv = [_mean(r.spatial_var) for r in runs]
-    tv = [_mean(r.temporal_var) for r in runs]
-    ax[1, 0].bar(x - 0.2, sv, 0.4, label="across channels (spatial)")
-    ax[1, 0].bar(x + 0.2, tv, 0.4, label="across time bins (temporal)")
-    ax[1, 0].set_xticks(x, labels, rotation=15)
-    ax[1, 0].set(ylabel="variance of the neuromodulator", title="neuromodulator structure")
-    for a in ax.ravel():
+    frac = []
+    for r in runs:
+        row = _clean_roundoff(summary(r))
+        frac.append(row["spatial_fraction"])
+    frac = np.asarray(frac, float)
+    have = np.isfinite(frac)
+    ax[1, 0].bar(x[have], frac[have], 0.6, color="0.35", label="across channels (spatial)")
+    ax[1, 0].bar(x[have], 1 - frac[have], 0.6, bottom=frac[have], color="0.8", hatch="//",
+                 edgecolor="0.5", label="across time bins (temporal)")
+    for k in np.flatnonzero(~have):
+        ax[1, 0].text(k, 0.5, "no circuit\nrecordings", ha="center", va="center", fontsize=8)
+    ax[1, 0].set_xticks(x, [r.label for r in runs], rotation=15)
+    for tick, c in zip(ax[1, 0].get_xticklabels(), colors):
+        tick.set_color(c)
+    ax[1, 0].set(ylim=(0, 1), ylabel="share of the neuromodulator's variance",
+                 title="neuromodulator: spatial vs temporal structure")
+    ax[1, 0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+                    frameon=False)
+    for a in (ax[0, 1], ax[1, 1]):
         if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=7)
-    fig.tight_layout()
+            a.legend(fontsize=7, loc="best")
+        if any(r.sim_step.size for r in runs):
+            from matplotlib.ticker import MaxNLocator
+
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    caption = textwrap.fill(AGREEMENT_TEXT, 180)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.text(0.01, 0.01, caption, fontsize=7.5, ha="left", va="bottom", wrap=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -21,13 +21,15 @@ A run that stopped early keeps its final value for later epochs when seeds are a
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from . import paper_tables
+from .cells import mean_curve as cells_mean_curve
+from .cells import mean_std
+from .figures import ErrorAxis, epoch_axis, pyplot, style_legend
 from .paper_tables import TABLES
 
 ROWS = ["FC-Vec", "FC", "Conv-Vec", "Conv", "LC-Vec", "LC"]
@@ -65,44 +67,24 @@ def paper_cell(protocol: dict):
 
 
 def collect(path) -> list[dict]:
-    """One dict per run listed in the sweep store (finished or not)."""
-    import warnings
+    """One dict per run listed in the sweep store (finished or not), read by
+    :func:`neurosim.analysis.reader.open_sweep`."""
+    from .reader import open_sweep
 
-    import xarray as xr
-    import zarr
-
-    root = Path(path)
-    g = zarr.open_group(str(root), mode="r", use_consolidated=False)
-    if g.attrs.get("kind") != "sweep":
-        raise ValueError(f"{root} is not a sweep store (root attr kind={g.attrs.get('kind')!r})")
+    sweep = open_sweep(path)
     out = []
-    for name, info in dict(g.attrs.get("runs", {})).items():
-        rec = {"name": name, "cell": info.get("cell", name), "seed": info.get("seed"),
-               "status": info.get("status"), "error": info.get("error"), "protocol": None,
-               "epoch": None, "test_error": None, "train_error": None}
-        rpath = root / info.get("store", f"runs/{name}")
-        if (rpath / "zarr.json").exists():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = xr.open_zarr(str(rpath))
-            rec["status"] = ds.attrs.get("status", rec["status"])
-            try:
-                rec["protocol"] = json.loads(ds.attrs.get("protocol", "null"))
-            except ValueError:
-                pass
-            if "epoch" in ds.dims and ds.sizes["epoch"]:
-                rec["epoch"] = np.asarray(ds["epoch"].values, float)
-                rec["test_error"] = np.asarray(ds["test_error"].values, float)
-                rec["train_error"] = np.asarray(ds["train_error"].values, float)
+    for e in sweep.entries:
+        rec = {"name": e.name, "cell": e.cell, "seed": e.seed, "status": e.status, "error": e.error,
+               "protocol": None, "epoch": None, "test_error": None, "train_error": None}
+        run = e.run
+        if run is not None:
+            rec["protocol"] = run.protocol or None
+            if run.values("epoch").size:
+                rec["epoch"] = run.values("epoch")
+                rec["test_error"] = run.values("test_error")
+                rec["train_error"] = run.values("train_error")
         out.append(rec)
     return out
-
-
-def _stats(values):
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -114,8 +96,8 @@ def summarize(runs: list[dict]) -> list[dict]:
     rows = []
     for cell, rs in cells.items():
         done = [r for r in rs if r["status"] == "finished" and r["test_error"] is not None]
-        te_m, te_s = _stats([float(r["test_error"][-1]) for r in done])
-        tr_m, tr_s = _stats([float(r["train_error"][-1]) for r in done])
+        te_m, te_s = mean_std([float(r["test_error"][-1]) for r in done])
+        tr_m, tr_s = mean_std([float(r["train_error"][-1]) for r in done])
         proto = next((r["protocol"] for r in rs if r["protocol"]), None)
         pc = paper_cell(proto) if proto else None
         published = pub[pc[0]][pc[1]][pc[2]] if pc else None
@@ -126,7 +108,7 @@ def summarize(runs: list[dict]) -> list[dict]:
             "failed": sum(r["status"] in ("failed", "diverged") for r in rs),
             "test_error_mean": te_m, "test_error_std": te_s,
             "train_error_mean": tr_m, "train_error_std": tr_s,
-            "final_epoch_mean": _stats([float(r["epoch"][-1]) for r in done])[0],
+            "final_epoch_mean": mean_std([float(r["epoch"][-1]) for r in done])[0],
             "epochs_asked": proto["training"]["epochs"] if proto else None,
             "dataset": proto["data"]["dataset"] if proto else None,
             "train_subset": proto["data"].get("train_subset") if proto else None,
@@ -158,13 +140,25 @@ def _cell_text(c) -> str:
     return txt
 
 
+def _cells_text(cs) -> str:
+    """One table cell; several sweep cells in one paper cell each named (``lr=0.001: ...``)."""
+    if not cs:
+        return "—"
+    if len(cs) == 1:
+        return _cell_text(cs[0])
+    return "<br>".join(f"{c['cell']}: {_cell_text(c)}" for c in cs)
+
+
 def _pub_text(p) -> str:
     return f"{p[0]:.2f}" + (f" ({p[1]:.2f})" if p[1] else "")
 
 
 def write_paper_table(cells, table: str, path: Path, sweep_name: str) -> Path:
     pub = published_tables()[table]
-    by = {(c["row"], c["column"]): c for c in cells if c["table"] == table}
+    by: dict = {}  # (row, column) -> the sweep's cells there (several when another key varies)
+    for c in cells:
+        if c["table"] == table:
+            by.setdefault((c["row"], c["column"]), []).append(c)
     datasets = sorted({c["dataset"] for c in cells if c["table"] == table})
     asked = sorted({c["epochs_asked"] for c in cells if c["table"] == table and c["epochs_asked"]})
     subsets = sorted({c["train_subset"] for c in cells if c["table"] == table and c["train_subset"]})
@@ -183,7 +177,7 @@ def write_paper_table(cells, table: str, path: Path, sweep_name: str) -> Path:
         if not any((row, col) in by for col in COLUMNS) and not any(r == row for r, _ in by):
             cells_txt = ["—"] * len(COLUMNS)
         else:
-            cells_txt = [_cell_text(by.get((row, col))) for col in COLUMNS]
+            cells_txt = [_cells_text(by.get((row, col))) for col in COLUMNS]
         pubs = [_pub_text(p) for p in pub[row]]
         lines.append(f"| {row} | " + " | ".join(f"{a} | {b}" for a, b in zip(cells_txt, pubs)) + " |")
     path.write_text("\n".join(lines) + "\n")
@@ -216,45 +210,47 @@ def write_cells(cells, out: Path) -> list[Path]:
 
 
 def mean_curve(runs: list[dict], key: str):
-    """Epoch grid (union) and mean/std over runs; a run's last value carries forward."""
-    grid = np.unique(np.concatenate([r["epoch"] for r in runs]))
-    vals = []
-    for r in runs:
-        idx = np.searchsorted(r["epoch"], grid, side="right") - 1
-        v = np.asarray(r[key], float)[np.clip(idx, 0, None)]
-        v[idx < 0] = np.nan
-        vals.append(v)
-    vals = np.asarray(vals)
-    with np.errstate(invalid="ignore"):
-        return grid, np.nanmean(vals, axis=0), (np.nanstd(vals, axis=0) if len(runs) > 1 else
-                                               np.zeros(len(grid)))
+    """Epoch grid (union) and mean/std over runs; a run's last value carries forward
+    (:func:`neurosim.analysis.cells.mean_curve`)."""
+    return cells_mean_curve([(r["epoch"], r[key]) for r in runs])
 
 
 def _plot(ax, cells_labels):
+    """Per cell (one colour, one legend entry): mean test (solid, ●) and train (dashed, ■)
+    error over its seeds with a ±1 std band, and its published test error (dotted)."""
+    ea = ErrorAxis(ax)
+    epochs, paper = [], False
+    labels = [label for label, _ in cells_labels]
+    cells_labels = [(f"{label}: {c['cell']}" if labels.count(label) > 1 else label, c)
+                    for label, c in cells_labels]  # two cells in one table column: both named
+    pubs = [c.get("published_test") for _, c in cells_labels if c["_runs"]]
+    drawn = set()
     for i, (label, c) in enumerate(cells_labels):
         runs = c["_runs"]
         if not runs:
             continue
         color = f"C{i % 10}"
-        for key, style in (("test_error", "-"), ("train_error", "--")):
+        for key in ("test_error", "train_error"):
             x, m, s = mean_curve(runs, key)
-            ax.plot(x, m, style, color=color, label=f"{label} {key.split('_')[0]} (n={len(runs)})")
-            ax.fill_between(x, m - s, m + s, color=color, alpha=0.15, lw=0)
-        if c.get("published_test") is not None:
-            ax.axhline(c["published_test"], color=color, lw=0.8, ls=":")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("error (%)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+            epochs.append(x)
+            which = key.split("_")[0]
+            ea.plot(x, m, color, which, label=f"{label} (n={len(runs)})" if which == "test" else None)
+            if len(runs) > 1:
+                ax.fill_between(x, np.where(m - s > 0, m - s, np.nan), m + s, color=color,
+                                alpha=0.15, lw=0)
+        pub = c.get("published_test")
+        if pub is not None and pub not in drawn:  # once per published value, grey when shared
+            drawn.add(pub)
+            ea.hline(pub, "0.25" if pubs.count(pub) > 1 else color)
+            paper = True
+    ea.finish()
+    epoch_axis(ax, epochs)
+    style_legend(ax, ("test", "train", "paper") if paper else ("test", "train"), loc="lower left")
+    ax.legend(fontsize=6, loc="upper right", title="cell (finished seeds)", title_fontsize=6)
 
 
 def write_curves(cells, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     files = []
     paper = [c for c in cells if c["table"] and c["_runs"]]
     other = [c for c in cells if not c["table"] and c["_runs"]]
@@ -263,18 +259,19 @@ def write_curves(cells, out: Path) -> list[Path]:
         groups.setdefault((c["table"], c["row"]), []).append(c)
     for (table, row), cs in groups.items():
         cs.sort(key=lambda c: COLUMNS.index(c["column"]))
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
         _plot(ax, [(c["column"], c) for c in cs])
-        ax.set_title(f"{table} {row}: test (solid), train (dashed), paper test (dotted)", fontsize=8)
+        ax.set_title(f"{table} {row}: mean over seeds (band ±1 std)", fontsize=9)
         p = out / f"curves_{table}_{row}.png"
         fig.tight_layout()
         fig.savefig(p, dpi=120)
         plt.close(fig)
         files.append(p)
     if other:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = plt.subplots(figsize=(7.5, 5))
         _plot(ax, [(c["cell"], c) for c in other[:20]])
-        ax.set_title("test (solid), train (dashed)", fontsize=8)
+        ax.set_title("mean over seeds (band ±1 std)" +
+                     (f"; first 20 of {len(other)} cells" if len(other) > 20 else ""), fontsize=9)
         p = out / "curves.png"
         fig.tight_layout()
         fig.savefig(p, dpi=120)
@@ -285,13 +282,13 @@ def write_curves(cells, out: Path) -> list[Path]:
 
 def report_sweep(path, out_dir) -> list[Path]:
     """Write the sweep's tables and learning-curve figures into ``out_dir``; returns the files."""
-    import zarr
+    from .reader import open_sweep
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = collect(path)
     cells = summarize(runs)
-    name = zarr.open_group(str(path), mode="r", use_consolidated=False).attrs.get("name", Path(path).stem)
+    name = open_sweep(path).name
     files = write_cells(cells, out)
     for table in ("mnist", "cifar10"):
         if any(c["table"] == table for c in cells):

@@ -79,6 +79,7 @@ def plot(rows, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     depths = sorted({r["hidden_layer"] for r in rows})
@@ -87,8 +88,8 @@ def plot(rows, path: Path) -> Path:
         rr = sorted((r for r in rows if r["hidden_layer"] == d), key=lambda r: r["width"])
         w = np.array([r["width"] for r in rr])
         c = colors[k % len(colors)]
-        ax1.loglog(w, [r["r_measured"] for r in rr], "o", color=c, label=f"hidden {d} measured")
-        ax1.loglog(w, [r["r_predicted"] for r in rr], "-", color=c, label=f"hidden {d} eq. 15")
+        ax1.loglog(w, [r["r_measured"] for r in rr], "o", color=c)
+        ax1.loglog(w, [r["r_predicted"] for r in rr], "-", color=c, label=f"hidden {d}")
         ax2.semilogx(w, [r["theta_measured"] for r in rr], "o", color=c)
         ax2.semilogx(w, [r["theta_predicted"] for r in rr], "-", color=c, label=f"hidden {d}")
     ws = np.array(sorted({r["width"] for r in rows}), dtype=float)
@@ -96,9 +97,18 @@ def plot(rows, path: Path) -> Path:
         first = [r for r in rows if r["hidden_layer"] == depths[0] and r["width"] == ws[0]]
         if first and math.isfinite(first[0]["r_measured"]):
             ax1.loglog(ws, first[0]["r_measured"] * np.sqrt(ws[0] / ws), "k:", label="∝ 1/√n")
+    for ax in (ax1, ax2):  # the widths measured, written out (not 6×10¹)
+        from matplotlib.ticker import FixedLocator, NullLocator
+
+        ax.xaxis.set_major_locator(FixedLocator(ws))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax1.yaxis.set_minor_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}" if round(v / 10 ** np.floor(np.log10(v)), 6) in (2, 3, 5) else ""))
     ax1.set_xlabel("width n")
     ax1.set_ylabel("r = std(δ̂)/mean(δ̂)")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, title="markers measured, lines eq. 15", title_fontsize=7)
     ax2.set_xlabel("width n")
     ax2.set_ylabel("GEVB alignment angle θ (deg)")
     ax2.axhline(45, color="grey", lw=0.5)

@@ -13,7 +13,8 @@ from .common import fail
               help="Output directory.")
 @click.option("--cluster", is_flag=True,
               help="Also compute cluster quality (paper §6) before vs after training "
-                   "(t-SNE; needs scikit-learn: pip install 'neurosim[analysis]').")
+                   "(t-SNE; needs scikit-learn: python -m pip install -e '.[analysis]' in the "
+                   "neurosim source directory; --cluster-method pca needs neither).")
 @click.option("--cluster-layer", type=int, default=None,
               help="Layer index whose activations are embedded (default: output of the last "
                    "conv/pool stage, else the last hidden layer).")

@@ -7,7 +7,7 @@ import shlex
 import click
 
 from ..core.options import ConfigError
-from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail
+from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail, summary_line
 
 
 @click.command()
@@ -22,6 +22,7 @@ from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def run(protocol, device, out, sets, resume, overwrite, quiet):
     """Train a PROTOCOL (YAML) and record it to a Zarr store."""
+    from ..core.backend import DeviceError, resolve_device
     from ..data import DataError
     from ..protocol import load_protocol, parse_set
     from ..recording import StoreError
@@ -34,11 +35,16 @@ def run(protocol, device, out, sets, resume, overwrite, quiet):
     out = out or proto["recording"]["out"]
     again = " ".join(shlex.quote(a) for a in (protocol, "--out", str(out),
                                               *[x for v in sets for x in ("--set", v)], "--resume"))
-    prog = Progress(proto["training"]["epochs"], enabled=not quiet)
+    prog = Progress(proto["training"]["epochs"], enabled=not quiet,
+                    max_steps=proto["training"]["max_steps"])
     try:
-        summary = run_protocol(proto, out=out, device=device, resume=resume, overwrite=overwrite,
-                               progress=prog)
-    except (DataError, StoreError, ConfigError) as exc:
+        resolve_device(device or proto["device"])  # before any data loads
+        try:
+            summary = run_protocol(proto, out=out, device=device, resume=resume,
+                                   overwrite=overwrite, progress=prog)
+        finally:
+            prog.close()  # the bar ends its line before any message below
+    except (DataError, StoreError, ConfigError, DeviceError) as exc:
         fail(str(exc))
     except DivergenceError as exc:
         fail(f"run diverged: {exc}. The store keeps every checkpoint before it: {out}",
@@ -48,4 +54,4 @@ def run(protocol, device, out, sets, resume, overwrite, quiet):
     except KeyboardInterrupt:  # before the loop, or a second Ctrl-C: the last commit stays
         fail(f"interrupted; the store keeps its last checkpoint. Resume with: neurosim run {again}",
              EXIT_INTERRUPTED)
-    click.echo(summary.line())
+    click.echo(summary_line(summary))

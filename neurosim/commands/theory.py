@@ -8,7 +8,7 @@ from .common import fail
 
 
 @click.command()
-@click.argument("circuit", type=click.Path(dir_okay=False))
+@click.argument("source", metavar="CIRCUIT_OR_PROTOCOL", type=click.Path(dir_okay=False))
 @click.option("--widths", default="64,128,256,512,1024,2048,4096", show_default=True,
               help="Comma-separated widths; every hidden layer's units/channels is set to each.")
 @click.option("--out", type=click.Path(file_okay=False), default="theory", show_default=True,
@@ -20,25 +20,35 @@ from .common import fail
 @click.option("--dataset", default=None,
               help="Real inputs from this dataset (default: uniform [-1, 1] noise of its shape).")
 @click.option("--seed", default=0, show_default=True)
-def theory(circuit, widths, out, init, examples, dataset, seed):
+def theory(source, widths, out, init, examples, dataset, seed):
     """Measured r^ℓ = std(δ̂)/mean(δ̂) and GEVB angles θ^ℓ at initialisation of a
-    vectorized CIRCUIT (YAML) vs the eq.-15 recurrence, over a range of widths."""
+    vectorized circuit vs the eq.-15 recurrence, over a range of widths.
+
+    CIRCUIT_OR_PROTOCOL is a circuit YAML (circuits/*.yaml) or a protocol YAML
+    (protocols/*.yaml; its circuit, with the protocol's overrides, and its dataset)."""
     from ..analysis.theory_report import IN_SHAPES, run_theory
     from ..core.options import ConfigError
     from ..data import DataError
-    from ..protocol import load_yaml, validate_circuit
+    from ..protocol import load_protocol, load_yaml, validate_circuit
 
+    proto_dataset = None
     try:
-        raw, text = load_yaml(circuit)
-        spec = validate_circuit(raw, circuit, text)
+        raw, text = load_yaml(source)
+        if "sweep" in raw or "seeds" in raw:
+            fail(f"{source} is a sweep protocol (several runs); give a circuit or a one-run protocol")
+        if "circuit" in raw:  # a protocol: validated whole, its resolved circuit used
+            proto = load_protocol(source)
+            spec, proto_dataset = proto["circuit"], proto["data"]["dataset"]
+        else:
+            spec = validate_circuit(raw, source, text)
         ws = [int(w) for w in widths.split(",") if w.strip()]
     except ConfigError as exc:
         fail(str(exc))
     except ValueError:
         fail(f"--widths must be comma-separated integers, got {widths!r}")
     if not spec["vectorized"]:
-        fail(f"{circuit}: eq. 15 is about vectorized networks (vectorized: true)")
-    ds_name = dataset or spec.get("dataset") or "mnist"
+        fail(f"{source}: eq. 15 is about vectorized networks (vectorized: true)")
+    ds_name = dataset or proto_dataset or spec.get("dataset") or "mnist"
     if dataset is None and ds_name not in IN_SHAPES:
         fail(f"no input shape known for dataset {ds_name!r}; pass --dataset")
     try:

@@ -31,14 +31,48 @@ STREAMS = {
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+#: how this project's GPU extra is installed (from the source directory; the name
+#: "neurosim" on the package registry belongs to a different project)
+INSTALL_GPU = 'python -m pip install -e ".[gpu]"'
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used here (bad input: ``neurosim run`` exits 2)."""
+
+
+def gpu_problem() -> str | None:
+    """Why device ``gpu`` cannot be used on this machine, or None when it can."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed"
+    except Exception as exc:  # pragma: no cover - a broken CUDA installation
+        return f"CuPy does not load ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"CuPy finds no usable CUDA GPU ({first})"
+    return None if n > 0 else "CuPy finds no CUDA GPU"  # pragma: no cover
+
+
 def cupy_available() -> bool:
     """True when CuPy imports and sees at least one GPU."""
-    try:
-        import cupy  # noqa: F401
+    return gpu_problem() is None
 
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # pragma: no cover - depends on the machine
-        return False
+
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``gpu`` for a requested ``cpu`` / ``gpu`` / ``auto``; :class:`DeviceError`
+    (one line, with the install command) when ``gpu`` is asked for and cannot be used."""
+    if device == "auto":
+        return "gpu" if cupy_available() else "cpu"
+    if device == "gpu":
+        why = gpu_problem()
+        if why is not None:
+            raise DeviceError(f"device 'gpu' needs CuPy and a CUDA GPU, and {why}. Install the GPU "
+                              f"extra from the neurosim source directory with `{INSTALL_GPU}` "
+                              f"(CUDA 12), or use --device cpu")
+    return device
 
 
 def numba_enabled() -> bool:
@@ -80,14 +114,8 @@ class Backend:
             raise ValueError(f"device must be cpu, gpu or auto, not {self.device!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, not {self.dtype!r}")
-        if self.device == "auto":
-            self.device = "gpu" if cupy_available() else "cpu"
+        self.device = resolve_device(self.device)
         if self.device == "gpu":
-            if not cupy_available():
-                raise RuntimeError(
-                    "device 'gpu' needs CuPy and a CUDA GPU: install with "
-                    "`pip install neurosim[gpu]` or use --device cpu"
-                )
             import cupy
 
             self.xp = cupy

@@ -59,8 +59,8 @@ def embed(X, method: str = "tsne", pca_dims: int = 600, perplexity: float = 20.0
     try:
         from sklearn.manifold import TSNE
     except ImportError:  # pragma: no cover - depends on the install
-        raise ImportError("t-SNE needs scikit-learn: pip install 'neurosim[analysis]' "
-                          "(or use method='pca')") from None
+        raise ImportError("t-SNE needs scikit-learn: python -m pip install -e '.[analysis]' in the "
+                          "neurosim source directory (or use method='pca')") from None
     n = Z.shape[0]
     perp = float(min(perplexity, max(1.0, (n - 1) / 3.0)))
     ts = TSNE(n_components=2, perplexity=perp, learning_rate=learning_rate, max_iter=max(250, max_iter),
