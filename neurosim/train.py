@@ -104,14 +104,27 @@ class Run:
         return True
 
     # ------------------------------------------------------------------
-    def evaluate(self) -> dict:
+    def _predict(self, x, bs: int, interruptible: bool):
+        """Logits of ``x``; ``interruptible``: a signal stops between batches (``Interrupted``)."""
+        if not interruptible:
+            return self.exp.realization.predict(x, bs)
+        xp, chunk = self.exp.backend.xp, max(bs, 1)
+        parts = []
+        for s in range(0, x.shape[0], chunk):
+            if self._stop_signal is not None:
+                raise Interrupted(f"stopped by signal {self._stop_signal} during the first evaluation, "
+                                  f"before any training step")
+            parts.append(self.exp.realization.predict(x[s:s + chunk], bs))
+        return xp.concatenate(parts, axis=0)
+
+    def evaluate(self, interruptible: bool = False) -> dict:
         exp, tr = self.exp, self.exp.training
         bs = exp.eval_batch_size
         n = tr["eval_train_subset"] or exp.n_train
         out = {}
         for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
                             ("test", exp.x_test, exp.y_test)):
-            logits = exp.realization.predict(x, bs)
+            logits = self._predict(x, bs, interruptible)
             loss, _ = exp.loss_fn(logits, y)
             out[f"{split}_error"] = error_rate(logits, y)
             out[f"{split}_loss"] = float(loss)
@@ -188,8 +201,12 @@ class Run:
         if self._stop_signal is not None:  # second Ctrl-C: stop now, the last commit stays
             raise KeyboardInterrupt
         self._stop_signal = signum
-        sys.stderr.write(f"\nsignal {signum}: stopping after this step and writing a checkpoint "
-                         f"(press Ctrl-C again to stop at once)\n")
+        msg = (f"signal {signum}: stopping after this step and writing a checkpoint "
+               f"(press Ctrl-C again to stop at once)")
+        if hasattr(self.progress, "write"):  # on its own line, not glued to a progress bar
+            self.progress.write(msg)
+        else:
+            sys.stderr.write(f"\n{msg}\n")
 
     def train(self, resume: bool = False) -> RunSummary:
         with self.recorder.lock():  # one writer per store (StoreError otherwise)
@@ -218,7 +235,10 @@ class Run:
             else:
                 self.recorder.create(self.exp.attrs())
             if self.recorder.records("epoch") == 0 and self.step == 0:
-                self.record(self.evaluate())
+                self._say("first evaluation (epoch 0)")
+                first = self.evaluate(interruptible=True)
+                self.record(first)
+                self._evaluated(0.0, first)
                 self.checkpoint()
         except BaseException:
             for s, h in old.items():
@@ -229,6 +249,8 @@ class Run:
         bs = tr["batch_size"]
         n_batches = (n + bs - 1) // bs
         last = None
+        if self.epoch < tr["epochs"] and not self.stopped:
+            self._say("training")
         try:
             while self.epoch < tr["epochs"] and not self.stopped:
                 if tr["shuffle"]:
@@ -268,6 +290,7 @@ class Run:
                     self._check_weights()
                     last = self.evaluate()
                     self.record(last)
+                    self._evaluated(self.epoch_position(), last)
                     self.loss_sum, self.loss_n = 0.0, 0
                     if tr["early_stop"] and last["train_error"] == 0.0:
                         self.stopped = "early stop (zero train error)"
@@ -283,12 +306,28 @@ class Run:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-        if last is None:
-            last = self.evaluate()
+        seconds = self.elapsed0 + time.time() - self.t_start
+        if last is None:  # nothing trained now (a resume of a finished run): no time added
+            last, seconds = self._last_record(), self.elapsed0
         stopped = self.stopped or "epochs"
         self.recorder.set_attrs(status="finished", stopped=stopped)
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
-                          last["test_error"], stopped, self.elapsed0 + time.time() - self.t_start)
+                          last["test_error"], stopped, seconds)
+
+    def _last_record(self) -> dict:
+        """The errors of the store's last committed evaluation."""
+        from .recording import open_store
+
+        ds = open_store(self.out)
+        return {k: float(ds[k].values[-1]) for k in ("train_error", "test_error")}
+
+    def _say(self, text: str) -> None:
+        if hasattr(self.progress, "phase"):
+            self.progress.phase(text)
+
+    def _evaluated(self, epoch: float, metrics: dict) -> None:
+        if hasattr(self.progress, "evaluated"):
+            self.progress.evaluated(epoch, metrics)
 
     def _check_weights(self):
         where = self._first_nonfinite_parameter()

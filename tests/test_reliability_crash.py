@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -198,9 +199,10 @@ def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, references):
     out = tmp_path / "run.zarr"
     proc = start_cli("run", proto, "--out", out, "--quiet")
     try:
-        # the store appears after the signal handlers are installed and long before the end
+        # the first commit (the epoch-0 evaluation) comes long before the end; a signal during
+        # that first evaluation stops at once (test_sigint_during_first_evaluation_stops_at_once)
         deadline = time.time() + 240
-        while proc.poll() is None and not (out / "zarr.json").exists() and time.time() < deadline:
+        while proc.poll() is None and not _committed(out) and time.time() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         # a second writer is refused while the first one runs, naming its pid
@@ -213,11 +215,13 @@ def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, references):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, err[-2000:]
-    assert "stopped by signal 2 at epoch 1, batch 1; checkpoint written" in err, err
+    m = re.search(r"stopped by signal 2 at epoch (\d+), batch (\d+); checkpoint written", err)
+    assert m, err
     assert f"Resume with: neurosim run {proto} --out {out} --resume" in err
     with xr.open_zarr(out) as ds:
         assert ds.attrs["status"] == "interrupted"
-    assert Recorder(out).commit["step"] == 1  # the checkpoint holds the step it stopped at
+    commit = Recorder(out).commit  # the checkpoint holds the step it stopped at
+    assert commit["step"] >= 1 and (commit["epoch"] + 1, commit["batch"]) == (int(m[1]), int(m[2]))
     assert not (tmp_path / "run.zarr.lock").exists()
     # resuming with a different protocol is refused, naming what differs
     other = write_protocol(tmp_path / "other", CRASH_PROTOCOL.replace("lr: 1.0e-3", "lr: 2.0e-3"))
@@ -232,6 +236,42 @@ def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, references):
     with xr.open_zarr(out) as ds:
         assert ds.attrs["extended"] == "training.epochs"
         assert float(ds["epoch"].values[-1]) == EPOCHS + 1
+
+
+def _committed(store: Path) -> bool:
+    try:
+        return Recorder(store).commit.get("slot") is not None
+    except Exception:  # not created yet, or being written
+        return False
+
+
+def test_sigint_during_first_evaluation_stops_at_once(tmp_path, references):
+    """Ctrl-C while the run evaluates its initial weights stops between evaluation batches
+    (nothing to checkpoint yet); a resume then starts the run afresh and ends identical."""
+    ref, _ = references("float64")
+    proto = write_protocol(tmp_path, CRASH_PROTOCOL.replace("{epochs:", "{eval_batch_size: 1, epochs:"))
+    out = tmp_path / "run.zarr"
+    proc = start_cli("run", proto, "--out", out, "--quiet")
+    try:
+        deadline = time.time() + 240
+        while proc.poll() is None and not (out / "zarr.json").exists() and time.time() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        t0 = time.time()
+        _, err = proc.communicate(timeout=240)
+        stopped_in = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err[-2000:]
+    assert "during the first evaluation" in err and "Resume with:" in err, err
+    assert stopped_in < 5, stopped_in
+    assert Recorder(out).commit.get("slot") is None
+    run_inprocess(proto, out, "--resume")
+    with xr.open_zarr(out) as a, xr.open_zarr(ref) as b:
+        np.testing.assert_array_equal(a["test_error"].values, b["test_error"].values)
 
 
 def test_stale_lock_of_a_dead_process_does_not_block(tmp_path):
