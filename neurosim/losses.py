@@ -20,7 +20,7 @@ def host_scalar(v):
     """A Python float on the CPU; on the GPU the 0-d device array itself, so
     that a training step does not wait for the device (``float(loss)``
     synchronises when the value is needed: progress line, divergence check)."""
-    return float(v) if isinstance(v, (np.ndarray, np.generic, float)) else v
+    return float(v) if array_module(v) is np else v
 
 
 def one_hot(y, n, dtype):

@@ -162,23 +162,25 @@ class Backend:
 
 
 def to_host(a) -> np.ndarray:
-    """NumPy copy of a NumPy or CuPy array."""
-    if isinstance(a, np.ndarray) or np.isscalar(a):
+    """NumPy copy of a NumPy or CuPy array (no copy for NumPy input)."""
+    if array_module(a) is np:
         return np.asarray(a)
-    get = getattr(a, "get", None)
-    return get() if get is not None else np.asarray(a)
+    return a.get()
 
 
 def array_module(a):
-    """The array module (numpy or cupy) that owns ``a``."""
-    if isinstance(a, np.ndarray):
-        return np
-    try:
+    """The array module (``numpy`` or ``cupy``) that owns ``a``: ``cupy`` for a CuPy
+    array, ``numpy`` for anything else (NumPy arrays and scalars, Python numbers).
+
+    The one place neurosim asks which library an array belongs to; array code
+    starts with ``xp = array_module(x)`` and is then written once for both.
+    CuPy is imported only when ``a`` is one of its arrays.
+    """
+    if type(a).__module__.partition(".")[0] == "cupy":
         import cupy
 
-        return cupy.get_array_module(a)
-    except ImportError:  # pragma: no cover
-        return np
+        return cupy
+    return np
 
 
 def fingerprint(a) -> str:

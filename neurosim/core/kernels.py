@@ -176,7 +176,7 @@ def adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2):
 
 def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """One Adam step in place: m, v moments; p -= step·m/(√v/√c2 + ε)."""
-    if isinstance(p, np.ndarray):
+    if array_module(p) is np:
         if numba_enabled() and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
             f = _kernel("adam", p.size)
             dt = p.dtype.type
@@ -252,9 +252,9 @@ def gate(h, t):
 
     Returns ``a`` (h's shape) and ``G`` of shape (B, 1, *units) in h's dtype.
     """
-    if not isinstance(h, np.ndarray):  # pragma: no cover - GPU only
+    if array_module(h) is not np:  # pragma: no cover - GPU only
         return _gate_cupy(h, t) if h.ndim >= 2 else gate_reference(h, t)
-    if h.ndim >= 2 and isinstance(h, np.ndarray) and isinstance(t, np.ndarray) \
+    if h.ndim >= 2 and isinstance(t, np.ndarray) \
             and t.dtype == h.dtype and _use_numba(h):
         B, K = h.shape[:2]
         if t.shape == h.shape[1:] and t.flags.c_contiguous:
@@ -292,7 +292,7 @@ def contract_components_reference(e, a):
 
 def contract_components(e, a):
     """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] for e (B, K) and a (B, K, J)."""
-    if not isinstance(a, np.ndarray) and a.ndim == 3:  # pragma: no cover - GPU only
+    if array_module(a) is not np and a.ndim == 3:  # pragma: no cover - GPU only
         import cupy
 
         B, K, J = a.shape
