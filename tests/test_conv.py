@@ -87,6 +87,50 @@ def test_conv_blocks_do_not_change_results(rng, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+GEOMETRIES = [(3, 1, 1), (3, 2, 1), ((3, 2), (2, 1), (0, 1)), (2, 2, 0), (5, 1, 2)]
+
+
+@pytest.mark.parametrize("channel_last", [True, False])
+@pytest.mark.parametrize("kernel,stride,padding", GEOMETRIES)
+def test_windows_equal_sliding_window_view(rng, kernel, stride, padding, channel_last):
+    """The one im2col (a strided view) is numpy's sliding_window_view of the
+    zero-padded input taken every stride positions, in both memory layouts."""
+    geo = convmod.Geometry((3, 8, 7), kernel, stride, padding)
+    x = rng.standard_normal((4, 3, 8, 7))                                 # (n, C, H, W)
+    axes = (1, 2) if channel_last else (2, 3)
+    if channel_last:
+        x = x.transpose(0, 2, 3, 1)                                        # any strides
+    widths = [(0, 0)] * 4
+    widths[axes[0]], widths[axes[1]] = (geo.ph, geo.ph), (geo.pw, geo.pw)
+    xpad = geo.pad(x, channel_last)
+    np.testing.assert_array_equal(xpad, np.pad(x, widths))
+    np.testing.assert_array_equal(geo.crop(xpad, channel_last), x)
+    ref = np.lib.stride_tricks.sliding_window_view(xpad, (geo.kh, geo.kw), axis=axes)
+    at = [slice(None)] * 4
+    at[axes[0]], at[axes[1]] = slice(None, None, geo.sh), slice(None, None, geo.sw)
+    ref = ref[tuple(at)]
+    w = geo.windows(xpad, channel_last)
+    assert w.shape == ref.shape
+    np.testing.assert_array_equal(w, ref)
+    # col2im is its transpose: <col2im(d), xpad> == <d, windows(xpad)>
+    d = rng.standard_normal(w.shape)
+    back = geo.col2im(d, np.zeros_like(xpad), channel_last)
+    np.testing.assert_allclose(np.sum(back * xpad), np.sum(d * w), rtol=1e-12)
+
+
+def test_lc_blocks_do_not_change_results(rng, monkeypatch):
+    """The locally connected layer's im2col blocks do not move its results either."""
+    x = rng.standard_normal((6, 2, 3, 8, 8))
+    L = convmod.LocallyConnected2d((3, 8, 8), 2, channels=4, kernel=3, stride=2, padding=1)
+    L.params = {"W": rng.standard_normal(L.params["W"]), "b": np.zeros(L.params["b"])}
+    g = rng.standard_normal((6, 2) + L.unit_shape)
+    full = (L.forward(x), L.vjp(g), L.grads(x, g)["W"])
+    monkeypatch.setattr(convmod, "_BLOCK", 3 * 16 * 27)  # 3 images per block
+    blocked = (L.forward(x), L.vjp(g), L.grads(x, g)["W"])
+    for a, b in zip(full, blocked):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("first", [False, True])
 def test_lc_with_equal_position_weights_equals_conv(rng, first):
     K, C, H, Wd, M = 2, 3, 6, 6, 4

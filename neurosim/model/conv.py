@@ -29,12 +29,14 @@ replaced by the binary gate mask ``G`` (B, C_out, H_out, W_out).  Shared
 layers compute exactly that (:meth:`Conv2d.gevb_grads`), never the
 (B, K, C_out, H_out, W_out) learning signal.
 
-Implementation: im2col through strided views (``as_strided``, NumPy and
-CuPy alike) and one large matrix product per block of examples.  Blocks
-bound the im2col buffer to ``NEUROSIM_CONV_BLOCK`` elements (default 2**22, cache-sized),
-so that memory stays flat for large batches; within a block everything is
-array operations.  ``col2im`` (the transpose) loops over the kh·kw kernel
-offsets, never over positions or examples.
+Implementation: one im2col, :meth:`Geometry.windows` (a strided view of
+the padded input, NumPy and CuPy alike, for channel-last and channel-first
+blocks), copied into a matrix and multiplied in one large matrix product per
+block of examples.  Blocks bound the im2col buffer to ``NEUROSIM_CONV_BLOCK``
+elements (default 2**22, cache-sized), so that memory stays flat for large
+batches; within a block everything is array operations.  Its transpose,
+:meth:`Geometry.col2im`, loops over the kh·kw kernel offsets, never over
+positions or examples.
 """
 
 from __future__ import annotations
@@ -84,35 +86,67 @@ class Geometry:
         self.P = self.Ho * self.Wo
         self.CKK = self.C * self.kh * self.kw
 
-    def pad(self, x):
+    # The spatial axes of an activation block: (n, H, W, C) channel-last or (n, C, H, W).
+    @staticmethod
+    def _spatial_axes(channel_last: bool) -> tuple:
+        return (1, 2) if channel_last else (2, 3)
+
+    def pad(self, x, channel_last: bool):
+        """Zero-padded C-contiguous copy of a block ``x`` (n, H, W, C) or (n, C, H, W)
+        of any strides (layout change and padding in one pass)."""
+        xp = array_module(x)
         if not (self.ph or self.pw):
-            return x
-        xp = array_module(x)
-        return xp.pad(x, ((0, 0), (0, 0), (self.ph, self.ph), (self.pw, self.pw)))
+            return xp.ascontiguousarray(x)
+        ah, aw = self._spatial_axes(channel_last)
+        shape = list(x.shape)
+        shape[ah] += 2 * self.ph
+        shape[aw] += 2 * self.pw
+        out = xp.zeros(tuple(shape), dtype=x.dtype)
+        inner = [slice(None)] * 4
+        inner[ah], inner[aw] = slice(self.ph, self.ph + self.H), slice(self.pw, self.pw + self.W)
+        out[tuple(inner)] = x
+        return out
 
-    def windows(self, x):
-        """Strided view (N, Ho, Wo, C, kh, kw) of the padded input x (N, C, H, W)."""
-        xp = array_module(x)
-        xpd = xp.ascontiguousarray(self.pad(x))
-        sN, sC, sH, sW = xpd.strides
-        shape = (xpd.shape[0], self.Ho, self.Wo, self.C, self.kh, self.kw)
-        strides = (sN, sH * self.sh, sW * self.sw, sC, sH, sW)
-        return xp.lib.stride_tricks.as_strided(xpd, shape=shape, strides=strides)
+    def crop(self, xpad, channel_last: bool):
+        """The unpadded part of a padded block (a view): inverse of :meth:`pad`."""
+        ah, aw = self._spatial_axes(channel_last)
+        inner = [slice(None)] * 4
+        inner[ah], inner[aw] = slice(self.ph, self.ph + self.H), slice(self.pw, self.pw + self.W)
+        return xpad[tuple(inner)]
 
-    def col2im(self, dcols):
-        """Transpose of :meth:`windows`: scatter-add dcols (N, Ho, Wo, C, kh, kw)
-        (any strides) into an input gradient (N, C, H, W)."""
-        xp = array_module(dcols)
-        N = dcols.shape[0]
-        Hp, Wp = self.H + 2 * self.ph, self.W + 2 * self.pw
-        out = xp.zeros((N, self.C, Hp, Wp), dtype=dcols.dtype)
+    def windows(self, xpad, channel_last: bool):
+        """im2col as a strided view (no copy) of a padded block: every kh×kw window
+        at every output position.  (n, Hp, Wp, C) -> (n, Ho, Wo, C, kh, kw);
+        (n, C, Hp, Wp) -> (n, C, Ho, Wo, kh, kw).
+
+        The view is ``sliding_window_view(xpad, (kh, kw), axis=spatial)`` taken every
+        (sh, sw) positions, with the same shape and strides; it is built with
+        ``as_strided`` because that is the cheaper constructor (the copy that reads
+        the view costs the same either way), and the tests check it against
+        ``sliding_window_view``.
+        """
+        xp = array_module(xpad)
+        ah, aw = self._spatial_axes(channel_last)
+        st = xpad.strides
+        shape, strides = list(xpad.shape), list(st)
+        shape[ah], shape[aw] = self.Ho, self.Wo
+        strides[ah], strides[aw] = st[ah] * self.sh, st[aw] * self.sw
+        return xp.lib.stride_tricks.as_strided(xpad, shape=tuple(shape) + (self.kh, self.kw),
+                                               strides=tuple(strides) + (st[ah], st[aw]))
+
+    def col2im(self, dcols, out, channel_last: bool):
+        """Transpose of :meth:`windows`: add ``dcols`` (the windows' shape, any
+        strides) into the padded block ``out`` in place; returns ``out``.  Loops over
+        the kh·kw kernel offsets only, never over positions or examples."""
+        ah, aw = self._spatial_axes(channel_last)
         he = self.sh * (self.Ho - 1) + 1
         we = self.sw * (self.Wo - 1) + 1
-        for dy in range(self.kh):          # loop over kernel offsets only
+        at = [slice(None)] * 4
+        for dy in range(self.kh):
             for dx in range(self.kw):
-                out[:, :, dy:dy + he:self.sh, dx:dx + we:self.sw] += \
-                    dcols[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
-        return out[:, :, self.ph:self.ph + self.H, self.pw:self.pw + self.W]
+                at[ah], at[aw] = slice(dy, dy + he, self.sh), slice(dx, dx + we, self.sw)
+                out[tuple(at)] += dcols[..., dy, dx]
+        return out
 
     def blocks(self, N, per_item):
         """Slices of the leading axis so that a block holds <= _BLOCK elements."""
@@ -145,28 +179,11 @@ def from_channel_last(a):
     return a.transpose(tuple(range(n - 3)) + (n - 1, n - 3, n - 2))
 
 
-def _pad_cl(geo: Geometry, x):
-    """Zero-padded contiguous copy of a channel-last x (N, H, W, C) of any
-    strides (a (…, C, H, W) view's transpose): layout change and padding in
-    one pass."""
-    xp = array_module(x)
-    if not (geo.ph or geo.pw):
-        return xp.ascontiguousarray(x)
-    N = x.shape[0]
-    out = xp.zeros((N, geo.H + 2 * geo.ph, geo.W + 2 * geo.pw, geo.C), dtype=x.dtype)
-    out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W] = x
-    return out
-
-
-def _cols_cl(geo: Geometry, xpad):
-    """im2col of a padded channel-last block: (n·P, kh·kw·C) (a copy)."""
-    xp = array_module(xpad)
-    sN, sH, sW, sC = xpad.strides
+def _conv_cols(geo: Geometry, xpad):
+    """im2col of a padded channel-last block (n, Hp, Wp, C): (n·P, kh·kw·C), a copy in
+    the order of :func:`conv_weight_matrix`."""
     n = xpad.shape[0]
-    shape = (n, geo.Ho, geo.Wo, geo.kh, geo.kw, geo.C)
-    strides = (sN, sH * geo.sh, sW * geo.sw, sH, sW, sC)
-    v = xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides)
-    return v.reshape(n * geo.P, geo.CKK)
+    return geo.windows(xpad, True).transpose(0, 1, 2, 4, 5, 3).reshape(n * geo.P, geo.CKK)
 
 
 def conv_weight_matrix(W):
@@ -187,11 +204,11 @@ def conv_forward(geo: Geometry, x, Wm):
     """x (N, H, W, C) channel-last, Wm (M, kh·kw·C) -> (N, Ho, Wo, M)."""
     xp = array_module(x)
     N, M = x.shape[0], Wm.shape[0]
-    xpad = _pad_cl(geo, x)
+    xpad = geo.pad(x, True)
     out = xp.empty((N * geo.P, M), dtype=x.dtype)
     WT = Wm.T
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        xp.matmul(_cols_cl(geo, xpad[sl]), WT, out=out[sl.start * geo.P:sl.stop * geo.P])
+        xp.matmul(_conv_cols(geo, xpad[sl]), WT, out=out[sl.start * geo.P:sl.stop * geo.P])
     return out.reshape(N, geo.Ho, geo.Wo, M)
 
 
@@ -199,46 +216,46 @@ def conv_weight_grad(geo: Geometry, x, g):
     """Σ_n Σ_p g[n,p,:] ⊗ cols[n,p,:]: x (N, H, W, C), g (N, Ho, Wo, M) -> (M, kh·kw·C)."""
     xp = array_module(x)
     N, M = x.shape[0], g.shape[-1]
-    xpad = _pad_cl(geo, x)
+    xpad = geo.pad(x, True)
     g = g.reshape(N * geo.P, M)
     dW = xp.zeros((M, geo.CKK), dtype=x.dtype)
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        dW += g[sl.start * geo.P:sl.stop * geo.P].T @ _cols_cl(geo, xpad[sl])
+        dW += g[sl.start * geo.P:sl.stop * geo.P].T @ _conv_cols(geo, xpad[sl])
     return dW
 
 
 def conv_input_grad(geo: Geometry, g, Wm):
-    """Transpose convolution: g (N, Ho, Wo, M), Wm (M, kh·kw·C) -> (N, H, W, C)."""
+    """Transpose convolution: g (N, Ho, Wo, M), Wm (M, kh·kw·C) -> (N, H, W, C) (a view)."""
     xp = array_module(g)
     N, M = g.shape[0], g.shape[-1]
     g = g.reshape(N * geo.P, M)
-    Hp, Wp = geo.H + 2 * geo.ph, geo.W + 2 * geo.pw
-    out = xp.zeros((N, Hp, Wp, geo.C), dtype=g.dtype)
-    he = geo.sh * (geo.Ho - 1) + 1
-    we = geo.sw * (geo.Wo - 1) + 1
+    out = xp.zeros((N, geo.H + 2 * geo.ph, geo.W + 2 * geo.pw, geo.C), dtype=g.dtype)
     for sl in geo.blocks(N, geo.P * geo.CKK):
         n = sl.stop - sl.start
         dcols = (g[sl.start * geo.P:sl.stop * geo.P] @ Wm).reshape(
             n, geo.Ho, geo.Wo, geo.kh, geo.kw, geo.C)
-        o = out[sl]
-        for dy in range(geo.kh):          # loop over kernel offsets only
-            for dx in range(geo.kw):
-                o[:, dy:dy + he:geo.sh, dx:dx + we:geo.sw] += dcols[:, :, :, dy, dx]
-    return out[:, geo.ph:geo.ph + geo.H, geo.pw:geo.pw + geo.W]
+        geo.col2im(dcols.transpose(0, 1, 2, 5, 3, 4), out[sl], True)
+    return geo.crop(out, True)
 
 
 # ---- locally connected kernels (weight Wp: (P, M, CKK)) ----------------------
+def _lc_cols(geo: Geometry, xpad):
+    """im2col of a padded (n, C, Hp, Wp) block, position-major: (P, n, C·kh·kw), a copy."""
+    n = xpad.shape[0]
+    w = geo.windows(xpad, False)                                     # (n, C, Ho, Wo, kh, kw)
+    return array_module(xpad).ascontiguousarray(w.transpose(2, 3, 0, 1, 4, 5)).reshape(
+        geo.P, n, geo.CKK)
+
+
 def lc_forward(geo: Geometry, x, Wp):
     """x (N, C, H, W), Wp (P, M, CKK) -> (N, M, Ho, Wo); one matmul batched over positions."""
     xp = array_module(x)
     N, M = x.shape[0], Wp.shape[1]
     out = xp.empty((N, M, geo.P), dtype=x.dtype)
     WpT = Wp.transpose(0, 2, 1)
+    xpad = geo.pad(x, False)
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        n = sl.stop - sl.start
-        w = geo.windows(x[sl]).reshape(n, geo.P, geo.CKK)
-        cols = xp.ascontiguousarray(w.transpose(1, 0, 2))              # (P, n, CKK)
-        out[sl] = xp.matmul(cols, WpT).transpose(1, 2, 0)               # (n, M, P)
+        out[sl] = xp.matmul(_lc_cols(geo, xpad[sl]), WpT).transpose(1, 2, 0)   # (n, M, P)
     return out.reshape(N, M, geo.Ho, geo.Wo)
 
 
@@ -248,28 +265,25 @@ def lc_weight_grad(geo: Geometry, x, g):
     N, M = x.shape[0], g.shape[1]
     dW = xp.zeros((geo.P, M, geo.CKK), dtype=x.dtype)
     g = g.reshape(N, M, geo.P)
+    xpad = geo.pad(x, False)
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        n = sl.stop - sl.start
-        w = geo.windows(x[sl]).reshape(n, geo.P, geo.CKK)
-        cols = xp.ascontiguousarray(w.transpose(1, 0, 2))              # (P, n, CKK)
         gP = xp.ascontiguousarray(g[sl].transpose(2, 1, 0))            # (P, M, n)
-        dW += xp.matmul(gP, cols)
+        dW += xp.matmul(gP, _lc_cols(geo, xpad[sl]))
     return dW
 
 
 def lc_input_grad(geo: Geometry, g, Wp):
-    """Transpose of :func:`lc_forward`: g (N, M, Ho, Wo) -> (N, C, H, W)."""
+    """Transpose of :func:`lc_forward`: g (N, M, Ho, Wo) -> (N, C, H, W) (a view)."""
     xp = array_module(g)
     N, M = g.shape[0], g.shape[1]
     g = g.reshape(N, M, geo.P)
-    out = xp.empty((N, geo.C, geo.H, geo.W), dtype=g.dtype)
+    out = xp.zeros((N, geo.C, geo.H + 2 * geo.ph, geo.W + 2 * geo.pw), dtype=g.dtype)
     for sl in geo.blocks(N, geo.P * geo.CKK):
         n = sl.stop - sl.start
         gP = xp.ascontiguousarray(g[sl].transpose(2, 0, 1))            # (P, n, M)
-        dcols = xp.matmul(gP, Wp)                                        # (P, n, CKK)
-        dcols = dcols.reshape(geo.Ho, geo.Wo, n, geo.C, geo.kh, geo.kw).transpose(2, 0, 1, 3, 4, 5)
-        out[sl] = geo.col2im(dcols)
-    return out
+        dcols = xp.matmul(gP, Wp).reshape(geo.Ho, geo.Wo, n, geo.C, geo.kh, geo.kw)
+        geo.col2im(dcols.transpose(2, 3, 0, 1, 4, 5), out[sl], False)
+    return geo.crop(out, False)
 
 
 def inner_with_error(a, e):
@@ -456,11 +470,11 @@ class Conv2d(_Local2d):
         Gc = to_channel_last(G.reshape((B,) + self.unit_shape))   # (B, Ho, Wo, C_out)
         db = (e.T @ Gc.sum(axis=(1, 2)))[..., None, None]
         if self.first:
-            xpad = _pad_cl(geo, _cl_view(a))
+            xpad = geo.pad(_cl_view(a), True)
             Q = xp.empty((B, self.C_out, geo.CKK), dtype=a.dtype)
             for sl in geo.blocks(B, geo.P * geo.CKK):
                 n = sl.stop - sl.start
-                cols = _cols_cl(geo, xpad[sl]).reshape(n, geo.P, geo.CKK)
+                cols = _conv_cols(geo, xpad[sl]).reshape(n, geo.P, geo.CKK)
                 xp.matmul(Gc[sl].reshape(n, geo.P, self.C_out).transpose(0, 2, 1), cols, out=Q[sl])
             dWm = (e.T @ Q.reshape(B, -1)).reshape(self.K * self.C_out, geo.CKK)
         else:
