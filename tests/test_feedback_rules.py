@@ -192,11 +192,8 @@ def test_rules_train_tiny_task(name, opts):
 def test_protocols_validate(name):
     from pathlib import Path
 
-    from neurosim.model.layers import LAYERS
     from neurosim.protocol import load_protocol
 
-    if name == "np_cifar10_cnn" and "conv2d" not in LAYERS:
-        pytest.skip("needs the conv2d / max_pool2d / flatten layer kinds (conv branch)")
     root = Path(__file__).resolve().parents[1]
     p = load_protocol(root / "protocols" / f"{name}.yaml")
     assert p["rule"]["name"] in ("node_perturbation", "fa", "bp", "dfa")
