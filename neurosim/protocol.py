@@ -247,39 +247,20 @@ def check_nonlinearities(circuit: dict, err) -> None:
 
 
 def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> tuple:
-    """Dry run of the network's construction on shapes only (no data, no weights).
-
-    Every layer class is instantiated exactly as :func:`~neurosim.model.network.build_network`
-    does, so a layer that cannot take its input (a kernel larger than the
-    image, zero units, ...) fails here with its own message; ``err(message,
-    circuit_key)`` makes the :class:`ConfigError`.
+    """Dry run of the network's construction on shapes only (no data, no weights):
+    :func:`~neurosim.model.network.plan_network`, the planner ``build_network`` uses,
+    so a layer that cannot take its input (a kernel larger than the image, zero
+    units, ...) fails here with its own message; ``err(message, circuit_key)``
+    makes the :class:`ConfigError`.  Returns the planned layers (weights as shapes)
+    and K.
     """
-    from .model import layers as layermod
+    from .model.network import ShapeError, plan_network
 
-    vectorized = circuit["vectorized"]
-    K = int(circuit.get("components") or n_classes) if vectorized else 1
-    if vectorized and K != n_classes:
-        raise err(f"a vectorized network needs as many components as the dataset has classes "
-                  f"({n_classes}), got {K}", "components")
-    out_spec = {k: v for k, v in (circuit.get("output") or {}).items() if k != "nonlinearity"}
-    n_out = out_spec.pop("units", None) or (1 if vectorized else n_classes)
-    specs = [(f"layers[{i}]", ls) for i, ls in enumerate(circuit["layers"])]
-    specs.append(("output", dict(type="dense", units=n_out, **out_spec)))
-    shape, first, planned = tuple(in_shape), True, []
-    for key, ls in specs:
-        kind = ls["type"]
-        cls = layermod.LAYERS[kind]
-        opts = {k: v for k, v in ls.items() if k not in LAYER_COMMON}
-        try:
-            layer = cls(shape, K, first=first and cls.has_weights, **opts)
-        except (ValueError, TypeError) as exc:
-            raise err(f"{kind} layer cannot take input of shape {shape}: {exc}", key) from None
-        first = first and not cls.has_weights
-        shape = tuple(layer.unit_shape)
-        if any(int(d) < 1 for d in shape):
-            raise err(f"layer output shape {shape} is empty (input {tuple(layer.in_shape)})", key)
-        planned.append(layer)
-    return planned, K
+    try:
+        plan = plan_network(circuit, in_shape, n_classes)
+    except ShapeError as exc:
+        raise err(str(exc), exc.key) from None
+    return [lp.layer for lp in plan.layers], plan.K
 
 
 def load_protocol(path, overrides: dict | None = None) -> dict:

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 
 from neurosim.cli import main
 from neurosim.core.backend import Backend
-from neurosim.model import layers as layermod
-from neurosim.model.network import build_network
+from neurosim.model.network import build_network, plan_network
 from neurosim.protocol import load_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,16 +67,9 @@ def _layer_counts(name, vectorized):
     the LC-Vec first layer alone has 49M weights)."""
 
     spec = yaml.safe_load((ROOT / "circuits" / f"{name}.yaml").read_text())
-    shape = IN_SHAPE[name.split("_")[0]]
-    counts, first = [], True
-    for ls in list(spec["layers"]) + [dict(type="dense", units=1 if vectorized else K)]:
-        ls = dict(ls)
-        cls = layermod.LAYERS[ls.pop("type")]
-        L = cls(shape, K if vectorized else 1, first=first and cls.has_weights, **ls)
-        first = first and not cls.has_weights
-        counts.append(sum(math.prod(s) for s in L.params.values()))
-        shape = L.unit_shape
-    return counts
+    spec["vectorized"] = vectorized
+    plan = plan_network(spec, IN_SHAPE[name.split("_")[0]], K)
+    return [sum(math.prod(s) for s in lp.layer.params.values()) for lp in plan.layers]
 
 
 @pytest.mark.parametrize("name", sorted(HAND))
@@ -123,3 +115,24 @@ def test_protocols_validate(proto):
     assert p["circuit"]["layers"][0]["type"] in ("conv2d", "locally_connected2d")
     p = load_protocol(ROOT / "protocols" / f"{proto}.yaml", {"data": {"dataset": "cifar10_partial"}})
     assert p["data"]["dataset"] == "cifar10_partial"
+
+
+def test_plan_names_the_layer_that_cannot_be_built():
+    """One planner for the validator and build_network: a layer that cannot take its
+    input, or K that is not the number of classes, fails with its circuit key."""
+    from neurosim.model.network import ShapeError
+
+    be = Backend("cpu", "float32", 0)
+    spec = {"layers": [{"type": "conv2d", "channels": 4, "kernel": 3},
+                       {"type": "avg_pool2d", "size": 2},
+                       {"type": "conv2d", "channels": 4, "kernel": 5}]}
+    with pytest.raises(ShapeError, match="kernel 5x5 does not fit the input 3x3") as exc:
+        build_network(spec, be, (1, 8, 8), K)
+    assert exc.value.key == "layers[2]"
+    with pytest.raises(ShapeError, match=r"classes \(10\), got 3") as exc:
+        plan_network({**spec, "components": 3}, (1, 8, 8), K)
+    assert exc.value.key == "components"
+    plan = plan_network({"layers": spec["layers"][:2]}, (1, 8, 8), K)
+    assert [(lp.key, lp.role, lp.nonlinearity) for lp in plan.layers] == [
+        ("layers[0]", "first", "gate"), ("layers[1]", None, None), ("output", "output", "identity")]
+    assert plan.layers[-1].layer.in_shape == (4, 3, 3) and plan.K == K

@@ -79,6 +79,10 @@ class Layer:
     def initialize(self, rng, scheme: str, role: str) -> None:
         """Draw the weights (see :mod:`neurosim.model.init`)."""
 
+    def set_mode(self, training: bool, backend=None, key=None) -> None:
+        """Training mode with the step's noise key, or evaluation mode; only
+        stochastic layers (``dropout``) act on it."""
+
     def init_std(self, scheme: str, role: str) -> float:
         """Std of this layer's initial weights.  As in the published code, the first
         vectorized layer is scaled on the K-fold expanded input (appendix B: fan-in

@@ -91,15 +91,13 @@ class Network:
         one mask) and the same after a resume."""
         self.training, self.step, self.epoch = True, int(step), int(epoch)
         for i, L in enumerate(self.layers):
-            if hasattr(L, "set_mode"):
-                L.set_mode(True, self.backend, (self.step, i))
+            L.set_mode(True, self.backend, (self.step, i))
 
     def end_step(self) -> None:
         """Back to evaluation mode (dropout is the identity)."""
         self.training = False
         for L in self.layers:
-            if hasattr(L, "set_mode"):
-                L.set_mode(False)
+            L.set_mode(False)
 
     # ---------------------------------------------------------------
     def forward(self, x, t=None, perturb=None):
@@ -146,65 +144,134 @@ class Network:
         return rows
 
 
+class ShapeError(ValueError):
+    """A circuit that cannot be built on the given input; ``key`` names the circuit
+    entry at fault (``components``, ``layers[i]`` or ``output``)."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
+def components(spec: dict, n_classes: int) -> int:
+    """K, the number of vector components (paper §3.1): the number of classes in a
+    vectorized network (``components`` may state it), 1 in a conventional one."""
+    if not spec.get("vectorized", True):
+        return 1
+    K = int(spec.get("components") or n_classes)
+    if K != n_classes:
+        raise ShapeError(f"a vectorized network needs as many components as the dataset has "
+                         f"classes ({n_classes}), got {K}", "components")
+    return K
+
+
+@dataclass
+class LayerPlan:
+    """One layer of a :class:`NetworkPlan`: the layer object (its ``params`` hold
+    shapes until :meth:`Layer.initialize`), its circuit key, its initialisation role
+    (``first``, ``hidden`` or ``output`` for weight layers, else None) and the name
+    of its nonlinearity (None: none)."""
+
+    key: str
+    layer: layermod.Layer
+    role: str | None
+    nonlinearity: str | None
+
+
+@dataclass
+class NetworkPlan:
+    """A network on shapes only: what :func:`plan_network` derives from a circuit."""
+
+    K: int
+    n_out: int
+    vectorized: bool
+    sign: str
+    scheme: str
+    gating: str
+    layers: list[LayerPlan]
+
+
+def plan_network(spec: dict, in_shape, n_classes: int) -> NetworkPlan:
+    """The layers of circuit ``spec`` on an input of shape ``in_shape``, on shapes
+    only: no weights are drawn and no data is needed.
+
+    Every layer is constructed on the output shape of the one before it, the
+    readout (``output:``) last: one vector unit in a vectorized network, else
+    ``output.units`` or ``n_classes`` scalar units.  A layer that cannot take its
+    input (a kernel larger than the image, zero units, ...) raises
+    :class:`ShapeError` naming its circuit key.  Used by :func:`build_network` and
+    by the protocol validator, so both see the same network.
+    """
+    K = components(spec, n_classes)
+    vectorized = bool(spec.get("vectorized", True))
+    out_spec = dict(spec.get("output") or {})
+    n_out = out_spec.pop("units", None) or (1 if vectorized else n_classes)
+    sign = spec.get("sign", "nonnegative" if vectorized else "mixed")
+    scheme = spec.get("init", "on_off" if sign == "nonnegative" else "he")
+    hidden_nl = spec.get("nonlinearity", "gate")
+    specs = [(f"layers[{i}]", dict(ls)) for i, ls in enumerate(spec["layers"])]
+    specs.append(("output", dict(type="dense", units=n_out, **out_spec)))
+    n_weight = sum(1 for _, ls in specs if layermod.LAYERS[ls["type"]].has_weights)
+
+    plans, shape, w_seen = [], tuple(in_shape), 0
+    for key, ls in specs:
+        kind = ls.pop("type")
+        nl_name = ls.pop("nonlinearity", None)
+        cls = layermod.LAYERS[kind]
+        first = w_seen == 0 and cls.has_weights
+        try:
+            L = cls(shape, K, first=first, **ls)
+        except (ValueError, TypeError) as exc:
+            raise ShapeError(f"{kind} layer cannot take input of shape {shape}: {exc}", key) from exc
+        role = None
+        if cls.has_weights:
+            w_seen += 1
+            role = "first" if first else ("output" if w_seen == n_weight else "hidden")
+            nl_name = nl_name or ("identity" if key == "output" else hidden_nl)
+        shape = tuple(L.unit_shape)
+        if any(int(d) < 1 for d in shape):
+            raise ShapeError(f"layer output shape {shape} is empty (input {tuple(L.in_shape)})", key)
+        plans.append(LayerPlan(key, L, role, None if nl_name == "none" else nl_name))
+    return NetworkPlan(K, n_out, vectorized, sign, scheme, spec.get("gating", "paired"), plans)
+
+
 def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
     """Build and initialise a network from a validated circuit ``spec``.
 
     ``spec`` keys: ``vectorized``, ``sign`` (nonnegative | mixed), ``init``
     (he | on_off), ``nonlinearity`` (hidden units; default gate),
     ``gating`` (paired | random | first_bin), ``output`` (readout options) and
-    ``layers`` (list of ``{type: ..., ...}``), see ``circuits/``.
+    ``layers`` (list of ``{type: ..., ...}``), see ``circuits/``.  The layers
+    are those of :func:`plan_network`; weights come from the ``init`` stream,
+    gating vectors from the ``gating`` stream.
     """
-    vectorized = bool(spec.get("vectorized", True))
-    K = int(spec.get("components") or n_classes) if vectorized else 1
-    if vectorized and K != n_classes:
-        raise ValueError(f"a vectorized network needs K = number of classes ({n_classes}), got {K}")
-    out_spec = dict(spec.get("output") or {})
-    n_out = out_spec.pop("units", None) or (1 if vectorized else n_classes)
-    sign = spec.get("sign", "nonnegative" if vectorized else "mixed")
-    scheme = spec.get("init", "on_off" if sign == "nonnegative" else "he")
-    hidden_nl = spec.get("nonlinearity", "gate")
-    gating_mode = spec.get("gating", "paired")
+    plan = plan_network(spec, in_shape, n_classes)
+    K = plan.K
     rng_init = backend.rng("init")
     rng_gate = backend.rng("gating")
-
     layers, nonlins, ts = [], [], []
-    shape = tuple(in_shape)
-    first = True
-    layer_specs = list(spec["layers"]) + [dict(type="dense", units=n_out, _readout=True, **out_spec)]
-    n_weight = sum(1 for s in layer_specs if layermod.LAYERS[s["type"]].has_weights)
-    w_seen = 0
-    for ls in layer_specs:
-        ls = dict(ls)
-        kind = ls.pop("type")
-        readout = ls.pop("_readout", False)
-        nl_name = ls.pop("nonlinearity", None)
-        cls = layermod.LAYERS[kind]
-        L = cls(shape, K, first=first and cls.has_weights, **ls)
-        if cls.has_weights:
-            w_seen += 1
-            role = "first" if first else ("output" if w_seen == n_weight else "hidden")
-            L.initialize(rng_init, scheme, role)
-            first = False
-            nl_name = nl_name or ("identity" if readout else hidden_nl)
-        if nl_name is None or nl_name == "none":
+    for lp in plan.layers:
+        L = lp.layer
+        if lp.role is not None:
+            L.initialize(rng_init, plan.scheme, lp.role)
+        if lp.nonlinearity is None:
             nonlins.append(None)
             ts.append(None)
         else:
-            nl = nlmod.get(nl_name)
+            nl = nlmod.get(lp.nonlinearity)
             nonlins.append(nl)
             if nl.gating:
                 gs = L.gating_shape
-                t = gating_vectors(rng_gate, K, gs[0], gating_mode)
+                t = gating_vectors(rng_gate, K, gs[0], plan.gating)
                 t = t.reshape((K, gs[0]) + (1,) * (len(gs) - 1))
                 ts.append(backend.asarray(t))
             else:
                 ts.append(None)
         layers.append(L)
-        shape = L.unit_shape
 
     for L in layers:
         L.params = {k: backend.asarray(v) for k, v in L.params.items()}
-    net = Network(layers, nonlins, ts, K, n_out, vectorized, sign, backend)
+    net = Network(layers, nonlins, ts, K, plan.n_out, plan.vectorized, plan.sign, backend)
     net.project()
     return net
 
