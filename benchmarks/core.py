@@ -232,28 +232,6 @@ def matmul_peak(device: str = "cpu", n: int = 2048, repeats: int = 5, use_torch:
     return out
 
 
-def torch_matmul_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> float:
-    """torch's best float32 n×n×n matmul GFLOP/s (run in the torch child process)."""
-    import torch
-
-    if device == "gpu":  # pragma: no cover
-        n = max(n, 8192)
-    dev = "cuda" if device == "gpu" else "cpu"
-    At = torch.rand(n, n, device=dev)
-    Bt = torch.rand(n, n, device=dev)
-    At @ Bt
-    best = np.inf
-    for _ in range(repeats):
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        At @ Bt
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
 def torch_child_env() -> dict:
     """The environment of the torch child: this one, with OMP_WAIT_POLICY as the
     user had it before ``import neurosim`` set neurosim's default."""
@@ -267,17 +245,24 @@ def torch_child_env() -> dict:
     return env
 
 
+def torch_available() -> bool:
+    """Whether torch is installed — without importing it: torch's thread pool
+    must never start in the process that times neurosim (it shares the OpenMP
+    runtime with Numba's pool; see :mod:`benchmarks.torch_child`)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 def run_torch_child(args: list) -> dict:
-    """Run ``python -m benchmarks.torch_ref ARGS``; its JSON line, or {"skipped": why}."""
+    """Run ``python -m benchmarks.torch_child ARGS``; its JSON line, or {"skipped": why}."""
     import json
     import subprocess
     import sys
 
-    from . import torch_ref
-
-    if not torch_ref.available():
+    if not torch_available():
         return {"skipped": "torch not installed (pip install neurosim[bench])"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.torch_ref", *args], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.torch_child", *args], cwd=ROOT,
                           env=torch_child_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -321,7 +306,7 @@ def machine() -> dict:
 
     info["numba"] = numba.__version__
     info["numba_threads"] = numba.get_num_threads()
-    try:  # the version without importing torch (see torch_ref.available)
+    try:  # the version without importing torch (see torch_available)
         from importlib.metadata import version
 
         info["torch"] = version("torch")
@@ -374,48 +359,6 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
     elif not w.torch:
         res["torch"] = {"skipped": "no plain-PyTorch reference for this workload"}
     return res
-
-
-def time_torch_reference(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
-                         epoch=False, n_train=None) -> dict:
-    """Time the plain-PyTorch reference of ``w`` (called in the torch child process):
-    the same network, initial weights, rule and batch order as :func:`run_workload`."""
-    import torch
-
-    from . import torch_ref
-
-    be, net, rule, _, _, x, y, _ = build(w, device, dtype, n_train)
-    N, B = x.shape[0], w.batch_size
-    n_batches = -(-N // B)
-    if epoch:
-        steps, warmup = n_batches, min(warmup, 2)
-    perm = np.random.default_rng(0).permutation(N)
-    tnet = torch_ref.reference_for(net, rule, w.rule, device)
-    xt = torch.as_tensor(np.asarray(be.to_host(x)), dtype=tnet.dtype, device=tnet.dev)
-    yt = torch.as_tensor(np.asarray(be.to_host(y)), device=tnet.dev)
-    pt = torch.as_tensor(perm, device=tnet.dev)
-
-    def t_step(k):
-        idx = pt[(k % n_batches) * B: (k % n_batches + 1) * B]
-        tnet.step(xt[idx], yt[idx])
-
-    if device == "gpu":  # pragma: no cover - GPU only
-        return _time_torch_gpu(t_step, steps, warmup)
-    return time_steps(t_step, steps, warmup, "cpu")
-
-
-def _time_torch_gpu(step, steps, warmup):  # pragma: no cover - GPU only
-    import torch
-
-    for k in range(warmup):
-        step(k)
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for k in range(steps):
-        step(warmup + k)
-    torch.cuda.synchronize()
-    s = (time.perf_counter() - t) / steps
-    return {"steps": steps, "mean_s_per_step": s, "best_s_per_step": s}
 
 
 def _rates(t: dict, B: int, flops, peak, n_batches) -> dict:

@@ -11,21 +11,13 @@ sides start from identical weights, gating vectors and feedback matrices:
 * ``torch.optim.Adam`` with its defaults for the device, then the nonnegativity
   clamp of layers ℓ > 1 (appendix I).
 
-torch is an optional, benchmarks-only dependency (``pip install neurosim[bench]``).
+torch is an optional, benchmarks-only dependency (``pip install neurosim[bench]``);
+the suite times these mirrors in a child process (:mod:`benchmarks.torch_child`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def available() -> bool:
-    """Whether torch is installed — without importing it: torch's thread pool
-    must never start in the process that times neurosim (it shares the OpenMP
-    runtime with Numba's pool; see :func:`main`)."""
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
 
 
 def _gate(torch, h, t, a_in, keep):
@@ -297,55 +289,3 @@ def reference_for(net, rule, rule_name: str, device: str = "cpu"):
     if all(L.kind == "dense" for L in net.layers):
         return TorchDenseNet(net, rule, rule_name, device)
     return TorchConvNet(net, rule, rule_name, device)
-
-
-# ---------------------------------------------------------------------------
-# child process: ``python -m benchmarks.torch_ref WORKLOAD ...`` prints one JSON line
-
-
-def main(argv=None) -> int:
-    """Time the PyTorch reference of one workload in this (fresh) process.
-
-    torch is imported and its thread pool started *before* neurosim, so it runs
-    under the OpenMP settings the user gave (neurosim's passive-wait default is
-    for its own Numba pool, and a shared runtime would otherwise carry it over
-    to torch, or torch's spinning threads over to neurosim).
-    """
-    import argparse
-    import json
-    import os
-    import sys
-
-    omp_wait_policy = os.environ.get("OMP_WAIT_POLICY")  # before neurosim sets its default
-    import torch
-
-    torch.ones(64, 64) @ torch.ones(64, 64)  # start torch's pool under the user's settings
-
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.torch_ref")
-    ap.add_argument("workload", nargs="?")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--epoch", action="store_true")
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--peak", action="store_true", help="print torch's float32 matmul GFLOP/s only")
-    a = ap.parse_args(argv)
-    from . import core
-
-    if a.peak:
-        print(json.dumps({"torch_gflops": core.torch_matmul_gflops(a.device)}))
-        return 0
-    w = core.get_workloads([a.workload])[0]
-    out = core.time_torch_reference(w, a.device, a.dtype, a.steps, a.warmup, a.epoch, a.n_train)
-    out["omp_wait_policy"] = omp_wait_policy
-    out["torch_threads"] = torch.get_num_threads()
-    json.dump(out, sys.stdout)
-    print()
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -1,3 +1,8 @@
-"""Network model: layers, nonlinearities, gating, initialisation."""
+"""Network model: layers, nonlinearities, gating, initialisation.
 
-from . import conv  # noqa: F401  (registers conv2d, locally_connected2d, pools, flatten)
+The layer table :data:`neurosim.model.layers.LAYERS` is filled by the modules that
+define layer kinds; importing them here completes it whenever any part of
+``neurosim.model`` is imported (``dense`` lives in :mod:`.layers` itself).
+"""
+
+from . import conv, dropout  # noqa: F401  (register conv2d, locally_connected2d, pools, flatten; dropout)

@@ -16,7 +16,8 @@ Every layer with weights implements
 * ``gevb_grads(a, G, e)``   the GEVB update direction (eq. 9) from the gate
                             mask G and the error vector e, without forming g.
 
-New layer kinds are one module plus an entry in :data:`LAYERS`.
+New layer kinds are one module that calls :func:`register`, imported by
+``neurosim/model/__init__.py``.
 """
 
 from __future__ import annotations
@@ -192,8 +193,6 @@ LAYERS = {"dense": Dense}
 
 
 def register(kind: str, cls) -> None:
-    """Add a layer kind (used by the conv/pool modules)."""
+    """Add a layer kind (called by the module that defines it; :mod:`neurosim.model`
+    imports every such module, so the table is complete once the package is imported)."""
     LAYERS[kind] = cls
-
-
-from . import dropout as _dropout  # noqa: E402,F401  (registers the "dropout" layer kind)
