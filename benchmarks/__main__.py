@@ -50,7 +50,7 @@ def main(argv=None) -> int:
           + (f", torch {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else "")
           + f"  -> peak {peak['peak_gflops']:.1f}")
     hdr = (f"{'workload':26s} {'impl':8s} {'ex/s':>9s} {'epoch s':>8s} {'GFLOP/s':>8s} "
-           f"{'%peak':>6s} {'ns/torch':>8s}")
+           f"{'%peak':>6s} {'ns/torch':>8s} {'mem GiB':>8s}")
     print(hdr)
     print("-" * len(hdr))
     results = []
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
             frac = d.get("fraction_of_peak")
             print(f"{w.name if impl == 'neurosim' else '':26s} {impl:8s} {d['examples_per_s']:9.0f} "
                   f"{d['epoch_s_estimate']:8.1f} {fmt(d.get('gflops'), '8.1f')} "
-                  f"{fmt(None if frac is None else 100 * frac, '6.1f')} {fmt(ratio, '8.2f')}")
+                  f"{fmt(None if frac is None else 100 * frac, '6.1f')} {fmt(ratio, '8.2f')} "
+                  f"{fmt(None if d.get('peak_rss_bytes') is None else d['peak_rss_bytes'] / 2**30, '8.2f')}")
         sys.stdout.flush()
     out = Path(a.json) if a.json else (Path(__file__).parent / "results" /
                                        f"{time.strftime('%Y%m%dT%H%M%S')}-{a.device}.json")
@@ -82,7 +83,8 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"machine": info, "peak": peak, "args": vars(a), "results": results},
                               indent=1, default=float))
     print(f"# wrote {out}")
-    print("# note: examples/s from mean step time; epoch s = step time x batches per epoch; "
+    print("# note: mem GiB = peak resident memory of the process while the workload ran (neurosim); "
+          "examples/s from mean step time; epoch s = step time x batches per epoch; "
           "GFLOP/s from analytic matmul FLOPs (benchmarks/core.py:step_flops)")
     return 0
 

@@ -323,9 +323,34 @@ def machine() -> dict:
 # one workload, both implementations
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory (Linux ``clear_refs`` 5); False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident memory of this process since the last reset (``VmHWM``), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3, epoch=False,
                  use_torch=True, peak=None, n_train=None) -> dict:
-    """Time neurosim (and the PyTorch reference) on workload ``w``."""
+    """Time neurosim (and the PyTorch reference) on workload ``w``; ``peak_rss_bytes`` is the
+    process's peak resident memory while it built and ran the workload (host memory: the
+    data set, the network, the optimizer state and the step's temporaries)."""
+    can_reset = reset_peak_rss()
     be, net, rule, optimizer, real, x, y, data_name = build(w, device, dtype, n_train)
     N, B = x.shape[0], w.batch_size
     n_batches = -(-N // B)
@@ -342,6 +367,7 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
     flops = step_flops(net, w.rule, B) if w.realization["type"] == "batched" else None
     t = time_steps(ns_step, steps, warmup, device)
     res["neurosim"] = _rates(t, B, flops, peak, n_batches)
+    res["neurosim"]["peak_rss_bytes"] = peak_rss_bytes() if can_reset else None
     # weights and biases of the network, each changed once per step
     res["neurosim"]["synaptic_updates_per_s"] = net.n_params() / t["mean_s_per_step"]
     res["step_gflop"] = None if flops is None else flops / 1e9
