@@ -123,15 +123,28 @@ def assert_same_learning(with_traj, without) -> None:
 
 
 # -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("realization", [GROUPED, TEMPORAL], ids=["grouped", "temporal"])
-def test_synthetic_store_analyses_cleanly(tmp_path, realization):
-    p = synthetic(realization)
-    ds = neurosim.run(p, out=tmp_path / "t.zarr")
+REALIZATIONS = {"grouped": GROUPED, "temporal": TEMPORAL}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """A synthetic run with trajectories per circuit (shared by the tests of this module)."""
+    folder = tmp_path_factory.mktemp("traj")
+    out = {}
+    for name, real in REALIZATIONS.items():
+        out[name] = folder / f"{name}.zarr"
+        neurosim.run(synthetic(real), out=out[name])
+    return out
+
+
+@pytest.mark.parametrize("name", list(REALIZATIONS))
+def test_synthetic_store_analyses_cleanly(tmp_path, stores, name):
+    ds = neurosim.open(stores[name])
     assert ds.sizes["sim_step"] == 4 and ds.sizes["snapshot"] == 4  # 8 steps, every 2
     assert list(ds["probe"].values) == [0, 1, 2]  # default: the first `samples` test examples
-    check_store(ds, probe_labels(p, ds))
-    neurosim.run(synthetic(realization, traj=None), out=tmp_path / "plain.zarr")
-    assert_same_learning(tmp_path / "t.zarr", tmp_path / "plain.zarr")
+    check_store(ds, probe_labels(synthetic(REALIZATIONS[name]), ds))
+    neurosim.run(synthetic(REALIZATIONS[name], traj=None), out=tmp_path / "plain.zarr")
+    assert_same_learning(stores[name], tmp_path / "plain.zarr")
 
 
 def test_chosen_probe_and_units(tmp_path):
@@ -215,11 +228,10 @@ def test_probe_records_equal_the_batched_network(realization):
     np.testing.assert_allclose(got, e, atol=1e-12)
 
 
-def test_netcdf_export_of_the_recordings(tmp_path):
+def test_netcdf_export_of_the_recordings(tmp_path, stores):
     """Every variable and coordinate of the recordings is netCDF-serialisable (root attrs
     dropped here; the export of the whole store is the next test)."""
-    ds = neurosim.run(synthetic(TEMPORAL), out=tmp_path / "t.zarr")
-    ds = ds.copy()
+    ds = neurosim.open(stores["temporal"]).copy()
     ds.attrs = {}
     ds.to_netcdf(tmp_path / "t.nc")
     import xarray as xr
@@ -231,9 +243,8 @@ def test_netcdf_export_of_the_recordings(tmp_path):
 
 @pytest.mark.xfail(strict=False, reason="the store's root attrs neurosim_commit (and open_store's "
                    "protocol_dict) are mappings, not netCDF values; fixed in recording/store.py")
-def test_netcdf_export_of_the_whole_store(tmp_path):
-    ds = neurosim.run(synthetic(TEMPORAL), out=tmp_path / "t.zarr")
-    ds.to_netcdf(tmp_path / "t.nc")
+def test_netcdf_export_of_the_whole_store(tmp_path, stores):
+    neurosim.open(stores["grouped"]).to_netcdf(tmp_path / "t.nc")
 
 
 # -----------------------------------------------------------------------------------------
