@@ -194,7 +194,7 @@ def test_recorded_neuromodulator_structure(tmp_path):
                 tmp_path, "g")
     t = _record({"type": "temporal"}, tmp_path, "t")
     for ds in (g, t):
-        assert ds["neuromodulator"].dims == ("sim_step", "traj_sample", "time_bin", "channel")
+        assert ds["neuromodulator"].dims == ("sim_step", "probe", "time_bin", "channel")
         assert ds.sizes["sim_step"] == 2  # 4 steps, every 2 (flushed at the checkpoint)
         assert ds.sizes["snapshot"] == 1
         assert ds["update_cosine"].dims == ("sim_step", "circuit_layer")
@@ -212,11 +212,11 @@ def test_recorded_neuromodulator_structure(tmp_path):
     # temporal full gating is GEVB: cosine 1; grouped without relaxation between records is not
     assert np.allclose(t["update_cosine"].values, 1.0, atol=1e-9)
     assert float(g["synapse_spread"].max()) > 0
-    assert g["synapse_2"].dims == ("snapshot", "synapse_2", "component")
-    assert g["circuit_rate_1"].dims == ("sim_step", "traj_sample", "time_bin", "component", "traj_unit_1")
-    assert t["circuit_gate_1"].dims == ("sim_step", "traj_sample", "time_bin", "traj_unit_1")
-    # rates are gated pre-activations
-    h, a, G = (t[f"circuit_{k}_1"].values for k in ("h", "rate", "gate"))
+    assert g["synapse_weight_2"].dims == ("snapshot", "synapse_2", "component")
+    assert g["circuit_activity_1"].dims == ("sim_step", "probe", "time_bin", "component", "traj_unit_1")
+    assert t["circuit_gate_1"].dims == ("sim_step", "probe", "time_bin", "traj_unit_1")
+    # activities are gated pre-activations
+    h, a, G = (t[f"circuit_{k}_1"].values for k in ("h", "activity", "gate"))
     assert np.allclose(a, h * G)
 
 
@@ -235,8 +235,8 @@ def test_grouped_checkpoint_resume_is_exact(tmp_path):
     run_protocol(p2, resume=True)
     a, b = xr.open_zarr(str(full)), xr.open_zarr(str(part))
     assert list(b["sim_step"].values) == [2, 4, 6] and list(b["snapshot"].values) == [3, 6]
-    for k in ("synapse_1", "neuromodulator", "circuit_h_1", "synapse_spread"):
-        assert np.array_equal(a[k].values, b[k].values), k
+    for k in ("synapse_weight_1", "neuromodulator", "circuit_h_1", "synapse_spread"):
+        assert np.array_equal(a[k].values, b[k].values, equal_nan=True), k
     from neurosim.recording import Recorder
 
     s1, _ = Recorder(full).load_checkpoint()

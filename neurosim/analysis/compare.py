@@ -9,7 +9,8 @@ Reads one or more run stores (``neurosim run`` output) and summarises
   across channels within a bin, ``neuromod_temporal_var`` across bins within a
   channel) — grouped circuits are spatially heterogeneous and temporally
   uniform, temporal circuits the opposite,
-* the spread of the K synapses of a pair over training (``synapse_spread``).
+* the spread of the K synapses of a pair over training (``synapse_spread``, largest over the
+  layers that have K synapse copies; the first layer's entry is NaN).
 
 Variables a store lacks (e.g. a batched run has no trajectories) are NaN.
 """
@@ -92,6 +93,16 @@ def _mean(a) -> float:
     return float(a.mean()) if a.size else math.nan
 
 
+def _layer_max(spread) -> np.ndarray:
+    """Largest ``synapse_spread`` over the layers (sim_step, circuit_layer) -> (sim_step,);
+    layers without K synapse copies are NaN and left out."""
+    a = np.asarray(spread, dtype=float)
+    if not a.size:
+        return np.zeros(0)
+    a = np.where(np.isfinite(a), a, -np.inf).max(axis=1)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
 def agreement_note(run: RunData) -> str:
     """Why this run's update agreement is (or is not) 1, from its realization options."""
     o = run.realization_options
@@ -117,7 +128,7 @@ def agreement_note(run: RunData) -> str:
 def summary(run: RunData) -> dict:
     """One row of the comparison table."""
     sv, tv = _mean(run.spatial_var), _mean(run.temporal_var)
-    spread_t = run.spread.max(axis=1) if run.spread.size else np.zeros(0)
+    spread_t = _layer_max(run.spread)
     return {
         "run": run.label,
         "realization": run.realization,
@@ -249,7 +260,7 @@ def plot(runs, path) -> None:
             ax[0, 1].plot(r.sim_step, np.nanmean(r.update_cosine, axis=1), "o-", ms=3, color=c,
                           label=lab)
         if r.spread.size:
-            ax[1, 1].plot(r.sim_step, r.spread.max(axis=1), "o-", ms=3, color=c, label=lab)
+            ax[1, 1].plot(r.sim_step, _layer_max(r.spread), "o-", ms=3, color=c, label=lab)
     ea.finish()
     epoch_axis(ax[0, 0], [r.epoch for r in runs])
     ax[0, 0].set_title("error per checkpoint")

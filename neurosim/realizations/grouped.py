@@ -232,31 +232,45 @@ class Grouped(Realization):
         self.steps_per_epoch = exp.steps_per_epoch
         return build(exp, self)
 
-    def trajectory(self, samples, units) -> dict:
+    def probe(self, x, y):
+        """The circuit's response to examples ``(x, y)`` without plasticity (a probe): the
+        states ``(a_in, h, a, G)`` per layer in (K, B, n) layout and the per-example error
+        vectors e = ∂L/∂a^L of their labels, (B, K).  No synapse, optimizer or step state
+        changes, so the learning is not disturbed."""
+        logits, states = self._forward(x)
+        _, e = self.loss_fn(logits, y)
+        return states, e * x.shape[0]  # the loss averages e over the batch
+
+    def trajectory(self, x, y, units) -> dict:
+        """Records of the probe examples ``(x, y)`` for the recorded ``units`` of every layer
+        (see :mod:`neurosim.realizations.trajectories`): ``{name: (dims, values, attrs)}``."""
         h2 = self.backend.to_host
-        states, e = self.last
-        B = e.shape[0]
+        states, e = self.probe(x, y)
         T = self.T
         rec = {}
         for i, (_a_in, h, a, G) in zip(self.layers, states):
             u = units[i]
-            hs = h2(h[:, samples][:, :, u]).transpose(1, 0, 2)  # (sample, component, unit)
-            rs = h2(a[:, samples][:, :, u]).transpose(1, 0, 2)
-            d = ("traj_sample", "time_bin", "component", f"traj_unit_{i}")
+            hs = h2(h)[:, :, u].transpose(1, 0, 2)  # (probe, component, unit)
+            acts = h2(a)[:, :, u].transpose(1, 0, 2)
+            d = ("probe", "time_bin", "component", f"traj_unit_{i}")
             rec[f"circuit_h_{i}"] = (d, np.repeat(hs[:, None], T, axis=1), {
-                "long_name": f"pre-activation of neuron μ of group i, layer {i}"})
-            rec[f"circuit_rate_{i}"] = (d, np.repeat(rs[:, None], T, axis=1), {
-                "long_name": f"firing rate of neuron μ of group i, layer {i}"})
+                "long_name": f"pre-activation h of neuron μ of group i, layer {i}",
+                "units": "1", "layer": i})
+            rec[f"circuit_activity_{i}"] = (d, np.repeat(acts[:, None], T, axis=1), {
+                "long_name": f"activity a = G·h of neuron μ of group i, layer {i} (the signed "
+                             f"vector component a_iμ, eq. 7-8; not a firing rate)",
+                "units": "1", "layer": i})
             if G is not None:  # (the readout is not gated)
-                gs = h2(G[samples][:, u])
-                rec[f"circuit_gate_{i}"] = (("traj_sample", "time_bin", f"traj_unit_{i}"),
-                                            np.repeat(gs[:, None], T, axis=1),
-                                            {"long_name": f"gate of group i (1 = not inhibited), layer {i}"})
-        ex = h2(e)[samples] * B  # per-example error vector
-        nm = np.repeat(ex[:, None, :], T, axis=1)  # channel μ = e_μ in every bin
-        rec["neuromodulator"] = (("traj_sample", "time_bin", "channel"), nm, {
-            "long_name": "neuromodulatory signal: channel μ carries e_μ to component-μ synapses "
-                         "(grouped: spatially heterogeneous, temporally uniform)"})
+                gs = h2(G)[:, u]
+                rec[f"circuit_gate_{i}"] = (("probe", "time_bin", f"traj_unit_{i}"),
+                                            np.repeat(gs[:, None], T, axis=1), {
+                    "long_name": f"gate G of group i (1 = not inhibited), layer {i}",
+                    "units": "1", "layer": i})
+        nm = np.repeat(h2(e)[:, None, :], T, axis=1)  # channel μ = e_μ in every bin
+        rec["neuromodulator"] = (("probe", "time_bin", "channel"), nm, {
+            "long_name": "neuromodulatory signal per example: channel μ carries e_μ to the "
+                         "component-μ synapses (grouped: spatially heterogeneous, temporally "
+                         "uniform)", "units": "1"})
         return rec
 
     def synapse_spread(self) -> np.ndarray:
@@ -274,8 +288,9 @@ class Grouped(Realization):
         rec = {}
         for i, (post, pre) in syn.items():
             w = self.backend.to_host(self.w(i))  # (K, n, n_in)
-            rec[f"synapse_{i}"] = ((f"synapse_{i}", "component"), w[:, post, pre].T, {
-                "long_name": f"sampled synapses w[μ, post, pre] of layer {i} (all K components)"})
+            rec[f"synapse_weight_{i}"] = ((f"synapse_{i}", "component"), w[:, post, pre].T, {
+                "long_name": f"weight of the sampled synapses w[μ, post, pre] of layer {i} "
+                             f"(all K components)", "units": "1", "layer": i})
         return rec
 
     # checkpoints -------------------------------------------------------

@@ -233,31 +233,43 @@ class Temporal(Realization):
 
         return build(exp, self)
 
-    def trajectory(self, samples, units) -> dict:
+    def probe(self, x, y):
+        """The circuit's response to examples ``(x, y)`` without plasticity (a probe): the
+        states ``(a_in, h, a, G)`` per layer in (K, B, n) layout (bin first) and the
+        per-example error vectors e of their labels as the neuromodulator carries them
+        (``error_timing``), (B, K).  No weights change, so the learning is not disturbed."""
+        logits, states = self._present(x)
+        _, e = self.learn_loss(logits, y)
+        return states, e * x.shape[0]  # the loss averages e over the batch
+
+    def trajectory(self, x, y, units) -> dict:
+        """Records of the probe examples ``(x, y)`` for the recorded ``units`` of every layer
+        (see :mod:`neurosim.realizations.trajectories`): ``{name: (dims, values, attrs)}``."""
         h2 = self.backend.to_host
-        states, e = self.last
-        B = e.shape[0]
+        states, e = self.probe(x, y)
         K = self.K
         rec = {}
         for i, (_a_in, h, a, G) in zip(self.layers, states):
             u = units[i]
-            d = ("traj_sample", "time_bin", f"traj_unit_{i}")
-            rec[f"circuit_h_{i}"] = (d, h2(h[:, samples][:, :, u]).transpose(1, 0, 2), {
-                "long_name": f"pre-activation of neuron i in time bin μ, layer {i}"})
-            rec[f"circuit_rate_{i}"] = (d, h2(a[:, samples][:, :, u]).transpose(1, 0, 2), {
-                "long_name": f"firing rate of neuron i in time bin μ, layer {i}"})
+            d = ("probe", "time_bin", f"traj_unit_{i}")
+            rec[f"circuit_h_{i}"] = (d, h2(h)[:, :, u].transpose(1, 0, 2), {
+                "long_name": f"pre-activation h of neuron i in time bin μ, layer {i}",
+                "units": "1", "layer": i})
+            rec[f"circuit_activity_{i}"] = (d, h2(a)[:, :, u].transpose(1, 0, 2), {
+                "long_name": f"activity a = G·h of neuron i in time bin μ, layer {i} (the signed "
+                             f"vector component a_iμ, eq. 7-8; not a firing rate)",
+                "units": "1", "layer": i})
             if G is None:  # the readout is not gated
                 continue
-            gs = h2(G[samples][:, u])
+            gs = h2(G)[:, u]
             rec[f"circuit_gate_{i}"] = (d, np.repeat(gs[:, None], K, axis=1), {
-                "long_name": f"gate of neuron i (1 = not inhibited) in time bin μ, layer {i} "
-                             f"(gating: {self.gating})"})
-        ex = h2(e)[samples] * B
-        nm = np.repeat(ex[:, :, None], K, axis=2)  # bin μ: e_μ at every site
-        rec["neuromodulator"] = (("traj_sample", "time_bin", "channel"), nm, {
-            "long_name": "neuromodulatory signal: e_μ broadcast to all synapses in time bin μ "
-                         f"(temporal: temporally heterogeneous, spatially uniform; error timing "
-                         f"{self.error_timing})"})
+                "long_name": f"gate G of neuron i (1 = not inhibited) in time bin μ, layer {i} "
+                             f"(gating: {self.gating})", "units": "1", "layer": i})
+        nm = np.repeat(h2(e)[:, :, None], K, axis=2)  # bin μ: e_μ at every site
+        rec["neuromodulator"] = (("probe", "time_bin", "channel"), nm, {
+            "long_name": "neuromodulatory signal per example: e_μ broadcast to all synapses in "
+                         "time bin μ (temporal: temporally heterogeneous, spatially uniform; "
+                         f"error timing {self.error_timing})", "units": "1"})
         return rec
 
     def synapse_spread(self) -> np.ndarray:
@@ -268,9 +280,11 @@ class Temporal(Realization):
         for i, (post, pre) in syn.items():
             W = self.backend.to_host(self.net.layers[i].params["W"])
             if i == self.first:
-                rec[f"synapse_{i}"] = ((f"synapse_{i}", "component"), W[:, post, pre].T, {
-                    "long_name": "sampled synapses W1[ν, post, pre] from input population ν"})
+                rec[f"synapse_weight_{i}"] = ((f"synapse_{i}", "component"), W[:, post, pre].T, {
+                    "long_name": "weight of the sampled synapses W1[ν, post, pre] from input "
+                                 "population ν", "units": "1", "layer": i})
             else:
-                rec[f"synapse_{i}"] = ((f"synapse_{i}",), W[post, pre], {
-                    "long_name": f"sampled shared synapses W[post, pre] of layer {i}"})
+                rec[f"synapse_weight_{i}"] = ((f"synapse_{i}",), W[post, pre], {
+                    "long_name": f"weight of the sampled shared synapses W[post, pre] of layer "
+                                 f"{i}", "units": "1", "layer": i})
         return rec
