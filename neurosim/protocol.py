@@ -173,8 +173,10 @@ def parse_set(items) -> Overrides:
             raise ConfigError(f"KEY must be a dotted key such as training.epochs, got {short(k)}", source=src)
         try:
             val = yamlio.parse(v) if v.strip() else None
-        except ConfigError:
-            val = v
+        except ConfigError as exc:
+            if not exc.reason.startswith("not valid YAML"):  # too deep, too large, an alias bomb
+                raise ConfigError(exc.reason, source=src) from None
+            val = v  # not YAML: the text itself
         node = out
         for p in parts[:-1]:
             nxt = node.get(p)
@@ -329,6 +331,9 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
             check_memory(p, shape_info[0], planned, K)
         if p["name"] is None:
             p["name"] = path.stem if path else "run"
+        if "/" in p["name"] or "\\" in p["name"] or p["name"].startswith(".") or not p["name"].strip():
+            raise ConfigError(f"must be a plain name (it names the store runs/<name>.zarr), not a path: "
+                              f"{short(p['name'])}", key="name")
         if p["recording"]["out"] is None:
             p["recording"]["out"] = os.path.join("runs", f"{p['name']}.zarr")
     except ConfigError as exc:

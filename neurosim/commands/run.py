@@ -11,7 +11,7 @@ from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail, summary_lin
 
 
 @click.command()
-@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("protocol", type=click.Path())
 @click.option("--device", type=click.Choice(["cpu", "gpu", "auto"]), default=None,
               help="Override the protocol's device.")
 @click.option("--out", type=click.Path(), default=None, help="Output store (default: protocol's).")

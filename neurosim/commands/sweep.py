@@ -14,7 +14,7 @@ EXIT_RUNS_FAILED = 1
 
 
 @click.command()
-@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("protocol", type=click.Path())
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Address of a running dask scheduler (e.g. tcp://host:8786); default: a LocalCluster.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
