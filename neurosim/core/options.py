@@ -140,7 +140,9 @@ def _range_text(f: Field) -> str:
 
 @dataclass
 class Section:
-    """A mapping with known keys (unknown keys are refused with a suggestion)."""
+    """A mapping with known keys (unknown keys are refused with a suggestion).  A ``nullable``
+    section that is absent (or null) stays ``None`` instead of taking its fields' defaults; ``{}``
+    switches it on with the defaults."""
 
     fields: dict = field(default_factory=dict)
     nullable: bool = False
@@ -150,10 +152,12 @@ class Section:
 
     @property
     def default(self):
-        return {}
+        return None if self.nullable else {}
 
     def validate(self, value, key):
         if value is None:
+            if self.nullable:
+                return None
             value = {}
         if not isinstance(value, dict):
             raise ConfigError(f"must be a mapping, got {short(value)}", key=key or None)
@@ -167,7 +171,7 @@ class Section:
             sub = _join(key, k)
             if k in value:
                 out[k] = spec.validate(value[k], sub)
-            elif isinstance(spec, (Section, Tagged)):
+            elif isinstance(spec, (Section, Tagged)) and not getattr(spec, "nullable", False):
                 out[k] = spec.validate({}, sub)
             elif spec.default is MISSING:
                 raise ConfigError("required key is missing", key=sub)
@@ -335,7 +339,8 @@ def rows(spec, prefix: str = "") -> list:
         key = _join(prefix, k)
         if isinstance(f, (Section, Tagged)):
             if f.doc and isinstance(f, Section):
-                out.append((key, "mapping", "", "", f.doc))
+                out.append((key, "mapping" + (" or empty" if f.nullable else ""),
+                            "empty" if f.nullable else "", "", f.doc))
             out.extend(rows(f, key))
         else:
             out.append((key, f.describe(), _default_text(f), f.units, f.doc))
