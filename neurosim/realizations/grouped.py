@@ -27,7 +27,10 @@ already per component (W1[μ, i, j], appendix B) and has no copies.
 Time: an example is presented for ``time_bins`` bins with constant input.
 This is a rate model without leak, so the circuit's state is the same in
 every bin; it is computed once and the plasticity of each bin (1/T of the
-example's) is integrated, which is the same sum.  Recordings are per bin.
+example's) is integrated, which is the same sum.  Recordings are per bin.  A
+``dynamics:`` section puts the circuit in time (leaky or spiking neurons,
+inhibitory gating, eligibility traces, a late and noisy neuromodulator; see
+:mod:`neurosim.realizations.dynamics`); its ideal limit is this circuit.
 
 The batched network (``Experiment.net``) keeps the *mean* synapse w̄ of every pair
 (what relaxation pulls toward); it is what checkpoints' ``net.*`` and weight
@@ -43,6 +46,7 @@ import numpy as np
 from ..core.backend import array_module
 from ..core.options import Field, Section
 from ..rules.base import StepResult
+from . import dynamics
 from .base import Realization
 from .circuit import (
     SynapseSet,
@@ -67,11 +71,13 @@ class Grouped(Realization):
         "compensate_k": Field(bool, default=True,
                               doc="multiply the K-copy synapse updates by K (GEVB rate after relaxation)"),
         "time_bins": Field(int, default=1, min=1, doc="bins per example presentation"),
+        "dynamics": dynamics.DYNAMICS,
     })
 
     @classmethod
     def check_protocol(cls, protocol, hidden):
         check_protocol(protocol, hidden, "grouped")
+        dynamics.check_protocol(protocol, "grouped")
 
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
@@ -104,6 +110,7 @@ class Grouped(Realization):
         self.steps_per_epoch = None
         self.last_batch = None
         self.last = None
+        self.dynamics = dynamics.build(self)  # None without a dynamics: section
 
     # ------------------------------------------------------------------
     def w(self, i):
@@ -207,9 +214,12 @@ class Grouped(Realization):
 
     # ------------------------------------------------------------------
     def step(self, x, y, before_update=None):
-        logits, states = self._forward(x)
-        loss, e = self.loss_fn(logits, y)
-        grads = self._grads(states, e)
+        if self.dynamics is None:
+            logits, states = self._forward(x)
+            loss, e = self.loss_fn(logits, y)
+            grads = self._grads(states, e)
+        else:  # the circuit in time (states: means over the decoding window)
+            logits, states, loss, e, grads = self.dynamics.trial(x, y)
         self.last_batch = (x, y)
         self.last = (states, e)
         result = StepResult(loss, logits, self._effective(grads), engine_states(states), e)
@@ -223,6 +233,8 @@ class Grouped(Realization):
         return result
 
     def logits(self, x):
+        if self.dynamics is not None:
+            return self.dynamics.logits(x)
         return self._forward(x)[0]
 
     # recording ---------------------------------------------------------
@@ -237,6 +249,8 @@ class Grouped(Realization):
         states ``(a_in, h, a, G)`` per layer in (K, B, n) layout and the per-example error
         vectors e = ∂L/∂a^L of their labels, (B, K).  No synapse, optimizer or step state
         changes, so the learning is not disturbed."""
+        if self.dynamics is not None:  # in time, on a stream of its own (see dynamics.probe)
+            return self.dynamics.probe(x, y)
         logits, states = self._forward(x)
         _, e = self.loss_fn(logits, y)
         return states, e * x.shape[0]  # the loss averages e over the batch
@@ -271,7 +285,18 @@ class Grouped(Realization):
             "long_name": "neuromodulatory signal per example: channel μ carries e_μ to the "
                          "component-μ synapses (grouped: spatially heterogeneous, temporally "
                          "uniform)", "units": "1"})
+        if self.dynamics is not None:
+            from .dynamics.recording import records
+
+            rec.update(records(self.dynamics, units))
         return rec
+
+    def trajectory_coords(self) -> dict:
+        if self.dynamics is None:
+            return {}
+        from .dynamics.recording import coords
+
+        return coords(self.dynamics)
 
     def synapse_spread(self) -> np.ndarray:
         xp = self.backend.xp
@@ -299,6 +324,8 @@ class Grouped(Realization):
         d = {f"syn.L{i}.W": h(self.w(i)) for i in self.layers[1:]}
         d.update({f"opt.{k}": v for k, v in self.syn_opt.state_dict().items()})
         d["t"] = np.asarray(self.t)
+        if self.dynamics is not None:
+            d.update({f"dyn.{k}": v for k, v in self.dynamics.state_dict().items()})
         return d
 
     def load_state_dict(self, state: dict) -> None:
@@ -308,3 +335,5 @@ class Grouped(Realization):
             self.w(i)[...] = self.backend.asarray(state[f"syn.L{i}.W"])
         self.syn_opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt.")})
         self.t = int(state["t"])
+        if self.dynamics is not None:
+            self.dynamics.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("dyn.")})

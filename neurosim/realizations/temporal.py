@@ -45,6 +45,11 @@ to GEVB (eq. 9).
   ``optimizer.lr`` (needs ``optimizer.name: sgd``); the gates stay those of
   the example's presentation.
 
+A ``dynamics:`` section puts the circuit in time (bins of ``presentation_ms``,
+leaky or spiking neurons, inhibitory gating, eligibility traces, a late and
+filtered neuromodulator leaking between bins; see
+:mod:`neurosim.realizations.dynamics`); its ideal limit is this circuit.
+
 Batches are simulated in parallel (summed plasticity = mini-batch).  Bins are
 vectorized where the dependency structure allows (all modes with
 end-of-example plasticity: the gates depend only on the input, on bin 0, or
@@ -59,6 +64,7 @@ from ..core.backend import array_module
 from ..core.options import ConfigError, Field, Section
 from ..losses import mse
 from ..rules.base import StepResult
+from . import dynamics
 from .base import Realization
 from .circuit import check_network, check_protocol, clamp_, engine_states
 
@@ -69,6 +75,7 @@ class Temporal(Realization):
         "gating": Field(str, default="full", choices=("full", "first_bin", "external")),
         "error_timing": Field(str, default="replay", choices=("replay", "mse_online")),
         "plasticity": Field(str, default="end_of_example", choices=("end_of_example", "per_bin")),
+        "dynamics": dynamics.DYNAMICS,
     })
 
     @classmethod
@@ -78,6 +85,7 @@ class Temporal(Realization):
             raise ConfigError("realization temporal with plasticity per_bin applies the three-factor "
                               "update inside the example as plain SGD; set optimizer.name: sgd "
                               "(or plasticity: end_of_example)", key="optimizer.name")
+        dynamics.check_protocol(protocol, "temporal")
 
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
@@ -101,6 +109,7 @@ class Temporal(Realization):
                 self.R[i] = backend.asarray(R[:n])
         self.last_batch = None
         self.last = None
+        self.dynamics = dynamics.build(self)  # None without a dynamics: section
 
     # ------------------------------------------------------------------
     def _params(self, i, name, params=None):
@@ -202,15 +211,18 @@ class Temporal(Realization):
 
     # ------------------------------------------------------------------
     def step(self, x, y, before_update=None):
-        logits, states = self._present(x)
-        loss, e = self.learn_loss(logits, y)
         work = None
-        if self.plasticity == "per_bin":
-            grads, work, e, z = self._per_bin(x, y, states, e)
-            if self.error_timing == "mse_online":
-                loss, _ = mse(z, y)
+        if self.dynamics is not None:  # the circuit in time (states: means over the decoding windows)
+            logits, states, loss, e, grads = self.dynamics.trial(x, y)
         else:
-            grads = self._accumulated_grads(states, e)
+            logits, states = self._present(x)
+            loss, e = self.learn_loss(logits, y)
+            if self.plasticity == "per_bin":
+                grads, work, e, z = self._per_bin(x, y, states, e)
+                if self.error_timing == "mse_online":
+                    loss, _ = mse(z, y)
+            else:
+                grads = self._accumulated_grads(states, e)
         self.last_batch = (x, y)
         self.last = (states, e)
         result = StepResult(loss, logits, grads, engine_states(states), e)
@@ -225,6 +237,8 @@ class Temporal(Realization):
         return result
 
     def logits(self, x):
+        if self.dynamics is not None:
+            return self.dynamics.logits(x)
         return self._present(x)[0]
 
     # recording ---------------------------------------------------------
@@ -238,6 +252,8 @@ class Temporal(Realization):
         states ``(a_in, h, a, G)`` per layer in (K, B, n) layout (bin first) and the
         per-example error vectors e of their labels as the neuromodulator carries them
         (``error_timing``), (B, K).  No weights change, so the learning is not disturbed."""
+        if self.dynamics is not None:  # in time, on a stream of its own (see dynamics.probe)
+            return self.dynamics.probe(x, y)
         logits, states = self._present(x)
         _, e = self.learn_loss(logits, y)
         return states, e * x.shape[0]  # the loss averages e over the batch
@@ -270,7 +286,28 @@ class Temporal(Realization):
             "long_name": "neuromodulatory signal per example: e_μ broadcast to all synapses in "
                          "time bin μ (temporal: temporally heterogeneous, spatially uniform; "
                          f"error timing {self.error_timing})", "units": "1"})
+        if self.dynamics is not None:
+            from .dynamics.recording import records
+
+            rec.update(records(self.dynamics, units))
         return rec
+
+    def trajectory_coords(self) -> dict:
+        if self.dynamics is None:
+            return {}
+        from .dynamics.recording import coords
+
+        return coords(self.dynamics)
+
+    # checkpoints -------------------------------------------------------
+    def state_dict(self) -> dict:
+        if self.dynamics is None:
+            return {}
+        return {f"dyn.{k}": v for k, v in self.dynamics.state_dict().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.dynamics is not None and state:
+            self.dynamics.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("dyn.")})
 
     def synapse_spread(self) -> np.ndarray:
         return np.zeros(len(self.layers) - 1)  # weights are shared across bins exactly

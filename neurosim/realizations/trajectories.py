@@ -221,6 +221,8 @@ class TrajectoryObserver(Observer):
             if dim not in self._coords_written:  # static coordinates: first write only
                 if not ctx.records(dim):  # (a resumed run has them already)
                     coords.update(self._coords(dim))
+                    if dim == "sim_step":  # the realization's own (dynamics: time in ms, ...)
+                        coords.update(self.real.trajectory_coords())
                     for dims, arr, _ in recs[0].values():
                         for d, size in zip(dims, np.shape(arr)):
                             if d in INDEX_DIMS and d not in coords:

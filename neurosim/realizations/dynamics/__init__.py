@@ -1,0 +1,39 @@
+"""Circuit dynamics for the explicit circuits: time, spikes, inhibitory gating,
+eligibility traces and neuromodulator transport (protocol ``realization.dynamics``).
+
+The grouped and temporal realizations hold a :class:`~.engine.CircuitDynamics` when their
+options have a ``dynamics:`` section (:func:`build`), and hand it their training step,
+evaluation, recording and checkpoint state.  Modules, one job each:
+
+* :mod:`.options` — the declared section and its checks;
+* :mod:`.timeline` — the trial layout, exponential filters;
+* :mod:`.neurons` — the rate code, Poisson and LIF spikes, synaptic filters;
+* :mod:`.neuromodulator` — command, crosstalk, delay, filter, noise;
+* :mod:`.plasticity` — eligibility traces met by the neuromodulator;
+* :mod:`.engine` — one trial (shared); :mod:`.grouped`, :mod:`.temporal` — how each circuit
+  is wired;
+* :mod:`.recording` — time-resolved trajectory records in ms and Hz.
+
+The model and its equations: ``docs/dynamics.md``.
+"""
+
+from __future__ import annotations
+
+from .options import DYNAMICS, check_protocol
+
+
+def build(realization):
+    """The circuit's dynamics, or None when its options have no ``dynamics:`` section."""
+    opts = realization.options.get("dynamics")
+    if opts is None:
+        return None
+    if realization.name == "grouped":
+        from .grouped import GroupedDynamics
+
+        return GroupedDynamics(realization, opts)
+    from .temporal import TemporalDynamics
+
+    return TemporalDynamics(realization, opts)
+
+
+__all__ = ["DYNAMICS", "build", "check_protocol"]

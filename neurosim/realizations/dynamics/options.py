@@ -1,0 +1,171 @@
+"""The ``realization.dynamics:`` section of the grouped and temporal circuits.
+
+Declared once here (:data:`DYNAMICS`, a nullable section) and placed in ``Grouped.OPTIONS`` and
+``Temporal.OPTIONS``: when the key is absent the validated options hold ``dynamics: None`` and
+the circuit runs exactly as without this module; ``dynamics: {}`` switches the dynamics on
+with the defaults below, which are the biologically plausible values (see
+``docs/dynamics.md`` for the sources of each range).
+
+Every time is in ms, every rate in Hz.  A time constant of 0 is the ideal limit of that
+element (instantaneous); the *ideal dynamics* (every time constant, delay, noise and crosstalk
+0, rate neurons, no rectification) reproduce the circuit without dynamics.
+
+Field-level checks (types, ranges, finite numbers) are declared on the fields; the constraints
+between the section's fields (``dt_ms`` no larger than any nonzero time constant, durations
+that are whole numbers of steps, spiking needs rectified rates, ...) are the section's check
+:func:`check_section`; those that involve the realization's other options are
+:func:`check_protocol`, called from the realizations' ``check_protocol``.
+"""
+
+from __future__ import annotations
+
+from ...core.options import ConfigError, Field, Section
+
+#: time constants (dotted key inside ``dynamics``) that must be 0 or >= dt
+TIME_CONSTANTS = ("neurons.tau_m_ms", "neurons.tau_syn_ms", "gating.tau_inh_ms",
+                  "eligibility.tau_e_ms", "neuromodulator.tau_ms")
+
+
+def _get(d: dict, dotted: str):
+    for p in dotted.split("."):
+        d = d[p]
+    return d
+
+
+def _steps(value: float, dt: float, key: str) -> int:
+    n = value / dt
+    if abs(n - round(n)) > 1e-6 * max(1.0, n):
+        raise ConfigError(f"must be a whole number of dt_ms steps ({value} ms / {dt} ms = {n:g})", key=key)
+    return int(round(n))
+
+
+def check_section(dyn: dict, key: str) -> None:
+    """Constraints between the fields of a validated ``dynamics`` section."""
+    def k(name):
+        return f"{key}.{name}" if key else name
+
+    dt = dyn["dt_ms"]
+    for name in TIME_CONSTANTS:
+        tau = _get(dyn, name)
+        if 0 < tau < dt:
+            raise ConfigError(f"time constant {tau} ms is shorter than dt_ms = {dt} ms (use a smaller "
+                              f"dt_ms, or 0 for the instantaneous limit)", key=k(name))
+    n_pres = _steps(dyn["presentation_ms"], dt, k("presentation_ms"))
+    if _steps(dyn["settle_ms"], dt, k("settle_ms")) >= n_pres:
+        raise ConfigError(f"must be shorter than presentation_ms = {dyn['presentation_ms']} ms",
+                          key=k("settle_ms"))
+    _steps(dyn["interval_ms"], dt, k("interval_ms"))
+    _steps(dyn["neuromodulator"]["delay_ms"], dt, k("neuromodulator.delay_ms"))
+    neu = dyn["neurons"]
+    if (neu["model"] != "rate" or neu["input_spikes"]) and not dyn["code"]["rectify"]:
+        raise ConfigError("spiking neurons need nonnegative rates: set code.rectify: true",
+                          key=k("code.rectify"))
+    if neu["model"] == "lif":
+        if neu["tau_m_ms"] <= 0:
+            raise ConfigError("LIF neurons need a membrane time constant > 0", key=k("neurons.tau_m_ms"))
+        if 0 < neu["tau_ref_ms"] < dt:
+            raise ConfigError(f"refractory period {neu['tau_ref_ms']} ms is shorter than dt_ms = {dt} ms",
+                              key=k("neurons.tau_ref_ms"))
+
+
+DYNAMICS = Section({
+    "dt_ms": Field(float, default=1.0, min=0, exclusive_min=True, units="ms",
+                   doc="integration step; states advance by exact exponential (exponential-Euler) "
+                       "updates, exact for inputs held constant over a step; must not exceed any "
+                       "nonzero time constant"),
+    "presentation_ms": Field(float, default=50.0, min=0, exclusive_min=True, units="ms",
+                             doc="how long each stimulus is shown: grouped, the whole example; "
+                                 "temporal, each of the K time bins (an example lasts K x presentation_ms); "
+                                 "a whole number of dt_ms steps"),
+    "settle_ms": Field(float, default=20.0, min=0, units="ms",
+                       doc="settling period at the start of each presentation (grouped) or bin "
+                           "(temporal): the readout is not decoded, coincidences do not enter the "
+                           "eligibility trace and the neuromodulator command is off (< presentation_ms)"),
+    "interval_ms": Field(float, default=200.0, min=0, units="ms",
+                         doc="time between the end of one trial (presentation and replay) and the next "
+                             "example's onset; the circuit is at rest in between, but eligibility "
+                             "traces and the neuromodulator go on"),
+    "replay": Field(bool, default=True,
+                    doc="after the presentation the stimulus is presented again while the "
+                        "neuromodulator carries the error (the activity meets the third factor); "
+                        "false: the circuit is at rest after the presentation and only the "
+                        "eligibility trace carries the coincidences to the neuromodulator "
+                        "(temporal error_timing mse_online has no replay)"),
+    "neurons": Section({
+        "model": Field(str, default="rate", choices=("rate", "poisson", "lif"),
+                       doc="rate: leaky rate neurons; poisson: the same rate neurons emit Poisson "
+                           "spikes at their rate; lif: leaky integrate-and-fire neurons"),
+        "tau_m_ms": Field(float, default=10.0, min=0, units="ms",
+                          doc="membrane / rate time constant (cortical 10-20 ms; 0 = instantaneous rates)"),
+        "tau_ref_ms": Field(float, default=2.0, min=0, units="ms", doc="LIF absolute refractory period"),
+        "tau_syn_ms": Field(float, default=5.0, min=0, units="ms",
+                            doc="synaptic current filter of spike trains (AMPA ~2-5 ms; "
+                                "0 = spike counts per step)"),
+        "input_spikes": Field(bool, default=False,
+                              doc="input neurons spike (Poisson at their rate; grouped circuit only); "
+                                  "false: the stimulus drives layer 1 as rates"),
+        "readout": Field(str, default="counts", choices=("counts", "filtered"),
+                         doc="spiking readout: logits from spike counts over the decoding window, "
+                             "or from the synaptically filtered spike trains"),
+    }, doc="neuron model, time constants, spiking input and readout"),
+    "code": Section({
+        "baseline_hz": Field(float, default=20.0, min=0, units="Hz",
+                             doc="r0: rate of a neuron whose signed activity is 0"),
+        "gain_hz": Field(float, default=10.0, min=0, exclusive_min=True, units="Hz",
+                         doc="g: Hz per unit of signed activity, r = r0 + g a"),
+        "rectify": Field(bool, default=True,
+                         doc="rates cannot be negative: r = max(r0 + g a, 0) (false: the ideal signed code)"),
+    }, doc="signed activity as a rate around a baseline"),
+    "gating": Section({
+        "tau_inh_ms": Field(float, default=5.0, min=0, units="ms",
+                            doc="time constant of the inhibitory gate (GABA-A ~5-10 ms; "
+                                "0 = instantaneous Θ)"),
+    }, doc="gating as inhibition"),
+    "eligibility": Section({
+        "tau_e_ms": Field(float, default=500.0, min=0, units="ms",
+                          doc="eligibility trace time constant (hundreds of ms to seconds; "
+                              "0 = the instantaneous coincidence)"),
+    }, doc="eligibility traces of pre x post-gate coincidences"),
+    "neuromodulator": Section({
+        "delay_ms": Field(float, default=100.0, min=0, units="ms",
+                          doc="delay of the neuromodulator after its command (~100 ms)"),
+        "tau_ms": Field(float, default=50.0, min=0, units="ms",
+                        doc="low-pass filter of the neuromodulator (0 = none)"),
+        "noise": Field(float, default=0.0, min=0,
+                       doc="sigma_M: standard deviation of additive noise on M (units of the "
+                           "per-example error), correlated over tau_ms (white per step if 0)"),
+        "crosstalk": Field(float, default=0.0, min=0, max=1,
+                           doc="fraction chi of error component mu delivered to the wrong place, spread "
+                               "evenly: grouped, to the other K-1 channels; temporal, into the other "
+                               "K-1 bins"),
+    }, doc="the third factor: delay, low-pass, noise, crosstalk"),
+}, nullable=True, checks=(check_section,),
+    doc="time, spikes, inhibitory gating, eligibility traces and neuromodulator transport "
+        "(absent: the circuit without dynamics; {}: the biologically plausible defaults)")
+
+
+def check_protocol(protocol: dict, realization: str) -> None:
+    """Constraints between ``realization.dynamics`` and the realization's other options."""
+    o = protocol["realization"]
+    dyn = o.get("dynamics")
+    if dyn is None:
+        return
+    p = "realization.dynamics"
+    if realization == "temporal":
+        if dyn["neurons"]["input_spikes"]:
+            raise ConfigError("input spikes are simulated in the grouped circuit only (the temporal "
+                              "circuit's K input populations would all fire at baseline in every bin)",
+                              key=f"{p}.neurons.input_spikes")
+        if o["plasticity"] != "end_of_example":
+            raise ConfigError("the dynamics apply the plasticity of a whole mini-batch at its end; "
+                              "set plasticity: end_of_example", key="realization.plasticity")
+        replay = dyn["replay"] and o["error_timing"] == "replay"
+        online = o["error_timing"] == "mse_online"
+    else:
+        if o["time_bins"] != 1:
+            raise ConfigError("time_bins has no effect with dynamics (time is set by dynamics.dt_ms "
+                              "and presentation_ms); remove it", key="realization.time_bins")
+        replay, online = dyn["replay"], False
+    if not replay and not online and dyn["eligibility"]["tau_e_ms"] == 0:
+        raise ConfigError("without replay the activity is over when the neuromodulator arrives; an "
+                          "eligibility trace (tau_e_ms > 0) must carry it", key=f"{p}.eligibility.tau_e_ms")
