@@ -1,20 +1,27 @@
-"""Throughput of the explicit-circuit realizations (grouped, temporal).
+"""Throughput of the explicit-circuit realizations (grouped, temporal), with and without dynamics.
 
-Prints three-factor synaptic updates per second on the FC MNIST VNN
-(784-1024-512-1 vector units, K = 10, batch 128, float32), counting every
-synapse updated per example per time bin:
+Prints three-factor synaptic updates per second, counting every synapse
+updated per example per time bin:
 
 * grouped: K·n·n_in synapses per layer (K synapses per group pair; the first
   layer W1[μ,i,j]) × ``time_bins`` (1) bins;
 * temporal: per bin n1·n0 first-layer synapses (input population μ) plus
-  n·n_in per later layer, × K bins.
+  n·n_in per later layer, × K bins;
+* with ``dynamics``: the eligibility trace of every synapse is updated at
+  every counting step (after settling) of every phase with activity
+  (presentation and replay), per example.  The last column is simulated
+  seconds per wall-clock second: each example of the stream lasts one trial
+  (presentation, replay, interval), and a step simulates B of them.
 
-Each realization runs with recording off and on (trajectory records every
-``--every`` steps incl. the batched-GEVB agreement, synapse snapshots every
-2·every steps, written to a temporary store); the overhead is the relative
-difference of the step times.  Usage::
+Circuits without dynamics run on the FC MNIST VNN 784-1024-512-1 (K = 10);
+circuits with dynamics on the study circuit 784-256-128-1 (K = 10) with the
+default (biologically plausible) dynamics.  Batch 128, float32.  Each row runs
+with recording off and on (trajectory records every ``--every`` steps incl.
+the batched-GEVB agreement, synapse snapshots every 2·every steps, written to
+a temporary store); the overhead is the relative difference of the step
+times.  Usage::
 
-    python benchmarks/realizations.py [--steps 20] [--every 10] [--device cpu|gpu]
+    python benchmarks/realizations.py [--steps 20] [--every 10] [--device cpu|gpu] [--only dynamics]
 """
 
 from __future__ import annotations
@@ -31,11 +38,11 @@ from neurosim.protocol import validate_protocol
 from neurosim.train import Run
 
 
-def protocol(realization, out, every, device, dataset):
+def protocol(realization, out, every, device, dataset, layers=(1024, 512)):
     return validate_protocol({
         "name": "bench",
         "circuit": {"vectorized": True, "sign": "nonnegative", "init": "on_off",
-                    "layers": [{"type": "dense", "units": 1024}, {"type": "dense", "units": 512}]},
+                    "layers": [{"type": "dense", "units": n} for n in layers]},
         "realization": realization,
         "rule": {"name": "gevb"},
         "data": dataset,
@@ -50,7 +57,7 @@ def protocol(realization, out, every, device, dataset):
 
 
 def synapses_per_example(run) -> int:
-    net, real = run.net, run.realization
+    net, real = run.exp.net, run.exp.realization
     K = net.K
     first = net.weight_layers[0]
     per_bin = 0
@@ -60,30 +67,44 @@ def synapses_per_example(run) -> int:
             per_bin += K * L.n_units * L.n_in
         else:  # temporal: one population of the first layer is active per bin
             per_bin += L.n_units * L.n_in
+    dyn = getattr(real, "dynamics", None)
+    if dyn is not None:  # every counting step of every phase with activity
+        tl = dyn.tl
+        phases = tl.n_phase if dyn.replay_active() else 1
+        steps = phases * tl.n_seg * (tl.n_bin - tl.n_settle)
+        return per_bin * steps  # (temporal: per_bin counts the one active population)
     bins = real.T if real.name == "grouped" else K
     del first
     return per_bin * bins
 
 
+def simulated_seconds_per_step(run, batch: int = 128) -> float:
+    """Biological time one step simulates: B trials of the example stream (0 without dynamics)."""
+    dyn = getattr(run.exp.realization, "dynamics", None)
+    return 0.0 if dyn is None else batch * dyn.tl.slot * dyn.tl.dt * 1e-3
+
+
 def time_steps(run, steps, record: bool) -> float:
-    xp = run.backend.xp
+    exp = run.exp
+    xp = exp.backend.xp
     rng = np.random.default_rng(0)
-    n = run.x_train.shape[0]
+    n = exp.x_train.shape[0]
     hook = run._before_update if record else None
     if not record:
-        run.observers = []
+        exp.observers = []
     batches = [xp.asarray(rng.choice(n, 128, replace=False)) for _ in range(steps + 2)]
     for idx in batches[:2]:  # warm-up (BLAS threads, numba compilation)
-        run.realization.step(run.x_train[idx], run.y_train[idx])
-    sync = (lambda: xp.cuda.Device().synchronize()) if run.backend.is_gpu else (lambda: None)
+        exp.realization.step(exp.x_train[idx], exp.y_train[idx])
+    sync = (lambda: xp.cuda.Device().synchronize()) if exp.backend.is_gpu else (lambda: None)
     sync()
     t0 = time.perf_counter()
     for idx in batches[2:]:
-        run.realization.step(run.x_train[idx], run.y_train[idx], hook)
+        exp.realization.step(exp.x_train[idx], exp.y_train[idx], hook)
         run.step += 1
     if record:  # write buffered records (part of the recording cost; no checkpoint)
-        for obs in run.observers:
-            for ds, dim in obs.flush(run):
+        ctx = run._context()
+        for obs in exp.observers:
+            for ds, dim in obs.flush(exp, ctx) or ():
                 run.recorder.append(ds, dim)
     sync()
     return (time.perf_counter() - t0) / steps
@@ -97,11 +118,25 @@ def warm_imports() -> None:
     xr.Dataset({"a": ("x", np.zeros(2))})
 
 
+#: (label, hidden layers, realization) of each row
+ROWS = [
+    ("grouped", (1024, 512), {"type": "grouped"}),
+    ("temporal, gating=full", (1024, 512), {"type": "temporal", "gating": "full"}),
+    ("temporal, gating=first_bin", (1024, 512), {"type": "temporal", "gating": "first_bin"}),
+    ("dynamics grouped, rate", (256, 128), {"type": "grouped", "dynamics": {}}),
+    ("dynamics temporal first_bin, rate", (256, 128),
+     {"type": "temporal", "gating": "first_bin", "dynamics": {}}),
+    ("dynamics grouped, poisson", (256, 128),
+     {"type": "grouped", "dynamics": {"neurons": {"model": "poisson"}}}),
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", default=None, help="rows whose label contains this text")
     args = ap.parse_args()
     warm_imports()
     data_dir = os.environ.get("NEUROSIM_DATA_DIR")
@@ -110,26 +145,30 @@ def main():
     else:
         dataset = {"dataset": "synthetic", "options": {"n_train": 4096, "n_test": 128,
                                                        "shape": [1, 28, 28]}}
-    print(f"FC MNIST VNN 784-1024-512-1 (K=10), batch 128, float32, device {args.device}, "
+    print(f"FC MNIST VNN (K=10), batch 128, float32, device {args.device}, "
           f"{args.steps} steps; recording every {args.every} steps")
-    print(f"{'realization':<40} {'recording':>9} {'s/step':>8} {'synaptic updates/s':>19}")
-    for real in ({"type": "grouped"}, {"type": "temporal", "gating": "full"},
-                 {"type": "temporal", "gating": "first_bin"}):
+    print(f"{'realization':<36} {'circuit':>12} {'recording':>9} {'s/step':>8} "
+          f"{'synaptic updates/s':>19} {'sim s/wall s':>13}")
+    for label, layers, real in ROWS:
+        if args.only and args.only not in label:
+            continue
         times = {}
         for record in (False, True):
             tmp = tempfile.mkdtemp(prefix="neurosim_bench_")
             try:
                 run = Run(protocol(real, os.path.join(tmp, "b.zarr"), args.every, args.device,
-                                   dataset))
-                run.recorder.create(run.attrs())
+                                   dataset, layers))
+                run.recorder.create(run.exp.attrs())
                 dt = time_steps(run, args.steps, record)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             times[record] = dt
             rate = synapses_per_example(run) * 128 / dt
-            label = ", ".join(f"{k}={v}" for k, v in real.items())
-            print(f"{label:<40} {'on' if record else 'off':>9} {dt:8.3f} {rate:19.3e}")
-        print(f"{'':<40} overhead of recording: {100 * (times[True] / times[False] - 1):+.1f}%")
+            sim = simulated_seconds_per_step(run) / dt
+            circ = "784-" + "-".join(map(str, layers))
+            sim_s = f"{sim:13.3g}" if sim else f"{'-':>13}"
+            print(f"{label:<36} {circ:>12} {'on' if record else 'off':>9} {dt:8.3f} {rate:19.3e} {sim_s}")
+        print(f"{'':<36} overhead of recording: {100 * (times[True] / times[False] - 1):+.1f}%")
 
 
 if __name__ == "__main__":
