@@ -274,7 +274,7 @@ def _first_layer(dyn_opts, real=None, n=5):
     r = Run(proto({**(real or {"type": "grouped"}), "dynamics": dyn_opts}))
     dyn = r.exp.realization.dynamics
     x = r.exp.x_train[:n]
-    runs = dyn.simulate(x, (3, 1, 0))
+    runs = dyn.simulate(x, (3, 1, 0), keep=n)
     return r, dyn, x, runs
 
 
@@ -434,6 +434,21 @@ def test_checkpoint_resume_is_exact(tmp_path):
             assert np.array_equal(s1[k], s2[k]), k
 
 
+def test_recording_does_not_disturb_training(tmp_path):
+    """The probe set runs on a stream of its own: spiking, noisy dynamics train to the same
+    weights with and without trajectory records."""
+    d = merge(NONIDEAL, {"neurons": {"model": "poisson"}, "neuromodulator": {"noise": 0.3}})
+    real = {"type": "grouped", "relaxation": {"schedule": "never"}, "dynamics": d}
+    kw = dict(opt="adam", lr=0.01, layers=(6, 4), max_steps=4)
+    a = Run(proto(real, out=str(tmp_path / "a.zarr"), **kw))
+    b = Run(proto(real, out=str(tmp_path / "b.zarr"), traj={"every": 1, "samples": 3, "units": 3}, **kw))
+    a.train()
+    b.train()
+    assert b.exp.observers and not a.exp.observers
+    for (i, n, p) in a.exp.net.parameters():
+        assert np.array_equal(p, b.exp.net.layers[i].params[n]), (i, n)
+
+
 def test_recordings_in_real_units(tmp_path):
     import xarray as xr
 
@@ -462,8 +477,15 @@ def test_recordings_in_real_units(tmp_path):
         if real["type"] == "grouped":
             assert M.shape[-1] == K  # K channels
         else:
-            assert M.ndim == 3  # one broadcast signal: (sim_step, sample, time)
+            assert M.ndim == 3  # one broadcast signal: (sim_step, probe, time)
+        assert ds["dyn_rate_0"].dims[:3] == ("sim_step", "probe", "dyn_time")
         assert np.abs(M).max() > 0
+        # the probe set: the same test examples at every record, the trace starts at 0
+        assert list(ds["probe"].values) == [0, 1, 2]
+        E = ds["dyn_eligibility_1"].values
+        assert np.all(E[:, 0, 0] == 0)  # no coincidence counts during settling
+        # legacy records: M averaged over the command windows
+        assert ds["neuromodulator"].dims == ("sim_step", "probe", "time_bin", "channel")
         sub = ds[dyn_vars]
         sub.attrs = {}
         sub.to_netcdf(tmp_path / f"{real['type']}.nc")  # the variables and their attrs export
