@@ -321,13 +321,14 @@ def debris(folder: Path) -> list:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-def test_resume_of_a_store_killed_while_it_is_created(tmp_path, references):
+@pytest.mark.parametrize("points", [(1, 3), pytest.param((2,), marks=pytest.mark.slow)])
+def test_resume_of_a_store_killed_while_it_is_created(tmp_path, references, points):
     """Killed while the store is built beside its destination (writes 1, 2: nothing at --out
     yet, a ``.run.zarr.*.creating`` folder beside it) or right after it was renamed into place
     (write 3: root metadata, nothing committed): --resume cleans up and starts over."""
     ref, _ = references("float64")
     proto = protocol_for(tmp_path, "float64")
-    for n in (1, 2, 3):
+    for n in points:
         folder = tmp_path / f"k{n}"
         folder.mkdir()
         out = folder / "run.zarr"
@@ -346,13 +347,15 @@ def test_resume_of_a_store_killed_while_it_is_created(tmp_path, references):
         TALLY["survived"] += 1
 
 
-def test_overwrite_killed_at_every_write_of_the_replacement(tmp_path, references):
-    """--overwrite renames the old store aside, renames the new one into place, then deletes the
-    old one: a kill at any of those writes leaves either the old store, nothing (and leftovers
-    that say a creation was under way) or the new one; --resume then ends bit-identical."""
+@pytest.mark.parametrize("points", [(3,), pytest.param((1, 2, 4), marks=pytest.mark.slow)])
+def test_overwrite_killed_at_every_write_of_the_replacement(tmp_path, references, points):
+    """--overwrite builds the new store beside (store write 1), renames the old one aside (2),
+    renames the new one into place (3), then deletes the old one (4): a kill at any of those
+    writes leaves either the old store, nothing (and leftovers that say a creation was under
+    way) or the new one; --overwrite / --resume then end bit-identical."""
     ref, _ = references("float64")
     proto = protocol_for(tmp_path, "float64")
-    for n in (1, 2, 3, 4):
+    for n in points:
         folder = tmp_path / f"k{n}"
         folder.mkdir()
         out = folder / "run.zarr"

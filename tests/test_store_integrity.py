@@ -286,3 +286,27 @@ def test_finished_run_keeps_one_slot_and_extends_bit_identical(tmp_path, made):
     assert cli("run", proto, "--out", ref, "--quiet", "--set", "training.epochs=2").exit_code == 0
     assert_same_store(ref, store)
     assert len(store_sizes(store)["slots"]) == 1
+
+
+def test_inspect_of_a_store_being_written_is_not_mistaken_for_damage(two_slots, monkeypatch):
+    """A writer that commits twice while a reader checks the store rewrites the slot the reader
+    was checking; the reader sees the commit change and checks again."""
+    from neurosim.recording import store as store_mod
+
+    rec, _ = two_slots
+    real = store_mod._load_slot
+    calls = []
+
+    def racing(path, slot, hashes, offer=True):
+        if not calls:  # the writer goes on under the reader's feet
+            for i in (2, 3):
+                rec.append(record(i), "epoch")
+                rec.commit_checkpoint({"net.W": np.full((4, 3), float(i)), "opt.v.W": np.ones((4, 3)),
+                                       "opt.t": np.array(i + 1), "flag": np.ones(2, bool)},
+                                      {"epoch": i, "step": 2 * i})
+        calls.append(slot)
+        return real(path, slot, hashes, offer)
+
+    monkeypatch.setattr(store_mod, "_load_slot", racing)
+    info = verify_store(rec.path)
+    assert calls[0] == calls[-1] == "checkpoint_b" and len(calls) > 1 and info["epoch"] == 3

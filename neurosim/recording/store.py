@@ -508,14 +508,16 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
                                  f"--resume to start it")
             return "create"
         if not real.is_dir():
+            what = ("a file" if real.is_file() else "a link that leads nowhere" if real.is_symlink()
+                    else "a special file")
             if resume:
-                raise StoreError(f"cannot resume {given}: it is a file, not a neurosim store; "
+                raise StoreError(f"cannot resume {given}: it is {what}, not a neurosim store; "
                                  f"choose another --out")
             if overwrite:
-                raise StoreError(f"refusing to overwrite {given}: it is a file, not a neurosim store "
+                raise StoreError(f"refusing to overwrite {given}: it is {what}, not a neurosim store "
                                  f"(--overwrite replaces only neurosim stores and empty directories); "
                                  f"choose another --out")
-            raise StoreError(f"{given} exists and is a file, not a neurosim store; choose another --out")
+            raise StoreError(f"{given} exists and is {what}, not a neurosim store; choose another --out")
         if not any(real.iterdir()):
             if resume and not debris:
                 raise StoreError(f"cannot resume {given}: it is an empty directory, not a store; run "
@@ -674,6 +676,8 @@ class Recorder:
         enc = {}
         if not exists:
             for name, var in ds.variables.items():
+                if self._node_meta(str(name)) is not None:
+                    continue  # (a coordinate shared with records along another dimension)
                 enc[name] = {"compressors": _codecs()}
                 if dim in var.dims:
                     chunks = tuple(1 if d == dim else s for d, s in zip(var.dims, var.shape))
@@ -866,6 +870,10 @@ class Recorder:
 # ----------------------------------------------------------------------
 # integrity
 # ----------------------------------------------------------------------
+#: bytes decoded at a time when a store is verified
+_VERIFY_BLOCK = 64 * 2**20
+
+
 def _open_ro(path: Path, key: str):
     return zarr.open_array(LocalStore(path, read_only=True), path=key, mode="r")
 
@@ -890,8 +898,16 @@ def _check_array_data(path: Path, key: str, shape: list, all_chunks: bool) -> No
             f = path / key / enc.encode_chunk_key(c)
             if not f.is_file():
                 raise StoreError(f"{f} is missing (chunk {c} of array {key} of the last commit)")
+    # read in blocks along the first axis (bounded memory), chunk by chunk only to name a failure
+    if not shape:
+        blocks = [region]
+    else:
+        row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
+        step = max(1, _VERIFY_BLOCK // row // chunks[0]) * chunks[0]
+        blocks = [(slice(i, min(i + step, shape[0])),) + region[1:] for i in range(0, shape[0], step)]
     try:
-        arr[region]
+        for b in blocks:
+            arr[b]
         return
     except Exception:  # noqa: BLE001 - find the chunk and name it
         pass
@@ -962,9 +978,22 @@ def verify_store(path) -> dict:
     with xarray.  Returns ``{"slot", "epoch", "step", "checkpoint", "arrays",
     "format"}`` with ``checkpoint`` one of ``"verified"`` (content hashes),
     ``"unverified"`` (a format-1 store: no hashes; it decodes) or ``None`` (no commit).
+
+    A store that a running writer commits to while it is checked is checked again
+    (what changed under the check is not damage).
     """
     path = Path(path)
-    meta = read_root(path)
+    for attempt in range(3):
+        meta = read_root(path)
+        try:
+            return _verify(path, meta)
+        except StoreError:
+            if attempt == 2 or read_root(path) == meta:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _verify(path: Path, meta: dict) -> dict:
     marker = meta["attributes"][MARKER]
     fmt = int(marker.get("format", 1))
     slot = marker.get("slot")
