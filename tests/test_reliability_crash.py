@@ -426,3 +426,50 @@ def test_report_tally(capsys):
     with capsys.disabled():
         print(f"\nkills survived / tried: {TALLY['survived']} / {TALLY['kills']}")
     assert TALLY["survived"] == TALLY["kills"]
+
+
+CIRCUIT_REALIZATIONS = {
+    "grouped": "realization: {type: grouped, relaxation: {rate: 1.0, schedule: every_n, every: 3}}\n",
+    "temporal": "realization: {type: temporal, gating: first_bin}\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("real", sorted(CIRCUIT_REALIZATIONS))
+def test_sigkill_explicit_circuits_then_resume_bit_identical(tmp_path, real):
+    """The explicit circuits with trajectories, metrics and weight snapshots: killed at seeded
+    random store writes (creation, records, checkpoint slots, commits), resumed each time;
+    the end is bit-identical to an uninterrupted run (slow)."""
+    text = (CRASH_PROTOCOL.replace("recording: {weights: true}\n", "")
+            + CIRCUIT_REALIZATIONS[real]
+            + "recording:\n  weights: true\n  trajectories: {every: 1, samples: 2, units: 4, "
+              "snapshot_every: 2, synapses: 4, chunk: 2}\n")
+    proto = write_protocol(tmp_path, text)
+    count = tmp_path / "writes"
+    res = run_cli("run", proto, "--out", tmp_path / "ref.zarr", "--quiet",
+                  NEUROSIM_FAULT_KILL_AT=count)
+    assert res.returncode == 0, res.stderr[-2000:]
+    n_writes = int(count.read_text())
+    rng = random.Random(21 if real == "grouped" else 22)
+    out = tmp_path / "run.zarr"
+    points = sorted(rng.sample(range(1, n_writes + 1), 6))
+    killed = 0
+    for i, n in enumerate(points):
+        # each kill lands in a new process at its n-th write: a fresh start, then resumes
+        at = n if i == 0 else max(1, n - points[i - 1])
+        args = ["run", proto, "--out", out, "--quiet"] + (["--resume"] if i else [])
+        res = run_cli(*args, NEUROSIM_FAULT_KILL_AT=at)
+        assert res.returncode in (-signal.SIGKILL, 0), (res.returncode, res.stderr[-2000:])
+        killed += res.returncode == -signal.SIGKILL
+        TALLY["kills"] += res.returncode == -signal.SIGKILL
+        if out.exists():
+            check_consistent(out, tmp_path / "ref.zarr")
+        TALLY["survived"] += res.returncode == -signal.SIGKILL
+    res = run_cli("run", proto, "--out", out, "--quiet", "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_same_store(tmp_path / "ref.zarr", out)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.zarr")]
+    with xr.open_zarr(out) as ds:  # the comparison covered the circuit's recordings
+        assert {"sim_step", "snapshot"} <= set(ds.dims) and ds.sizes["sim_step"] >= 6
+    print(f"\n{real}: {n_writes} store writes; {killed} kills at writes {points}")
+    assert killed >= 5
