@@ -417,9 +417,10 @@ def _load_json(file: Path, what: str) -> dict:
     return meta
 
 
-def read_root(path) -> dict:
+def read_root(path, commit: bool = True) -> dict:
     """The root metadata of a neurosim run store; StoreError if ``path`` is not one (or its
-    root metadata is damaged), naming the file."""
+    root metadata is damaged), naming the file.  ``commit=False`` also accepts a Zarr group
+    without the commit record (readers of records written by other tools)."""
     p = Path(path)
     if not p.is_dir():
         what = "does not exist" if not os.path.lexists(p) else "is a file"
@@ -430,6 +431,8 @@ def read_root(path) -> dict:
     attrs = meta.get("attributes")
     if not isinstance(attrs, dict) or not isinstance(attrs.get(MARKER), dict):
         kind = (attrs or {}).get("kind") if isinstance(attrs, dict) else None
+        if not commit and meta.get("node_type") == "group" and kind != "sweep":
+            return meta
         if kind == "sweep":
             raise StoreError(f"{p} is a sweep store, not a run store (open its runs/<name>, or "
                              f"use neurosim report)")
@@ -1088,7 +1091,7 @@ def _default(o):
 def open_store(path) -> xr.Dataset:
     """Open a run store as an xarray Dataset (the committed state)."""
     p = Path(path)
-    read_root(p)
+    read_root(p, commit=False)
     try:
         ds = xr.open_zarr(str(p))
     except Exception as exc:  # noqa: BLE001 - a damaged store: say so in one line
