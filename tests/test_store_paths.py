@@ -239,7 +239,7 @@ def test_run_name_cannot_escape_the_output_directory(tmp_path, monkeypatch):
 def test_resume_refuses_what_it_cannot_continue(tmp_path, proto, made):
     # nothing there: no fresh run behind the user's back, no folders left behind
     refused(cli(proto, tmp_path / "none" / "deeper" / "run.zarr", "--resume"),
-            "there is no store there", "run without --resume")
+            "it does not exist", "run without --resume")
     assert not (tmp_path / "none").exists()
     # a regular file: no advice to --overwrite it
     (tmp_path / "notes.txt").write_text("keep")

@@ -507,8 +507,8 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
         debris = _debris(real)
         if not os.path.lexists(real):
             if resume and not debris:
-                raise StoreError(f"cannot resume {given}: there is no store there; run without "
-                                 f"--resume to start it")
+                raise StoreError(f"cannot resume {given}: it does not exist; run without --resume "
+                                 f"to start it")
             return "create"
         if not real.is_dir():
             what = ("a file" if real.is_file() else "a link that leads nowhere" if real.is_symlink()
@@ -520,7 +520,8 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
                 raise StoreError(f"refusing to overwrite {given}: it is {what}, not a neurosim store "
                                  f"(--overwrite replaces only neurosim stores and empty directories); "
                                  f"choose another --out")
-            raise StoreError(f"{given} exists and is {what}, not a neurosim store; choose another --out")
+            raise StoreError(f"{given} already exists and is {what}, not a neurosim store; choose "
+                             f"another --out")
         if not any(real.iterdir()):
             if resume and not debris:
                 raise StoreError(f"cannot resume {given}: it is an empty directory, not a store; run "
@@ -536,8 +537,8 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
                 raise StoreError(f"refusing to overwrite {given}: it is a directory that is not a "
                                  f"neurosim store (no zarr.json); --overwrite replaces only neurosim "
                                  f"stores and empty directories: choose another --out")
-            raise StoreError(f"{given} exists and is not a neurosim store (no zarr.json); choose "
-                             f"another --out")
+            raise StoreError(f"{given} already exists and is not a neurosim store (no zarr.json); "
+                             f"choose another --out")
         try:
             meta = read_root(real)
         except StoreError as exc:
