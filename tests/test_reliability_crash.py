@@ -402,7 +402,7 @@ def test_store_layout_has_no_foreign_files(tmp_path, references):
     names = {p.name for p in Path(ref).iterdir()}
     assert "zarr.json" in names and not any(n.endswith(".partial") for n in names)
     meta = json.loads((Path(ref) / "zarr.json").read_text())
-    slot = meta["attributes"]["neurosim_commit"]["slot"]
+    slot = recording.commit_record(meta["attributes"])["slot"]
     assert set(meta["consolidated_metadata"]["metadata"]) >= {"train_error", "epoch", slot}
     # a finished run keeps the committed checkpoint slot only
     assert {n for n in names if n.startswith("checkpoint_")} == {slot}

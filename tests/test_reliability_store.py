@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from neurosim.recording import MARKER, Recorder, StoreError
+from neurosim.recording import Recorder, StoreError, commit_record
 
 
 def record(i, extra=False):
@@ -84,7 +84,7 @@ def test_status_attrs_do_not_publish_uncommitted_records(rec):
     rec.set_attrs(status="diverged", failure="x")
     with xr.open_zarr(rec.path) as ds:
         assert ds.sizes["epoch"] == 1 and ds.attrs["status"] == "diverged"
-        assert ds.attrs[MARKER]["records"] == {"epoch": 1}
+        assert commit_record(ds.attrs)["records"] == {"epoch": 1}
 
 
 def test_root_metadata_is_written_only_by_the_recorder(rec):

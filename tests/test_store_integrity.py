@@ -15,7 +15,7 @@ import zarr
 from click.testing import CliRunner
 
 from neurosim.cli import main
-from neurosim.recording import MARKER, Recorder, StoreError, store_sizes, verify_store
+from neurosim.recording import MARKER, Recorder, StoreError, commit_record, store_sizes, verify_store
 from neurosim.recording.store import content_hash
 
 from ._reliability import PROTOCOL, assert_same_store, write_protocol
@@ -149,14 +149,15 @@ def test_stores_without_hashes_still_load(two_slots):
     """A store written before content hashes (format 1) loads and verifies as 'unverified'."""
     rec, states = two_slots
     meta = json.loads((rec.path / "zarr.json").read_text())
-    del meta["attributes"][MARKER]["hashes"]
-    meta["attributes"][MARKER]["format"] = 1
+    record = commit_record(meta["attributes"])
+    del record["hashes"]
+    meta["attributes"][MARKER] = record | {"format": 1}  # (a mapping, as older stores have it)
     (rec.path / "zarr.json").write_text(json.dumps(meta))
     state, _ = rec.load_checkpoint()
     assert np.array_equal(state["net.W"], states[1]["net.W"])
     assert verify_store(rec.path)["checkpoint"] == "unverified"
     # a format-2 record without hashes is damage, not an old store
-    meta["attributes"][MARKER]["format"] = 2
+    meta["attributes"][MARKER] = json.dumps(record | {"format": 2})
     (rec.path / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match="no checkpoint hashes"):
         rec.load_checkpoint()
@@ -166,7 +167,7 @@ def test_stores_without_hashes_still_load(two_slots):
 # damaged run stores: inspect and --resume refuse, naming the file; resume writes nothing
 # --------------------------------------------------------------------------------------------
 def _slot(store: Path) -> str:
-    return json.loads((store / "zarr.json").read_text())["attributes"][MARKER]["slot"]
+    return commit_record(json.loads((store / "zarr.json").read_text())["attributes"])["slot"]
 
 
 def _truncate(f: Path, n: int = 40):
@@ -310,3 +311,17 @@ def test_inspect_of_a_store_being_written_is_not_mistaken_for_damage(two_slots, 
     monkeypatch.setattr(store_mod, "_load_slot", racing)
     info = verify_store(rec.path)
     assert calls[0] == calls[-1] == "checkpoint_b" and len(calls) > 1 and info["epoch"] == 3
+
+
+def test_root_attrs_are_netcdf_values_and_the_store_exports(tmp_path, made):
+    """The commit record is a JSON string (it was a mapping: ``to_netcdf`` failed on it)."""
+    from neurosim.recording import open_store
+
+    _, store = made
+    with open_store(store) as ds:
+        assert all(isinstance(v, (str, int, float)) for v in ds.attrs.values()), ds.attrs
+        record = commit_record(ds.attrs)
+        assert record["slot"] == _slot(store) and set(record["hashes"]) >= {"net.L0.W"}
+        ds.to_netcdf(tmp_path / "run.nc")
+    assert commit_record({MARKER: {"slot": "checkpoint_a"}}) == {"slot": "checkpoint_a"}  # older
+    assert commit_record({MARKER: "{not json"}) is None

@@ -9,6 +9,7 @@ from .store import (  # noqa: F401
     StoreLock,
     StoreWriteError,
     _jsonable,
+    commit_record,
     consolidate,
     open_store,
     prepare_store,

@@ -6,7 +6,8 @@ Layout of a store (``xr.open_zarr(path)`` gives the root Dataset):
   optional weight snapshots) and, for trajectories, along ``step``;
   every variable carries ``long_name``/``units``/``description`` attrs;
 * root attrs: the resolved protocol (JSON), seed, versions, backend, status,
-  and ``neurosim_commit`` — the commit record;
+  and ``neurosim_commit`` — the commit record (a JSON string, as every attr is a
+  netCDF value);
 * groups ``checkpoint_a`` / ``checkpoint_b``: the two slots of a
   double-buffered checkpoint (weights, optimizer and rule state).  A finished
   run keeps only the committed slot (enough to extend it with ``--resume``).
@@ -429,7 +430,7 @@ def read_root(path, commit: bool = True) -> dict:
         raise StoreError(f"{p} is not a neurosim store (no zarr.json)")
     meta = _load_json(p / ROOT, "the root metadata of the store")
     attrs = meta.get("attributes")
-    if not isinstance(attrs, dict) or not isinstance(attrs.get(MARKER), dict):
+    if not isinstance(attrs, dict) or commit_record(attrs) is None:
         kind = (attrs or {}).get("kind") if isinstance(attrs, dict) else None
         if not commit and meta.get("node_type") == "group" and kind != "sweep":
             return meta
@@ -438,6 +439,24 @@ def read_root(path, commit: bool = True) -> dict:
                              f"use neurosim report)")
         raise StoreError(f"{p} is a Zarr store but not a neurosim run store (its zarr.json has no "
                          f"{MARKER} record)")
+    return meta
+
+
+def commit_record(attrs: dict) -> dict | None:
+    """The commit record in a store's root attrs (a JSON string, so that every attr is a
+    netCDF value; a mapping in stores written before), or None."""
+    m = attrs.get(MARKER) if isinstance(attrs, dict) else None
+    if isinstance(m, str):
+        try:
+            m = json.loads(m)
+        except ValueError:
+            return None
+    return m if isinstance(m, dict) else None
+
+
+def _with_record(meta: dict, record: dict) -> dict:
+    """``meta`` with its commit record replaced (written as a JSON string)."""
+    meta.setdefault("attributes", {})[MARKER] = json.dumps(_jsonable(record))
     return meta
 
 
@@ -555,7 +574,7 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
         rec = Recorder(given)
         if check is not None:
             check(rec)
-        if not meta["attributes"][MARKER].get("slot"):
+        if not commit_record(meta["attributes"]).get("slot"):
             return "replace"  # killed before its first checkpoint: nothing to keep
         verify_store(given)
         _remove_debris(real)
@@ -597,10 +616,10 @@ class Recorder:
                                  f"--overwrite to replace it")
             if not real.is_dir() or real.is_symlink() or not is_run_store(real):
                 raise StoreError(f"refusing to replace {self.path}: it is not a neurosim store")
-        meta = {"attributes": _jsonable(attrs) | {MARKER: {"slot": None, "records": {},
-                                                           "format": FORMAT}},
-                "zarr_format": 3, "consolidated_metadata": dict(_EMPTY_CONSOLIDATED),
-                "node_type": "group"}
+        meta = _with_record({"attributes": _jsonable(attrs), "zarr_format": 3,
+                             "consolidated_metadata": dict(_EMPTY_CONSOLIDATED),
+                             "node_type": "group"},
+                            {"slot": None, "records": {}, "format": FORMAT})
         _remove_debris(real)
         tag = uuid.uuid4().hex[:12]
         tmp = real.with_name(f".{real.name}.{tag}.creating")
@@ -659,7 +678,7 @@ class Recorder:
 
     @property
     def commit(self) -> dict:
-        return self.attrs.get(MARKER, {"slot": None, "records": {}})
+        return commit_record(self.attrs) or {"slot": None, "records": {}}
 
     # ----------------------------------------------------------------
     def _node_meta(self, name: str) -> dict | None:
@@ -706,7 +725,7 @@ class Recorder:
         committed (the committed one is enough to extend the run with ``--resume``)."""
         meta = self._read_root()
         meta.setdefault("attributes", {}).update(_jsonable(attrs))
-        slot = meta["attributes"].get(MARKER, {}).get("slot")
+        slot = (commit_record(meta["attributes"]) or {}).get("slot")
         free = [s for s in SLOTS if s != slot][0] if slot in SLOTS else None
         cm = (meta.get("consolidated_metadata") or {}).get("metadata")
         if free and isinstance(cm, dict):  # readers first stop seeing it, then it goes
@@ -770,7 +789,7 @@ class Recorder:
         (JSON-able: epoch, step, ...) is stored with the record.
         """
         root_meta = self._read_root()
-        cur = root_meta.get("attributes", {}).get(MARKER, {}).get("slot")
+        cur = (commit_record(root_meta.get("attributes", {})) or {}).get("slot")
         slot = "checkpoint_b" if cur == "checkpoint_a" else "checkpoint_a"
         # The free slot is overwritten in place (arrays of the same shape and dtype are
         # reused, and kept open between checkpoints: this process is the only writer).
@@ -804,9 +823,9 @@ class Recorder:
         grp.attrs.put(_jsonable(info) | {"hashes": hashes})
         records = {d: self.records(d) for d in sorted(self.append_dims())}
         root_meta = self._read_root()
-        old = root_meta["attributes"].get(MARKER, {})
-        root_meta["attributes"][MARKER] = {"slot": slot, "records": records, **_jsonable(info),
-                                           "format": old.get("format", 1), "hashes": hashes}
+        old = commit_record(root_meta["attributes"]) or {}
+        _with_record(root_meta, {"slot": slot, "records": records, **_jsonable(info),
+                                 "format": old.get("format", 1), "hashes": hashes})
         root_meta["consolidated_metadata"] = self._consolidated()
         self._write_root(root_meta)
 
@@ -998,7 +1017,7 @@ def verify_store(path) -> dict:
 
 
 def _verify(path: Path, meta: dict) -> dict:
-    marker = meta["attributes"][MARKER]
+    marker = commit_record(meta["attributes"])
     fmt = int(marker.get("format", 1))
     slot = marker.get("slot")
     if slot is not None and slot not in SLOTS:
@@ -1097,10 +1116,4 @@ def open_store(path) -> xr.Dataset:
         ds = xr.open_zarr(str(p))
     except Exception as exc:  # noqa: BLE001 - a damaged store: say so in one line
         raise StoreError(f"{p} does not open ({_why(exc)}); neurosim inspect {p} checks it") from None
-    for k in ("protocol",):
-        if isinstance(ds.attrs.get(k), str):
-            try:
-                ds.attrs[k + "_dict"] = json.loads(ds.attrs[k])
-            except ValueError:
-                pass
     return ds
