@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 
 from . import experiment
 from .core.backend import array_module
-from .recording import Recorder, StoreError
+from .recording import Recorder, StoreError, prepare_store
 from .recording.observers import StepContext
 
 #: on the GPU the divergence check (a device sync) runs every this many steps
@@ -208,32 +207,31 @@ class Run:
         else:
             sys.stderr.write(f"\n{msg}\n")
 
-    def train(self, resume: bool = False) -> RunSummary:
+    def train(self, resume: bool = False, overwrite: bool = False) -> RunSummary:
         with self.recorder.lock():  # one writer per store (StoreError otherwise)
-            return self._train(resume)
+            return self._train(resume, overwrite)
 
-    def _train(self, resume: bool) -> RunSummary:
+    def _train(self, resume: bool, overwrite: bool = False) -> RunSummary:
         tr = self.exp.training
         main = threading.current_thread() is threading.main_thread()
         sigs = (signal.SIGINT, signal.SIGTERM) if main else ()
         old = {s: signal.signal(s, self._on_signal) for s in sigs}
         try:
-            if resume and self.recorder.exists:
+            mode = prepare_store(self.recorder.path, resume=resume, overwrite=overwrite,
+                                 check=lambda rec: check_resumable(self.protocol, rec))
+            if mode == "resume":  # a verified store with a committed checkpoint
                 extended = check_resumable(self.protocol, self.recorder)
-                if self.restore():
-                    attrs = {"status": "running"}
-                    if extended:  # a longer schedule: record it, and lift a max_steps stop
-                        attrs.update(protocol=json.dumps(self.protocol),
-                                     extended=", ".join(extended))
-                        mx = tr["max_steps"]
-                        if str(self.stopped).startswith("max_steps") and (not mx or mx > self.step):
-                            self.stopped = None
-                    self.recorder.set_attrs(**attrs)
-                else:  # killed before its first checkpoint: nothing to keep
-                    shutil.rmtree(self.recorder.path)
-                    self.recorder.create(self.exp.attrs())
-            else:
-                self.recorder.create(self.exp.attrs())
+                self.restore()
+                attrs = {"status": "running"}
+                if extended:  # a longer schedule: record it, and lift a max_steps stop
+                    attrs.update(protocol=json.dumps(self.protocol),
+                                 extended=", ".join(extended))
+                    mx = tr["max_steps"]
+                    if str(self.stopped).startswith("max_steps") and (not mx or mx > self.step):
+                        self.stopped = None
+                self.recorder.set_attrs(**attrs)
+            else:  # "create", or "replace" a store with nothing committed / under --overwrite
+                self.recorder.create(self.exp.attrs(), replace=mode == "replace")
             if self.recorder.records("epoch") == 0 and self.step == 0:
                 self._say("first evaluation (epoch 0)")
                 first = self.evaluate(interruptible=True)
@@ -310,7 +308,7 @@ class Run:
         if last is None:  # nothing trained now (a resume of a finished run): no time added
             last, seconds = self._last_record(), self.elapsed0
         stopped = self.stopped or "epochs"
-        self.recorder.set_attrs(status="finished", stopped=stopped)
+        self.recorder.finish(status="finished", stopped=stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
                           last["test_error"], stopped, seconds)
 
@@ -400,25 +398,14 @@ def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=
     """Convenience: build a :class:`Run` and train it.
 
     An existing store is continued only with ``resume`` (same protocol) and
-    replaced only with ``overwrite``; the store's lock is held throughout, so
-    a second writer is refused before anything is touched.
+    replaced only with ``overwrite`` (and only if it is a neurosim store:
+    :func:`~neurosim.recording.store.prepare_store`); the store's lock is held
+    throughout, so a second writer is refused before anything is touched.
     """
-    from pathlib import Path
-
     out = out or protocol["recording"]["out"]
-    path = Path(out)
-    rec = Recorder(path)
-    with rec.lock():
-        occupied = path.exists() and (not path.is_dir() or any(path.iterdir()))
-        if resume and rec.exists:
-            check_resumable(protocol, rec)
-        elif occupied and not (resume and path.is_dir()):
-            if not overwrite:
-                raise StoreError(f"{path} already exists; use --resume to continue it or "
-                                 f"--overwrite to replace it")
-        elif occupied and resume:
-            raise StoreError(f"{path} is not a neurosim store (no zarr.json); cannot resume it")
+    with Recorder(out).lock():
+        # refused here, before data and network are built; the store changes in Run.train
+        prepare_store(out, resume=resume, overwrite=overwrite,
+                      check=lambda rec: check_resumable(protocol, rec))
         r = Run(protocol, out=out, device=device, progress=progress)  # data, network: may fail
-        if occupied and overwrite and not (resume and rec.exists):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        return r.train(resume=resume)
+        return r.train(resume=resume, overwrite=overwrite)

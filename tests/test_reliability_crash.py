@@ -160,6 +160,7 @@ def kill_and_resume(tmp_path, references, dtype, seed, n_fault, n_timed):
     with xr.open_zarr(out) as ds:
         assert ds.attrs["status"] == "finished"
     assert not (tmp_path / "run.zarr.lock").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.zarr")]  # no leftovers
 
 
 def kill_by_fault_resume(proto, out, n_write) -> None:
@@ -315,19 +316,65 @@ def test_stale_lock_of_a_dead_process_does_not_block(tmp_path):
         os.close(ready_w)
 
 
-def test_resume_of_a_store_killed_before_its_first_commit(tmp_path, references):
-    """Killed right after creating the store: --resume starts over (nothing was committed)."""
+def debris(folder: Path) -> list:
+    """Temporary names that writers leave beside a store (creation, replacement, root writes)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("points", [(1, 3), pytest.param((2,), marks=pytest.mark.slow)])
+def test_resume_of_a_store_killed_while_it_is_created(tmp_path, references, points):
+    """Killed while the store is built beside its destination (writes 1, 2: nothing at --out
+    yet, a ``.run.zarr.*.creating`` folder beside it) or right after it was renamed into place
+    (write 3: root metadata, nothing committed): --resume cleans up and starts over."""
     ref, _ = references("float64")
     proto = protocol_for(tmp_path, "float64")
-    out = tmp_path / "run.zarr"
-    kill_by_fault(proto, out, 2)  # after the root metadata, before any checkpoint
-    TALLY["kills"] += 1
-    assert (out / "zarr.json").exists() and visible(out) == 0
-    with xr.open_zarr(out) as ds:
-        assert ds.sizes.get("epoch", 0) == 0
-    run_inprocess(proto, out, "--resume")
-    assert_same_store(ref, out)
-    TALLY["survived"] += 1
+    for n in points:
+        folder = tmp_path / f"k{n}"
+        folder.mkdir()
+        out = folder / "run.zarr"
+        kill_by_fault(proto, out, n)
+        TALLY["kills"] += 1
+        if n < 3:
+            assert not out.exists()
+            assert [d.endswith(".creating") for d in debris(folder)] == [True]
+        else:
+            assert (out / "zarr.json").exists() and visible(out) == 0
+            with xr.open_zarr(out) as ds:
+                assert ds.sizes.get("epoch", 0) == 0
+        run_inprocess(proto, out, "--resume")
+        assert_same_store(ref, out)
+        assert debris(folder) == [] and sorted(p.name for p in folder.iterdir()) == ["run.zarr"]
+        TALLY["survived"] += 1
+
+
+@pytest.mark.parametrize("points", [(3,), pytest.param((1, 2, 4), marks=pytest.mark.slow)])
+def test_overwrite_killed_at_every_write_of_the_replacement(tmp_path, references, points):
+    """--overwrite builds the new store beside (store write 1), renames the old one aside (2),
+    renames the new one into place (3), then deletes the old one (4): a kill at any of those
+    writes leaves either the old store, nothing (and leftovers that say a creation was under
+    way) or the new one; --overwrite / --resume then end bit-identical."""
+    ref, _ = references("float64")
+    proto = protocol_for(tmp_path, "float64")
+    for n in points:
+        folder = tmp_path / f"k{n}"
+        folder.mkdir()
+        out = folder / "run.zarr"
+        run_inprocess(proto, out, "--set", "seed=1")  # the store to be replaced
+        res = run_cli("run", proto, "--out", out, "--quiet", "--overwrite", NEUROSIM_FAULT_KILL_AT=n)
+        assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+        TALLY["kills"] += 1
+        if out.exists():
+            with xr.open_zarr(out) as ds:  # the old store, whole, or the new one
+                assert ds.attrs["seed"] == (1 if n < 3 else 0)
+        else:
+            assert n == 3 and any(d.endswith(".deleting") for d in debris(folder))
+        if n < 3:  # the replacement never happened: the old store is still to be replaced
+            run_inprocess(proto, out, "--overwrite")
+        else:
+            run_inprocess(proto, out, "--resume")
+        assert_same_store(ref, out)
+        assert debris(folder) == []
+        TALLY["survived"] += 1
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -355,7 +402,12 @@ def test_store_layout_has_no_foreign_files(tmp_path, references):
     names = {p.name for p in Path(ref).iterdir()}
     assert "zarr.json" in names and not any(n.endswith(".partial") for n in names)
     meta = json.loads((Path(ref) / "zarr.json").read_text())
-    assert set(meta["consolidated_metadata"]["metadata"]) >= {"train_error", "epoch", "checkpoint_a"}
+    slot = recording.commit_record(meta["attributes"])["slot"]
+    assert set(meta["consolidated_metadata"]["metadata"]) >= {"train_error", "epoch", slot}
+    # a finished run keeps the committed checkpoint slot only
+    assert {n for n in names if n.startswith("checkpoint_")} == {slot}
+    assert not any(k.startswith("checkpoint_") and not k.startswith(slot)
+                   for k in meta["consolidated_metadata"]["metadata"])
 
 
 def test_weight_snapshots_every_other_checkpoint_open(tmp_path):
@@ -374,3 +426,50 @@ def test_report_tally(capsys):
     with capsys.disabled():
         print(f"\nkills survived / tried: {TALLY['survived']} / {TALLY['kills']}")
     assert TALLY["survived"] == TALLY["kills"]
+
+
+CIRCUIT_REALIZATIONS = {
+    "grouped": "realization: {type: grouped, relaxation: {rate: 1.0, schedule: every_n, every: 3}}\n",
+    "temporal": "realization: {type: temporal, gating: first_bin}\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("real", sorted(CIRCUIT_REALIZATIONS))
+def test_sigkill_explicit_circuits_then_resume_bit_identical(tmp_path, real):
+    """The explicit circuits with trajectories, metrics and weight snapshots: killed at seeded
+    random store writes (creation, records, checkpoint slots, commits), resumed each time;
+    the end is bit-identical to an uninterrupted run (slow)."""
+    text = (CRASH_PROTOCOL.replace("recording: {weights: true}\n", "")
+            + CIRCUIT_REALIZATIONS[real]
+            + "recording:\n  weights: true\n  trajectories: {every: 1, samples: 2, units: 4, "
+              "snapshot_every: 2, synapses: 4, chunk: 2}\n")
+    proto = write_protocol(tmp_path, text)
+    count = tmp_path / "writes"
+    res = run_cli("run", proto, "--out", tmp_path / "ref.zarr", "--quiet",
+                  NEUROSIM_FAULT_KILL_AT=count)
+    assert res.returncode == 0, res.stderr[-2000:]
+    n_writes = int(count.read_text())
+    rng = random.Random(21 if real == "grouped" else 22)
+    out = tmp_path / "run.zarr"
+    points = sorted(rng.sample(range(1, n_writes + 1), 6))
+    killed = 0
+    for i, n in enumerate(points):
+        # each kill lands in a new process at its n-th write: a fresh start, then resumes
+        at = n if i == 0 else max(1, n - points[i - 1])
+        args = ["run", proto, "--out", out, "--quiet"] + (["--resume"] if i else [])
+        res = run_cli(*args, NEUROSIM_FAULT_KILL_AT=at)
+        assert res.returncode in (-signal.SIGKILL, 0), (res.returncode, res.stderr[-2000:])
+        killed += res.returncode == -signal.SIGKILL
+        TALLY["kills"] += res.returncode == -signal.SIGKILL
+        if out.exists():
+            check_consistent(out, tmp_path / "ref.zarr")
+        TALLY["survived"] += res.returncode == -signal.SIGKILL
+    res = run_cli("run", proto, "--out", out, "--quiet", "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_same_store(tmp_path / "ref.zarr", out)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.zarr")]
+    with xr.open_zarr(out) as ds:  # the comparison covered the circuit's recordings
+        assert {"sim_step", "snapshot"} <= set(ds.dims) and ds.sizes["sim_step"] >= 6
+    print(f"\n{real}: {n_writes} store writes; {killed} kills at writes {points}")
+    assert killed >= 5

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from neurosim.recording import MARKER, Recorder, StoreError
+from neurosim.recording import Recorder, StoreError, commit_record
 
 
 def record(i, extra=False):
@@ -84,7 +84,7 @@ def test_status_attrs_do_not_publish_uncommitted_records(rec):
     rec.set_attrs(status="diverged", failure="x")
     with xr.open_zarr(rec.path) as ds:
         assert ds.sizes["epoch"] == 1 and ds.attrs["status"] == "diverged"
-        assert ds.attrs[MARKER]["records"] == {"epoch": 1}
+        assert commit_record(ds.attrs)["records"] == {"epoch": 1}
 
 
 def test_root_metadata_is_written_only_by_the_recorder(rec):
@@ -97,3 +97,40 @@ def test_root_metadata_is_written_only_by_the_recorder(rec):
 def test_create_refuses_an_existing_store(rec):
     with pytest.raises(StoreError, match="already exists"):
         Recorder(rec.path).create({})
+
+
+def test_create_replaces_only_a_neurosim_store(tmp_path, rec):
+    """``create(replace=True)`` is the only place a store is deleted: it refuses anything else."""
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("keep")
+    with pytest.raises(StoreError, match="refusing to replace"):
+        Recorder(thesis).create({}, replace=True)
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(StoreError, match="refusing to replace"):
+        Recorder(tmp_path / "file").create({}, replace=True)
+    assert (thesis / "thesis.tex").read_text() == "keep" and (tmp_path / "file").read_text() == "keep"
+    rec.append(record(0), "epoch")
+    rec.commit_checkpoint({"w": np.zeros(1)}, {"epoch": 0})
+    Recorder(rec.path).create({"title": "new"}, replace=True)
+    assert Recorder(rec.path).attrs["title"] == "new" and Recorder(rec.path).commit["slot"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "s.zarr", "thesis"]
+
+
+def test_finish_keeps_the_committed_slot_only(rec):
+    for i in range(3):
+        rec.append(record(i), "epoch")
+        rec.commit_checkpoint({"w": np.full(2, float(i))}, {"epoch": i})
+    assert {p.name for p in rec.path.iterdir()} >= {"checkpoint_a", "checkpoint_b"}
+    rec.finish(status="finished")
+    assert rec.commit["slot"] == "checkpoint_a" and rec.attrs["status"] == "finished"
+    assert not (rec.path / "checkpoint_b").exists()
+    meta = json.loads((rec.path / "zarr.json").read_text())
+    assert not [k for k in meta["consolidated_metadata"]["metadata"] if k.startswith("checkpoint_b")]
+    with xr.open_zarr(rec.path) as ds:
+        assert ds["loss"].values.tolist() == [0.0, 1.0, 2.0]
+    # the run can go on: the next checkpoint recreates the free slot
+    rec.append(record(3), "epoch")
+    rec.commit_checkpoint({"w": np.full(2, 3.0)}, {"epoch": 3})
+    state, info = rec.load_checkpoint()
+    assert rec.commit["slot"] == "checkpoint_b" and state["w"].tolist() == [3.0, 3.0]

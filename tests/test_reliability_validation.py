@@ -190,13 +190,19 @@ def test_existing_store_needs_overwrite(tmp_path):
     (out / "precious.txt").write_text("keep me")
     res = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet"])
     assert res.exit_code == 2
-    assert "already exists" in res.output and "--overwrite" in res.output and "--resume" in res.output
+    assert "is not a neurosim store" in res.output and "choose another --out" in res.output
     assert (out / "precious.txt").read_text() == "keep me"
-    # --resume on something that is not a store is refused too, and leaves it alone
-    res = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet", "--resume"])
-    assert res.exit_code == 2 and "not a neurosim store" in res.output
-    assert (out / "precious.txt").exists()
-    res = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet", "--overwrite"])
-    assert res.exit_code == 0, res.output
-    assert not (out / "precious.txt").exists() and (out / "zarr.json").exists()
+    # --resume and --overwrite on something that is not a store are refused too, and leave it alone
+    for flag in ("--resume", "--overwrite"):
+        res = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet", flag])
+        assert res.exit_code == 2 and "not a neurosim store" in res.output
+        assert (out / "precious.txt").read_text() == "keep me"
     assert not (tmp_path / "out.zarr.lock").exists()
+    # a neurosim store is "already exists": continue it or replace it
+    store = tmp_path / "store.zarr"
+    assert CliRunner().invoke(main, ["run", str(path), "--out", str(store), "--quiet"]).exit_code == 0
+    res = CliRunner().invoke(main, ["run", str(path), "--out", str(store), "--quiet"])
+    assert res.exit_code == 2
+    assert "already exists" in res.output and "--overwrite" in res.output and "--resume" in res.output
+    res = CliRunner().invoke(main, ["run", str(path), "--out", str(store), "--quiet", "--overwrite"])
+    assert res.exit_code == 0, res.output

@@ -1,4 +1,4 @@
-"""``neurosim inspect``: what a store holds."""
+"""``neurosim inspect``: what a store holds, and whether it is intact."""
 
 from __future__ import annotations
 
@@ -9,18 +9,34 @@ import click
 from .common import fail
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
 @click.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(store, as_json):
-    """Print what a STORE holds: protocol, network, variables, last errors."""
-    from ..recording import StoreError, open_store
+    """Print what a STORE holds: protocol, network, variables, last errors, sizes.
+
+    The store is checked against its last commit first (metadata, every recorded
+    chunk, the checkpoint's content hashes); a damaged store exits with code 2,
+    naming the damaged file."""
+    from ..recording import StoreError, open_store, store_sizes, verify_store
 
     try:
+        check = verify_store(store)
         ds = open_store(store)
+        layers = json.loads(ds.attrs.get("layers", "[]"))
     except StoreError as exc:
         fail(str(exc))
-    layers = json.loads(ds.attrs.get("layers", "[]"))
+    except ValueError as exc:
+        fail(f"{store}: the root attr 'layers' is damaged ({exc})")
+    sizes = store_sizes(store)
     info = {
         "store": store,
         "protocol": ds.attrs.get("protocol_name"),
@@ -30,11 +46,14 @@ def inspect(store, as_json):
         "status": ds.attrs.get("status"),
         "seed": ds.attrs.get("seed"),
         "layers": layers,
-        "n_params": sum(r["params"] for r in layers),
+        "n_params": sum(r.get("params", 0) for r in layers),
         "variables": {k: list(v.dims) for k, v in ds.data_vars.items()},
+        "integrity": check,
+        "size_bytes": {"recordings": sizes["recordings"], "checkpoints": sizes["checkpoints"]},
+        "checkpoint_slots": sizes["slots"],
     }
     if "epoch" in ds.dims and ds.sizes["epoch"]:
-        info["epochs"] = [int(e) for e in ds["epoch"].values]
+        info["epochs"] = [float(e) for e in ds["epoch"].values]
         for k in ("train_error", "test_error"):
             if k in ds:
                 info[f"last_{k}"] = float(ds[k].values[-1])
@@ -54,7 +73,21 @@ def inspect(store, as_json):
     for k, dims in info["variables"].items():
         click.echo(f"  {k} {tuple(dims)}")
     if "epochs" in info:
-        click.echo(f"checkpoints at epochs {info['epochs']}")
+        click.echo(f"checkpoints at epochs {[_num(e) for e in info['epochs']]}")
         if "last_test_error" in info:
             click.echo(f"last       train error {info['last_train_error']:.2f}%  test error "
                        f"{info['last_test_error']:.2f}%")
+    if check["slot"]:
+        how = {"verified": "every array matches its content hash",
+               "unverified": "it decodes; this store predates content hashes"}[check["checkpoint"]]
+        click.echo(f"integrity  intact: {check['arrays']} committed arrays; checkpoint {check['slot']} "
+                   f"(epoch {check['epoch']}, step {check['step']}): {how}")
+    else:
+        click.echo(f"integrity  intact: {check['arrays']} committed arrays; no checkpoint committed yet")
+    slots = len(sizes["slots"])
+    click.echo(f"size       recordings {_size(sizes['recordings'])}, checkpoints "
+               f"{_size(sizes['checkpoints'])} ({slots} slot{'s' if slots != 1 else ''})")
+
+
+def _num(e: float):
+    return int(e) if float(e).is_integer() else round(float(e), 3)

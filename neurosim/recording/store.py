@@ -6,9 +6,11 @@ Layout of a store (``xr.open_zarr(path)`` gives the root Dataset):
   optional weight snapshots) and, for trajectories, along ``step``;
   every variable carries ``long_name``/``units``/``description`` attrs;
 * root attrs: the resolved protocol (JSON), seed, versions, backend, status,
-  and ``neurosim_commit`` — the commit marker;
+  and ``neurosim_commit`` — the commit record (a JSON string, as every attr is a
+  netCDF value);
 * groups ``checkpoint_a`` / ``checkpoint_b``: the two slots of a
-  double-buffered checkpoint (weights, optimizer and rule state).
+  double-buffered checkpoint (weights, optimizer and rule state).  A finished
+  run keeps only the committed slot (enough to extend it with ``--resume``).
 
 Crash safety (a SIGKILL at any moment leaves a store that opens and resumes).
 
@@ -21,23 +23,50 @@ Crash safety (a SIGKILL at any moment leaves a store that opens and resumes).
   of a committed record.
 * The root ``zarr.json`` is written only by this module, always in one
   atomic write (temporary file next to the store + ``os.replace``): a
-  commit replaces the commit marker *and* the consolidated metadata at once.
+  commit replaces the commit record *and* the consolidated metadata at once.
   Libraries writing through :class:`SafeStore` (xarray's appends, Zarr
   group creation) cannot touch it.
 * A checkpoint is written into the slot that is *not* committed, then the
   root is replaced.  A kill before that replace leaves the previous commit
-  (marker, slot, visible records) intact; after it, the new one.
+  (record, slot, visible records) intact; after it, the new one.
+* A store is created beside its destination (``.NAME.<id>.creating``, root
+  metadata included) and renamed into place, so whatever is found at the
+  destination has its root metadata.  A store being replaced is renamed
+  aside first (``.NAME.<id>.deleting``) and deleted after.  The next writer
+  (holding the lock) removes what a kill leaves of either.
 * :meth:`Recorder.repair` (run on resume) cuts arrays back to their
   committed shapes and removes arrays created after the last commit and
   leftover temporary files.
 * One writer at a time: :class:`StoreLock` holds an exclusive ``flock`` on
-  ``STORE.lock`` next to the store; the kernel releases it when the process
-  dies, so a killed run never blocks its resume.
+  ``STORE.lock`` next to the store's *real* path (symlinks resolved); the
+  kernel releases it when the process dies, so a killed run never blocks
+  its resume.
+
+Integrity (stores of format 2).
+
+* Every array is compressed with Zstandard frame checksums, and every chunk is
+  written (also one equal to the fill value), so a chunk that is damaged,
+  truncated or deleted is found when it is read.
+* The commit record holds a content hash (BLAKE2b, 128 bit, over dtype, shape
+  and bytes) of every array of the committed checkpoint.
+* :func:`verify_store` checks a store against its last commit (metadata of
+  every committed array, every committed chunk, the checkpoint hashes);
+  :func:`prepare_store` runs it before a resume writes anything, and
+  ``neurosim inspect`` reports it.  Damage is a :class:`StoreError` naming the
+  file (and for a checkpoint the array and slot); an older slot is never used
+  in place of a damaged one.
+
+What may be deleted: only a neurosim run store (root metadata with the
+commit record) or an empty directory (:func:`prepare_store`).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import itertools
 import json
+import math
 import os
 import platform
 import shutil
@@ -50,15 +79,26 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import ZstdCodec
 from zarr.storage import LocalStore
 
 MARKER = "neurosim_commit"
 ROOT = "zarr.json"
+SLOTS = ("checkpoint_a", "checkpoint_b")
+#: store format written by this module: 2 = Zstandard checksums, every chunk written,
+#: checkpoint content hashes in the commit record (1: none of these; still read and resumed)
+FORMAT = 2
 _EMPTY_CONSOLIDATED = {"kind": "inline", "must_understand": False, "metadata": {}}
+#: temporary names beside a store: ``.NAME.<id>.<kind>``
+_DEBRIS = ("creating", "deleting", "partial")
 
 
 class StoreError(RuntimeError):
-    pass
+    """A store cannot be used as asked; the message names the path and what to do."""
+
+
+class StoreWriteError(StoreError):
+    """Writing a store failed (disk full, file too large, not writable, ...)."""
 
 
 def versions() -> dict:
@@ -75,6 +115,48 @@ def versions() -> dict:
     return out
 
 
+def real_path(path) -> Path:
+    """Absolute path with every symlink resolved: a store's identity (its lock, where it is
+    created), whatever name it is reached by."""
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+def _codecs():
+    """Compression of every array: Zstandard with a checksum in every frame."""
+    return (ZstdCodec(level=0, checksum=True),)
+
+
+def content_hash(arr) -> str:
+    """BLAKE2b (128 bit) of an array's dtype, shape and C-order bytes."""
+    a = np.ascontiguousarray(arr)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")
+    return "blake2b-128:" + h.hexdigest()
+
+
+def _write_error(exc: OSError, store: Path, doing: str = "write") -> StoreWriteError:
+    """One line for a failed write, with what to do next."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename or store
+    msg = f"cannot {doing} {where}: {why}"
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        fix = ("raise the file size limit (ulimit -f) or write elsewhere" if exc.errno == errno.EFBIG
+               else "free some space")
+        if (store / ROOT).is_file():
+            msg += f"; the store keeps its last checkpoint: {fix}, then continue the run with --resume"
+        else:
+            msg += f"; nothing was recorded: {fix}, then run again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        msg += " (the store or its directory is not writable; choose another --out)"
+    return StoreWriteError(msg)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 # ----------------------------------------------------------------------
 # fault injection (tests): die at the N-th store mutation of this process
 # ----------------------------------------------------------------------
@@ -87,6 +169,8 @@ def _fault_point(path: Path | None = None) -> None:
     Used by the crash tests to stop a run between any two writes, leaving a
     half-written temporary file as a kill inside a write would.  A value that
     is not a number is a file that receives the count when the process exits.
+    (Tests of write failures replace this function with one that raises
+    ``OSError``: every call site turns that into a :class:`StoreWriteError`.)
     """
     at = os.environ.get("NEUROSIM_FAULT_KILL_AT")
     if not at:
@@ -112,7 +196,8 @@ class SafeStore(LocalStore):
     """A Zarr ``LocalStore`` through which nothing but :class:`Recorder` may
     rewrite the root metadata (the commit point): writes of the root
     ``zarr.json`` by libraries (xarray stores the root attrs on every append,
-    Zarr rewrites parent groups) are dropped."""
+    Zarr rewrites parent groups) are dropped.  A failed write raises
+    :class:`StoreWriteError`."""
 
     def _root_write(self) -> bool:
         """True: drop the write silently."""
@@ -121,24 +206,36 @@ class SafeStore(LocalStore):
     async def set(self, key: str, value) -> None:
         if key == ROOT and self._root_write():
             return
-        _fault_point(self.root / key)
-        await super().set(key, value)
+        try:
+            _fault_point(self.root / key)
+            await super().set(key, value)
+        except OSError as exc:
+            raise _write_error(exc, self.root) from None
 
     async def set_if_not_exists(self, key: str, value) -> None:
         if key == ROOT and self._root_write():
             return
-        _fault_point(self.root / key)
-        await super().set_if_not_exists(key, value)
+        try:
+            _fault_point(self.root / key)
+            await super().set_if_not_exists(key, value)
+        except OSError as exc:
+            raise _write_error(exc, self.root) from None
 
     async def delete(self, key: str) -> None:
         if key == ROOT:
             raise StoreError("refusing to delete the root metadata of a run store")
-        _fault_point()
-        await super().delete(key)
+        try:
+            _fault_point()
+            await super().delete(key)
+        except OSError as exc:
+            raise _write_error(exc, self.root, "delete") from None
 
     async def delete_dir(self, prefix: str) -> None:
-        _fault_point()
-        await super().delete_dir(prefix)
+        try:
+            _fault_point()
+            await super().delete_dir(prefix)
+        except OSError as exc:
+            raise _write_error(exc, self.root, "delete") from None
 
 
 class GuardedStore(SafeStore):
@@ -158,16 +255,23 @@ _HELD_LOCK = threading.Lock()
 
 
 class StoreLock:
-    """Exclusive writer lock of a store: ``flock`` on the sibling file ``STORE.lock``.
+    """Exclusive writer lock of a store: ``flock`` on ``STORE.lock`` beside the
+    store's real path (symlinks resolved, so every name of a store takes the
+    same lock).
 
     Re-entrant within a process.  The lock file holds the writer's pid (for
     the message); it is removed on release and, if a process is killed, left
     behind *unlocked* (the kernel drops ``flock`` locks of dead processes), so
-    it never blocks a resume.
+    it never blocks a resume.  Folders created for the lock file are removed
+    again on release if nothing was put in them.
     """
 
     def __init__(self, store):
-        self.store = Path(store)
+        self.given = Path(store)
+        self.store = real_path(store)
+        if not self.store.name or self.store.name in (".", ".."):
+            raise StoreError(f"{store} cannot be a store: give a path below a directory, "
+                             f"e.g. runs/name.zarr")
         self.file = self.store.with_name(self.store.name + ".lock")
 
     def __enter__(self):
@@ -178,7 +282,37 @@ class StoreLock:
         self.release()
 
     def _key(self):
-        return str(self.file.resolve())
+        return str(self.file)
+
+    def _named(self) -> str:
+        same = os.path.abspath(self.given) == str(self.store)
+        return str(self.given) if same else f"{self.given} (the store {self.store})"
+
+    def _mkdirs(self) -> list:
+        """Create the lock file's missing parent folders; the ones created, deepest last."""
+        missing = []
+        d = self.file.parent
+        while not d.exists():
+            if os.path.lexists(d):  # a dangling symlink (realpath resolved what it could)
+                break
+            missing.append(d)
+            d = d.parent
+        if not d.is_dir():
+            raise StoreError(f"cannot create {self.given}: {d} is not a directory")
+        made = []
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if not d.is_dir():
+                    _rmdirs(made)
+                    raise StoreError(f"cannot create {self.given}: {d} is not a directory") from None
+            except OSError as exc:
+                _rmdirs(made)
+                raise _write_error(exc, self.store, "create") from None
+            else:
+                made.append(d)
+        return made
 
     def acquire(self) -> None:
         try:
@@ -190,30 +324,44 @@ class StoreLock:
             if key in _HELD:
                 _HELD[key][1] += 1
                 return
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            while True:
-                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            made = self._mkdirs()
+            try:
+                fd = self._open_locked(fcntl)
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    try:
-                        pid = os.read(fd, 64).decode(errors="replace").strip() or "?"
-                    finally:
-                        os.close(fd)
-                    raise StoreError(
-                        f"{self.store} is being written by another process (pid {pid}; lock file "
-                        f"{self.file}). A store has one writer at a time: wait for that run to "
-                        f"finish or stop it, then resume with --resume.") from None
-                try:  # the previous holder may have removed the file between open and flock
-                    same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    break
-                os.close(fd)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            _HELD[key] = [fd, 1]
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                except OSError as exc:
+                    os.close(fd)
+                    raise _write_error(exc, self.store, "write the lock file") from None
+            except BaseException:
+                _rmdirs(made)
+                raise
+            _HELD[key] = [fd, 1, made]
+
+    def _open_locked(self, fcntl) -> int:
+        while True:
+            try:
+                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise _write_error(exc, self.store, "create the lock file") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    pid = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                finally:
+                    os.close(fd)
+                raise StoreError(
+                    f"{self._named()} is being written by another process (pid {pid}; lock file "
+                    f"{self.file}). A store has one writer at a time: wait for that run to "
+                    f"finish or stop it, then resume with --resume.") from None
+            try:  # the previous holder may have removed the file between open and flock
+                same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
 
     def release(self) -> None:
         with _HELD_LOCK:
@@ -228,11 +376,209 @@ class StoreLock:
                 except OSError:
                     pass
                 os.close(entry[0])
+                _rmdirs(entry[2])
                 del _HELD[key]
 
     @property
     def held(self) -> bool:
         return self._key() in _HELD
+
+
+def _rmdirs(made: list) -> None:
+    """Remove folders this process created, deepest first, as long as they are empty."""
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+# ----------------------------------------------------------------------
+# what a path holds
+# ----------------------------------------------------------------------
+def _occupied(path: Path) -> bool:
+    """Something is at ``path`` (a file, a link, or a directory that is not empty)."""
+    if not os.path.lexists(path):
+        return False
+    return not path.is_dir() or path.is_symlink() or any(path.iterdir())
+
+
+def _load_json(file: Path, what: str) -> dict:
+    """A metadata file as a dict; StoreError naming the file if it is missing or damaged."""
+    try:
+        meta = json.loads(file.read_bytes())
+    except FileNotFoundError:
+        raise StoreError(f"{file} is missing ({what})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{file} is damaged: not valid JSON ({exc}) ({what})") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {file}: {exc.strerror or exc} ({what})") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{file} is damaged: not a JSON object ({what})")
+    return meta
+
+
+def read_root(path, commit: bool = True) -> dict:
+    """The root metadata of a neurosim run store; StoreError if ``path`` is not one (or its
+    root metadata is damaged), naming the file.  ``commit=False`` also accepts a Zarr group
+    without the commit record (readers of records written by other tools)."""
+    p = Path(path)
+    if not p.is_dir():
+        what = "does not exist" if not os.path.lexists(p) else "is a file"
+        raise StoreError(f"{p} is not a neurosim store (it {what})")
+    if not (p / ROOT).exists():
+        raise StoreError(f"{p} is not a neurosim store (no zarr.json)")
+    meta = _load_json(p / ROOT, "the root metadata of the store")
+    attrs = meta.get("attributes")
+    if not isinstance(attrs, dict) or commit_record(attrs) is None:
+        kind = (attrs or {}).get("kind") if isinstance(attrs, dict) else None
+        if not commit and meta.get("node_type") == "group" and kind != "sweep":
+            return meta
+        if kind == "sweep":
+            raise StoreError(f"{p} is a sweep store, not a run store (open its runs/<name>, or "
+                             f"use neurosim report)")
+        raise StoreError(f"{p} is a Zarr store but not a neurosim run store (its zarr.json has no "
+                         f"{MARKER} record)")
+    return meta
+
+
+def commit_record(attrs: dict) -> dict | None:
+    """The commit record in a store's root attrs (a JSON string, so that every attr is a
+    netCDF value; a mapping in stores written before), or None."""
+    m = attrs.get(MARKER) if isinstance(attrs, dict) else None
+    if isinstance(m, str):
+        try:
+            m = json.loads(m)
+        except ValueError:
+            return None
+    return m if isinstance(m, dict) else None
+
+
+def _with_record(meta: dict, record: dict) -> dict:
+    """``meta`` with its commit record replaced (written as a JSON string)."""
+    meta.setdefault("attributes", {})[MARKER] = json.dumps(_jsonable(record))
+    return meta
+
+
+def is_run_store(path) -> bool:
+    try:
+        read_root(path)
+        return True
+    except StoreError:
+        return False
+
+
+def _debris(real: Path) -> list:
+    """What interrupted writers left beside the store at ``real`` (temporary names)."""
+    try:
+        return sorted(p for kind in _DEBRIS for p in real.parent.glob(f".{real.name}.*.{kind}"))
+    except OSError:
+        return []
+
+
+def _remove_debris(real: Path) -> None:
+    """Remove what interrupted writers left beside the store at ``real`` (hold its lock)."""
+    for p in _debris(real):
+        try:
+            _remove(p)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _write_error(exc, real, "remove the leftover") from None
+
+
+def _remove(path: Path) -> None:
+    _fault_point()
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+# ----------------------------------------------------------------------
+# before a run writes: continue, create, or replace
+# ----------------------------------------------------------------------
+def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=None) -> str:
+    """Decide what a run does with the store at ``path``; refuse (StoreError) before writing.
+
+    Returns ``"resume"`` (a run store with a committed checkpoint, verified with
+    :func:`verify_store` and accepted by ``check(recorder)``), ``"create"``
+    (nothing there, or an empty directory) or ``"replace"`` (a run store to be
+    replaced by :meth:`Recorder.create` with ``replace=True``: with
+    ``overwrite``, or on resume of a store that has no commit yet).
+
+    * ``resume`` and ``overwrite`` exclude each other.
+    * Only a neurosim run store or an empty directory is ever replaced;
+      anything else at ``path`` is refused, naming it.
+    * ``resume`` of a store that does not exist is refused, unless what is
+      left beside it shows that its creation was interrupted (then it starts
+      afresh: nothing had been committed).
+    * Nothing is written (the store's lock is taken, re-entrantly), so a
+      caller may ask again and get the same answer; what interrupted writers
+      left beside the store is removed by :meth:`Recorder.create`, or here
+      when the answer is ``"resume"``.
+    """
+    if resume and overwrite:
+        raise StoreError("--resume continues a store and --overwrite replaces it: give only one")
+    given = Path(path)
+    with StoreLock(given) as lock:
+        real = lock.store
+        debris = _debris(real)
+        if not os.path.lexists(real):
+            if resume and not debris:
+                raise StoreError(f"cannot resume {given}: it does not exist; run without --resume "
+                                 f"to start it")
+            return "create"
+        if not real.is_dir():
+            what = ("a file" if real.is_file() else "a link that leads nowhere" if real.is_symlink()
+                    else "a special file")
+            if resume:
+                raise StoreError(f"cannot resume {given}: it is {what}, not a neurosim store; "
+                                 f"choose another --out")
+            if overwrite:
+                raise StoreError(f"refusing to overwrite {given}: it is {what}, not a neurosim store "
+                                 f"(--overwrite replaces only neurosim stores and empty directories); "
+                                 f"choose another --out")
+            raise StoreError(f"{given} already exists and is {what}, not a neurosim store; choose "
+                             f"another --out")
+        if not any(real.iterdir()):
+            if resume and not debris:
+                raise StoreError(f"cannot resume {given}: it is an empty directory, not a store; run "
+                                 f"without --resume to start it")
+            return "create"
+        if not (real / ROOT).exists():
+            if resume:
+                raise StoreError(
+                    f"cannot resume {given}: it is not a neurosim store (no zarr.json). If it is "
+                    f"what an older neurosim left of a run killed before its first checkpoint, "
+                    f"delete it and run without --resume; otherwise choose another --out")
+            if overwrite:
+                raise StoreError(f"refusing to overwrite {given}: it is a directory that is not a "
+                                 f"neurosim store (no zarr.json); --overwrite replaces only neurosim "
+                                 f"stores and empty directories: choose another --out")
+            raise StoreError(f"{given} already exists and is not a neurosim store (no zarr.json); "
+                             f"choose another --out")
+        try:
+            meta = read_root(real)
+        except StoreError as exc:
+            if overwrite:
+                raise StoreError(f"refusing to overwrite {given}: {exc}; --overwrite replaces only "
+                                 f"neurosim stores it recognises (delete it yourself if it is one)"
+                                 ) from None
+            raise
+        if overwrite:
+            return "replace"
+        if not resume:
+            raise StoreError(f"{given} already exists; use --resume to continue it or --overwrite "
+                             f"to replace it")
+        rec = Recorder(given)
+        if check is not None:
+            check(rec)
+        if not commit_record(meta["attributes"]).get("slot"):
+            return "replace"  # killed before its first checkpoint: nothing to keep
+        verify_store(given)
+        _remove_debris(real)
+        return "resume"
 
 
 # ----------------------------------------------------------------------
@@ -249,22 +595,57 @@ class Recorder:
     def exists(self) -> bool:
         return (self.path / ROOT).exists()
 
+    @property
+    def real(self) -> Path:
+        return real_path(self.path)
+
     def lock(self) -> StoreLock:
         return StoreLock(self.path)
 
     def store(self) -> SafeStore:
         return SafeStore(self.path)
 
-    def create(self, attrs: dict) -> None:
-        """Create an empty store with root ``attrs`` (refuses to overwrite)."""
-        if self.path.exists() and any(self.path.iterdir()):
-            raise StoreError(f"{self.path} already exists; use --resume to continue it or "
-                             f"--overwrite to replace it")
-        self.path.mkdir(parents=True, exist_ok=True)
+    def create(self, attrs: dict, replace: bool = False) -> None:
+        """Create an empty store with root ``attrs``: built beside the destination and renamed
+        into place.  An existing store is refused, or with ``replace`` (only a neurosim run
+        store or an empty directory) renamed aside and deleted once the new one is in place."""
+        real = self.real
+        if _occupied(real):
+            if not replace:
+                raise StoreError(f"{self.path} already exists; use --resume to continue it or "
+                                 f"--overwrite to replace it")
+            if not real.is_dir() or real.is_symlink() or not is_run_store(real):
+                raise StoreError(f"refusing to replace {self.path}: it is not a neurosim store")
+        meta = _with_record({"attributes": _jsonable(attrs), "zarr_format": 3,
+                             "consolidated_metadata": dict(_EMPTY_CONSOLIDATED),
+                             "node_type": "group"},
+                            {"slot": None, "records": {}, "format": FORMAT})
+        _remove_debris(real)
+        tag = uuid.uuid4().hex[:12]
+        tmp = real.with_name(f".{real.name}.{tag}.creating")
+        trash = None
+        try:
+            real.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            _fault_point(tmp / ROOT)
+            (tmp / ROOT).write_text(json.dumps(meta, indent=1))
+            if _occupied(real):  # the store being replaced goes aside first, then away
+                trash = real.with_name(f".{real.name}.{tag}.deleting")
+                _fault_point()
+                os.rename(real, trash)
+            _fault_point()
+            os.rename(tmp, real)  # (replaces an empty directory)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if trash is not None and trash.exists() and not os.path.lexists(real):
+                os.rename(trash, real)
+            raise _write_error(exc, real, "create") from None
         self._slots = {}
-        self._write_root({"attributes": _jsonable(attrs) | {MARKER: {"slot": None, "records": {}}},
-                          "zarr_format": 3, "consolidated_metadata": dict(_EMPTY_CONSOLIDATED),
-                          "node_type": "group"})
+        if trash is not None:
+            try:
+                _remove(trash)
+            except OSError:
+                pass  # removed by the next writer
 
     def open_group(self, mode="r+"):
         """The store's root group as it is on disk (uncommitted records included)."""
@@ -273,18 +654,23 @@ class Recorder:
 
     # root metadata: read and replaced whole, never edited in place -----
     def _read_root(self) -> dict:
-        try:
-            return json.loads((self.path / ROOT).read_text())
-        except FileNotFoundError:
-            raise StoreError(f"{self.path} is not a neurosim store (no zarr.json)") from None
-        except ValueError as exc:  # pragma: no cover - cannot happen with atomic writes
-            raise StoreError(f"{self.path / ROOT} is unreadable ({exc})") from None
+        if not (self.path / ROOT).exists():
+            raise StoreError(f"{self.path} is not a neurosim store (no zarr.json)")
+        return _load_json(self.path / ROOT, "the root metadata of the store")
 
     def _write_root(self, meta: dict) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.zarr.json.partial")
-        _fault_point(tmp)
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, self.path / ROOT)
+        real = self.real
+        tmp = real.with_name(f".{real.name}.{uuid.uuid4().hex[:12]}.zarr.json.partial")
+        try:
+            _fault_point(tmp)
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, real / ROOT)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise _write_error(exc, real) from None
 
     @property
     def attrs(self) -> dict:
@@ -292,7 +678,7 @@ class Recorder:
 
     @property
     def commit(self) -> dict:
-        return self.attrs.get(MARKER, {"slot": None, "records": {}})
+        return commit_record(self.attrs) or {"slot": None, "records": {}}
 
     # ----------------------------------------------------------------
     def _node_meta(self, name: str) -> dict | None:
@@ -313,21 +699,45 @@ class Recorder:
         enc = {}
         if not exists:
             for name, var in ds.variables.items():
+                if self._node_meta(str(name)) is not None:
+                    continue  # (a coordinate shared with records along another dimension)
+                enc[name] = {"compressors": _codecs()}
                 if dim in var.dims:
                     chunks = tuple(1 if d == dim else s for d, s in zip(var.dims, var.shape))
-                    enc[name] = {"chunks": chunks}
+                    enc[name]["chunks"] = chunks
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             if exists:
-                ds.to_zarr(self.store(), append_dim=dim, consolidated=False, mode="a")
+                ds.to_zarr(self.store(), append_dim=dim, consolidated=False, mode="a",
+                           write_empty_chunks=True)
             else:
-                ds.to_zarr(self.store(), mode="a", consolidated=False, encoding=enc)
+                ds.to_zarr(self.store(), mode="a", consolidated=False, encoding=enc,
+                           write_empty_chunks=True)
 
     def set_attrs(self, **attrs) -> None:
         """Update root attrs; what readers see of the data does not change."""
         meta = self._read_root()
         meta.setdefault("attributes", {}).update(_jsonable(attrs))
         self._write_root(meta)
+
+    def finish(self, **attrs) -> None:
+        """Update root attrs at the end of a run and drop the checkpoint slot that is not
+        committed (the committed one is enough to extend the run with ``--resume``)."""
+        meta = self._read_root()
+        meta.setdefault("attributes", {}).update(_jsonable(attrs))
+        slot = (commit_record(meta["attributes"]) or {}).get("slot")
+        free = [s for s in SLOTS if s != slot][0] if slot in SLOTS else None
+        cm = (meta.get("consolidated_metadata") or {}).get("metadata")
+        if free and isinstance(cm, dict):  # readers first stop seeing it, then it goes
+            for key in [k for k in cm if k == free or k.startswith(free + "/")]:
+                del cm[key]
+        self._write_root(meta)
+        if free and (self.real / free).exists():
+            self._slots.pop(free, None)
+            try:
+                _remove(self.real / free)
+            except OSError as exc:
+                raise _write_error(exc, self.real, "delete") from None
 
     def _dim_length(self, dim: str):
         """Length of ``dim`` on disk (its coordinate, else any root array using it), or None."""
@@ -345,7 +755,7 @@ class Recorder:
 
     # ----------------------------------------------------------------
     def append_dims(self) -> set:
-        """Dimensions that records are appended along (from the marker and this session)."""
+        """Dimensions that records are appended along (from the commit record and this session)."""
         return set(self.commit.get("records", {})) | self._dims
 
     def _consolidated(self) -> dict:
@@ -373,12 +783,13 @@ class Recorder:
     def commit_checkpoint(self, state: dict, info: dict) -> None:
         """Write ``state`` (host arrays) into the free slot, then commit.
 
-        The commit is one atomic replace of the root metadata: marker (slot,
-        records per append dim, ``info``) and consolidated metadata together.
-        ``info`` (JSON-able: epoch, step, ...) is stored with the marker.
+        The commit is one atomic replace of the root metadata: the commit
+        record (slot, records per append dim, ``info``, a content hash of every
+        checkpoint array) and the consolidated metadata together.  ``info``
+        (JSON-able: epoch, step, ...) is stored with the record.
         """
         root_meta = self._read_root()
-        cur = root_meta.get("attributes", {}).get(MARKER, {}).get("slot")
+        cur = (commit_record(root_meta.get("attributes", {})) or {}).get("slot")
         slot = "checkpoint_b" if cur == "checkpoint_a" else "checkpoint_a"
         # The free slot is overwritten in place (arrays of the same shape and dtype are
         # reused, and kept open between checkpoints: this process is the only writer).
@@ -388,13 +799,16 @@ class Recorder:
         cache = self._slots.get(slot)
         if cache is None:
             if (self.path / slot).exists():
-                _fault_point()
-                shutil.rmtree(self.path / slot)
+                try:
+                    _remove(self.path / slot)
+                except OSError as exc:
+                    raise _write_error(exc, self.real, "delete") from None
             root = zarr.open_group(self.store(), mode="r+", use_consolidated=False)
             cache = self._slots[slot] = {"group": root.create_group(slot), "arrays": {}}
         grp, arrays = cache["group"], cache["arrays"]
         for name in set(arrays) - set(state):
             del grp[name], arrays[name]
+        hashes = {}
         for name, arr in state.items():
             arr = np.array(arr, order="C")  # (not ascontiguousarray: it makes 0-d arrays 1-d)
             a = arrays.get(name)
@@ -402,24 +816,34 @@ class Recorder:
                 if a is not None:
                     del grp[name]
                 a = arrays[name] = grp.create_array(name, shape=arr.shape, dtype=arr.dtype,
-                                                    chunks=arr.shape)
+                                                    chunks=arr.shape, compressors=_codecs(),
+                                                    config={"write_empty_chunks": True})
             a[...] = arr
-        grp.attrs.put(_jsonable(info))
+            hashes[name] = content_hash(arr)
+        grp.attrs.put(_jsonable(info) | {"hashes": hashes})
         records = {d: self.records(d) for d in sorted(self.append_dims())}
         root_meta = self._read_root()
-        root_meta["attributes"][MARKER] = {"slot": slot, "records": records, **_jsonable(info)}
+        old = commit_record(root_meta["attributes"]) or {}
+        _with_record(root_meta, {"slot": slot, "records": records, **_jsonable(info),
+                                 "format": old.get("format", 1), "hashes": hashes})
         root_meta["consolidated_metadata"] = self._consolidated()
         self._write_root(root_meta)
 
-    def load_checkpoint(self):
-        """(state, info) of the committed checkpoint, or (None, None)."""
+    def load_checkpoint(self, verify: bool = True):
+        """(state, info) of the committed checkpoint, or (None, None).
+
+        With ``verify`` every array is checked against its content hash in the
+        commit record (StoreError naming the array and slot on a mismatch)."""
         c = self.commit
         slot = c.get("slot")
         if not slot:
             return None, None
-        grp = self.open_group("r")[slot]
-        state = {k: np.asarray(grp[k][...]) for k in grp.array_keys()}
-        return state, dict(grp.attrs)
+        hashes = c.get("hashes") if verify else None
+        if verify and hashes is None and int(c.get("format", 1)) >= 2:
+            raise StoreError(f"{self.path / ROOT} is damaged: its commit record has no checkpoint "
+                             f"hashes")
+        state, info = _load_slot(self.path, slot, hashes)
+        return state, info
 
     def repair(self) -> dict:
         """Bring the arrays back to the last commit; returns what was cut.
@@ -428,16 +852,22 @@ class Recorder:
         created after the commit are removed, leftover temporary files of
         interrupted writes are deleted.
         """
+        try:
+            return self._repair()
+        except OSError as exc:
+            raise _write_error(exc, self.real) from None
+
+    def _repair(self) -> dict:
         committed = self._read_root().get("consolidated_metadata") or {}
         committed = committed.get("metadata") or {}
-        slots = {"checkpoint_a", "checkpoint_b"}
         cut = {}
-        for tmp in self.path.parent.glob(f".{self.path.name}.*.partial"):
+        real = self.real
+        for tmp in real.parent.glob(f".{real.name}.*.partial"):
             tmp.unlink(missing_ok=True)
         for tmp in self.path.rglob("*.partial"):
             tmp.unlink(missing_ok=True)
         for child in sorted(self.path.iterdir()):
-            if not child.is_dir() or child.name in slots:
+            if not child.is_dir() or child.name in SLOTS:
                 continue
             meta = self._node_meta(child.name)
             if child.name not in committed:
@@ -458,6 +888,202 @@ class Recorder:
                 cut[child.name] = int(meta["shape"][0]) - int(want[0])
                 arr.resize(tuple(want))
         return cut
+
+
+# ----------------------------------------------------------------------
+# integrity
+# ----------------------------------------------------------------------
+#: bytes decoded at a time when a store is verified
+_VERIFY_BLOCK = 64 * 2**20
+
+
+def _open_ro(path: Path, key: str):
+    return zarr.open_array(LocalStore(path, read_only=True), path=key, mode="r")
+
+
+def _chunk_coords(shape, chunks):
+    return itertools.product(*(range(math.ceil(s / c)) if c else range(0)
+                               for s, c in zip(shape, chunks)))
+
+
+def _check_array_data(path: Path, key: str, shape: list, all_chunks: bool) -> None:
+    """Every chunk of the committed region of array ``key`` is there (``all_chunks``) and
+    decodes; StoreError naming the first chunk file that does not."""
+    try:
+        arr = _open_ro(path, key)
+    except Exception as exc:  # noqa: BLE001 - any failure is damage; say which file
+        raise StoreError(f"{path / key / ROOT} is damaged ({_why(exc)})") from None
+    chunks = arr.chunks
+    region = tuple(slice(0, s) for s in shape)
+    enc = arr.metadata.chunk_key_encoding
+    if all_chunks:
+        for c in _chunk_coords(shape, chunks):
+            f = path / key / enc.encode_chunk_key(c)
+            if not f.is_file():
+                raise StoreError(f"{f} is missing (chunk {c} of array {key} of the last commit)")
+    # read in blocks along the first axis (bounded memory), chunk by chunk only to name a failure
+    if not shape:
+        blocks = [region]
+    else:
+        row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
+        step = max(1, _VERIFY_BLOCK // row // chunks[0]) * chunks[0]
+        blocks = [(slice(i, min(i + step, shape[0])),) + region[1:] for i in range(0, shape[0], step)]
+    try:
+        for b in blocks:
+            arr[b]
+        return
+    except Exception:  # noqa: BLE001 - find the chunk and name it
+        pass
+    for c in _chunk_coords(shape, chunks):
+        sl = tuple(slice(i * n, min((i + 1) * n, s)) for i, n, s in zip(c, chunks, shape))
+        try:
+            arr[sl]
+        except Exception as exc:  # noqa: BLE001
+            f = path / key / enc.encode_chunk_key(c)
+            raise StoreError(f"{f} is damaged (chunk {c} of array {key}: {_why(exc)})") from None
+    raise StoreError(f"{path / key} cannot be read")  # pragma: no cover
+
+
+def _load_slot(path, slot: str, hashes: dict | None, offer: bool = True):
+    """(state, info) of checkpoint slot ``slot``; each array checked against ``hashes``
+    (with ``offer``, the error for a damaged slot names the other slot if that is intact)."""
+    path = Path(path)
+    meta = _load_json(path / slot / ROOT, f"the checkpoint slot {slot} of the last commit")
+    info = {k: v for k, v in (meta.get("attributes") or {}).items() if k != "hashes"}
+    if hashes is not None:
+        names = sorted(hashes)
+    else:
+        names = sorted(c.name for c in (path / slot).iterdir() if (c / ROOT).is_file())
+    state = {}
+    for name in names:
+        where = f"checkpoint array {name} in slot {slot}"
+        try:
+            data = np.asarray(_open_ro(path, f"{slot}/{name}")[...])
+        except Exception as exc:  # noqa: BLE001 - any failure is damage; say which
+            raise _corrupt(path, slot, offer, f"{where} cannot be read ({path / slot / name}: "
+                                       f"{_why(exc)})") from None
+        if hashes is not None and content_hash(data) != hashes[name]:
+            raise _corrupt(path, slot, offer, f"{where} is corrupt: its content does not match the hash "
+                                       f"in the commit record (a chunk was changed, truncated or "
+                                       f"deleted: {path / slot / name})")
+        state[name] = data
+    return state, info
+
+
+def _corrupt(path: Path, slot: str, offer: bool, what: str) -> StoreError:
+    """The error for a damaged committed checkpoint; names the other slot if it is intact."""
+    msg = f"{path}: {what}; the run cannot continue from this store"
+    if not offer:
+        return StoreError(msg)
+    other = [s for s in SLOTS if s != slot][0]
+    try:
+        meta = _load_json(path / other / ROOT, "")
+        hashes = (meta.get("attributes") or {}).get("hashes")
+        if hashes:
+            _load_slot(path, other, hashes, offer=False)
+            info = meta["attributes"]
+            msg += (f". The other slot, {other} (epoch {info.get('epoch')}, step "
+                    f"{info.get('step')}), is intact but older than the committed records; "
+                    f"neurosim does not fall back to it by itself")
+    except (StoreError, OSError, KeyError, TypeError):
+        pass
+    return StoreError(msg)
+
+
+def verify_store(path) -> dict:
+    """Check a run store against its last commit; StoreError naming the first damaged file.
+
+    Checked: the root metadata and commit record; for every array of the commit
+    (root records and the committed checkpoint slot) its metadata (readable,
+    same dtype, at least the committed shape); every committed chunk of the
+    root records is there (format 2) and decodes (Zstandard checksums); every
+    array of the committed checkpoint matches its content hash; the store opens
+    with xarray.  Returns ``{"slot", "epoch", "step", "checkpoint", "arrays",
+    "format"}`` with ``checkpoint`` one of ``"verified"`` (content hashes),
+    ``"unverified"`` (a format-1 store: no hashes; it decodes) or ``None`` (no commit).
+
+    A store that a running writer commits to while it is checked is checked again
+    (what changed under the check is not damage).
+    """
+    path = Path(path)
+    for attempt in range(3):
+        meta = read_root(path)
+        try:
+            return _verify(path, meta)
+        except StoreError:
+            if attempt == 2 or read_root(path) == meta:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _verify(path: Path, meta: dict) -> dict:
+    marker = commit_record(meta["attributes"])
+    fmt = int(marker.get("format", 1))
+    slot = marker.get("slot")
+    if slot is not None and slot not in SLOTS:
+        raise StoreError(f"{path / ROOT} is damaged: its commit record names slot {slot!r}")
+    committed = (meta.get("consolidated_metadata") or {}).get("metadata")
+    if not isinstance(committed, dict):
+        raise StoreError(f"{path / ROOT} is damaged: it has no consolidated metadata")
+    if slot and slot not in committed:
+        raise StoreError(f"{path / ROOT} is damaged: the committed slot {slot} is not in its metadata")
+    n = 0
+    for key in sorted(committed):
+        node = committed[key]
+        top = key.split("/")[0]
+        if top in SLOTS and top != slot:
+            continue  # the free slot: not part of the commit
+        disk = _load_json(path / key / ROOT, f"metadata of {key} in the last commit")
+        if disk.get("node_type") != node.get("node_type"):
+            raise StoreError(f"{path / key / ROOT} is damaged: it is a {disk.get('node_type')}, "
+                             f"the commit has a {node.get('node_type')}")
+        if node.get("node_type") != "array":
+            continue
+        want = list(node.get("shape") or [])
+        have = disk.get("shape")
+        if (not isinstance(have, list) or len(have) != len(want)
+                or any(h < w for h, w in zip(have, want))
+                or disk.get("data_type") != node.get("data_type")):
+            raise StoreError(f"{path / key / ROOT} does not match the last commit (shape {have}, "
+                             f"data type {disk.get('data_type')}; committed {want}, "
+                             f"{node.get('data_type')}): the store was changed outside neurosim")
+        n += 1
+        if top not in SLOTS:
+            _check_array_data(path, key, want, all_chunks=fmt >= 2)
+    checkpoint = None
+    if slot:
+        hashes = marker.get("hashes")
+        if hashes is None and fmt >= 2:
+            raise StoreError(f"{path / ROOT} is damaged: its commit record has no checkpoint hashes")
+        _load_slot(path, slot, hashes)
+        checkpoint = "verified" if hashes is not None else "unverified"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            xr.open_zarr(str(path)).close()
+    except Exception as exc:  # noqa: BLE001 - any failure to open is damage
+        raise StoreError(f"{path} does not open with xarray ({_why(exc)})") from None
+    return {"slot": slot, "epoch": marker.get("epoch"), "step": marker.get("step"),
+            "checkpoint": checkpoint, "arrays": n, "format": fmt}
+
+
+def store_sizes(path) -> dict:
+    """Bytes on disk: ``recordings`` (root metadata and records), ``checkpoints`` (all slots)
+    and ``slots`` (the slot folders present)."""
+    path = Path(path)
+    out = {"recordings": 0, "checkpoints": 0, "slots": []}
+    for root, _, files in os.walk(path):
+        rel = Path(root).relative_to(path).parts
+        kind = "checkpoints" if rel and rel[0] in SLOTS else "recordings"
+        if len(rel) == 1 and rel[0] in SLOTS:
+            out["slots"].append(rel[0])
+        for f in files:
+            try:
+                out[kind] += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    out["slots"].sort()
+    return out
 
 
 def consolidate(path) -> None:
@@ -485,13 +1111,9 @@ def _default(o):
 def open_store(path) -> xr.Dataset:
     """Open a run store as an xarray Dataset (the committed state)."""
     p = Path(path)
-    if not (p / "zarr.json").exists():
-        raise StoreError(f"{p} is not a neurosim store (no zarr.json)")
-    ds = xr.open_zarr(str(p))
-    for k in ("protocol",):
-        if isinstance(ds.attrs.get(k), str):
-            try:
-                ds.attrs[k + "_dict"] = json.loads(ds.attrs[k])
-            except ValueError:
-                pass
+    read_root(p, commit=False)
+    try:
+        ds = xr.open_zarr(str(p))
+    except Exception as exc:  # noqa: BLE001 - a damaged store: say so in one line
+        raise StoreError(f"{p} does not open ({_why(exc)}); neurosim inspect {p} checks it") from None
     return ds

@@ -66,7 +66,8 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
                     log({"event": "epoch", "run": name, "epoch": epoch - 1 + batch / n_batches,
                          "epochs": epochs})
 
-            s = run_protocol(protocol, out=str(path), device=device, resume=True, progress=progress)
+            s = run_protocol(protocol, out=str(path), device=device, resume=rec.exists,
+                             progress=progress)
         return {"status": "finished", "epochs": s.epochs, "steps": s.steps,
                 "train_error": s.train_error, "test_error": s.test_error, "stopped": s.stopped,
                 "seconds": time.time() - t0, "error": None, "worker": worker}

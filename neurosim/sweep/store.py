@@ -239,11 +239,11 @@ def run_is_done(attrs: dict | None, protocol: dict) -> bool:
 
 def committed_epoch(path) -> int:
     """The epoch of a run store's committed checkpoint (0 when it has none)."""
-    from ..recording import MARKER
+    from ..recording import commit_record
 
     try:
         g = zarr.open_group(str(path), mode="r", use_consolidated=False)
-        return int(g.attrs.get(MARKER, {}).get("epoch", 0) or 0)
+        return int((commit_record(dict(g.attrs)) or {}).get("epoch", 0) or 0)
     except Exception:
         return 0
 
