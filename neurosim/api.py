@@ -20,17 +20,8 @@ def _overrides(overrides):
     from .protocol import Overrides
 
     out = Overrides()
-    out.sources = {}
     for key, value in (overrides or {}).items():
-        parts = str(key).split(".")
-        node = out
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if not isinstance(nxt, dict):
-                nxt = node[p] = {}
-            node = nxt
-        node[parts[-1]] = copy.deepcopy(value)
-        out.sources[str(key)] = f"overrides[{key!r}]"
+        out.add(str(key), copy.deepcopy(value), f"overrides[{key!r}]")
     return out
 
 

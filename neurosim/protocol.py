@@ -147,7 +147,21 @@ class Overrides(dict):
     """Nested overrides from ``--set KEY=VALUE``; ``sources`` maps each dotted key to its
     ``--set`` text, so a validation error can name the override it came from."""
 
-    sources: dict
+    def __init__(self):
+        super().__init__()
+        self.sources = {}
+
+    def add(self, key: str, value, source: str) -> None:
+        """Set the dotted ``key`` (creating the mappings above it) and remember its source."""
+        parts = key.split(".")
+        node = self
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if not isinstance(nxt, dict):
+                nxt = node[p] = {}
+            node = nxt
+        node[parts[-1]] = value
+        self.sources[key] = source
 
     def source_of(self, key: str | None) -> str | None:
         if not key:
@@ -161,7 +175,6 @@ class Overrides(dict):
 def parse_set(items) -> Overrides:
     """``["training.epochs=3", ...]`` -> nested overrides (values read as YAML)."""
     out = Overrides()
-    out.sources = {}
     for item in items or ():
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {short(item)}")
@@ -177,14 +190,7 @@ def parse_set(items) -> Overrides:
             if not exc.reason.startswith("not valid YAML"):  # too deep, too large, an alias bomb
                 raise ConfigError(exc.reason, source=src) from None
             val = v  # not YAML: the text itself
-        node = out
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if not isinstance(nxt, dict):
-                nxt = node[p] = {}
-            node = nxt
-        node[parts[-1]] = val
-        out.sources[k] = src
+        out.add(k, val, src)
     return out
 
 
