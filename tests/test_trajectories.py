@@ -241,10 +241,16 @@ def test_netcdf_export_of_the_recordings(tmp_path, stores):
     assert back["probe_label"].attrs["units"] == "1"
 
 
-@pytest.mark.xfail(strict=False, reason="the store's root attrs neurosim_commit (and open_store's "
-                   "protocol_dict) are mappings, not netCDF values; fixed in recording/store.py")
 def test_netcdf_export_of_the_whole_store(tmp_path, stores):
-    neurosim.open(stores["grouped"]).to_netcdf(tmp_path / "t.nc")
+    """Every attr is a netCDF value (JSON strings where needed): a whole store exports."""
+    import xarray as xr
+
+    for name in ("grouped", "temporal"):
+        ds = neurosim.open(stores[name])
+        ds.to_netcdf(tmp_path / f"{name}.nc")
+        with xr.open_dataset(tmp_path / f"{name}.nc") as back:
+            assert back.attrs["protocol"] == ds.attrs["protocol"]
+            assert set(back.data_vars) == set(ds.data_vars)
 
 
 # -----------------------------------------------------------------------------------------
@@ -268,8 +274,4 @@ def test_mnist_protocol_store_analyses_cleanly(tmp_path, name):
     assert_same_learning(tmp_path / "t.zarr", tmp_path / "plain.zarr")
     # the probe labels seen by the circuit are the data's (first 4 test examples)
     assert list(ds["probe"].values) == [0, 1, 2, 3]
-    try:
-        ds.to_netcdf(tmp_path / "t.nc")
-    except TypeError as exc:
-        assert "neurosim_commit" in str(exc) or "protocol_dict" in str(exc)
-        pytest.xfail("root attrs are mappings; fixed in recording/store.py")
+    ds.to_netcdf(tmp_path / "t.nc")

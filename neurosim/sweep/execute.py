@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import time
 import traceback
 import uuid
@@ -50,8 +49,8 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
         path = Path(out)
         rec = Recorder(path)
         with rec.lock():  # re-entered by run_protocol: nothing is read or written unlocked
-            if path.is_dir() and not (path / "zarr.json").exists():
-                shutil.rmtree(path)  # debris of a worker killed while creating the store
+            if path.is_dir() and not (path / "zarr.json").exists() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder; anything else is left for prepare_store to judge
             if rec.exists:  # refused before anything is written; the store keeps its provenance
                 check_resumable(protocol, rec)
             log({"event": "start", "run": name, "worker": worker})
