@@ -45,6 +45,7 @@ class RunSummary:
     stopped: str
     seconds: float
     history: list = field(default_factory=list)
+    position: float | None = None  #: epochs completed, with the fraction of a cut-short one
 
     def line(self) -> str:
         return (f"{self.store}: epoch {self.epochs}, {self.steps} steps, train error "
@@ -310,7 +311,7 @@ class Run:
         stopped = self.stopped or "epochs"
         self.recorder.finish(status="finished", stopped=stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
-                          last["test_error"], stopped, seconds)
+                          last["test_error"], stopped, seconds, position=self.epoch_position())
 
     def _last_record(self) -> dict:
         """The errors of the store's last committed evaluation."""

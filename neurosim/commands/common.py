@@ -80,7 +80,8 @@ def summary_line(summary) -> str:
         v = float(v)
         return f"{v:.2f}%" if math.isfinite(v) else "n/a"
 
-    return (f"{summary.store}: stopped: {stop_reason(summary.stopped, summary.epochs)}; "
+    epochs = summary.epochs if getattr(summary, "position", None) is None else summary.position
+    return (f"{summary.store}: stopped: {stop_reason(summary.stopped, epochs)}; "
             f"{plural(int(summary.steps), 'step')}; train error {err(summary.train_error)}, "
             f"test error {err(summary.test_error)}; training time {format_duration(summary.seconds)}")
 
