@@ -254,13 +254,13 @@ def check_nonlinearities(circuit: dict, err) -> None:
             raise err(f"unknown nonlinearity {name!r}{suggest(str(name), known)}", key)
 
 
-def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> tuple:
+def check_shapes(circuit: dict, in_shape, n_classes: int, err):
     """Dry run of the network's construction on shapes only (no data, no weights):
     :func:`~neurosim.model.network.plan_network`, the planner ``build_network`` uses,
     so a layer that cannot take its input (a kernel larger than the image, zero
     units, ...) fails here with its own message; ``err(message, circuit_key)``
-    makes the :class:`ConfigError`.  Returns the planned layers (weights as shapes)
-    and K.
+    makes the :class:`ConfigError`.  Returns the :class:`~neurosim.model.network.NetworkPlan`
+    (layers with weights as shapes, their roles and nonlinearities, K).
     """
     from .model.network import ShapeError, plan_network
 
@@ -268,7 +268,7 @@ def check_shapes(circuit: dict, in_shape, n_classes: int, err) -> tuple:
         plan = plan_network(circuit, in_shape, n_classes)
     except ShapeError as exc:
         raise err(str(exc), exc.key) from None
-    return [lp.layer for lp in plan.layers], plan.K
+    return plan
 
 
 def load_protocol(path, overrides: dict | None = None) -> dict:
@@ -328,13 +328,13 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
                                line=line_of(text, f"circuit.{ckey}"))
 
         check_nonlinearities(circuit, circuit_error)
-        _check_combination(p)
         from .data import describe
 
         shape_info = describe(p["data"]["dataset"], p["data"]["options"])
-        if shape_info is not None:
-            planned, K = check_shapes(circuit, shape_info[0], shape_info[1], circuit_error)
-            check_memory(p, shape_info[0], planned, K)
+        plan = None if shape_info is None else check_shapes(circuit, *shape_info, circuit_error)
+        _check_combination(p, plan)
+        if plan is not None:
+            check_memory(p, shape_info[0], [lp.layer for lp in plan.layers], plan.K)
         if p["name"] is None:
             p["name"] = path.stem if path else "run"
         if "/" in p["name"] or "\\" in p["name"] or p["name"].startswith(".") or not p["name"].strip():
@@ -349,7 +349,7 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
     return p
 
 
-def _check_combination(p: dict) -> None:
+def _check_combination(p: dict, plan) -> None:
     """Checks across sections (each names the key to change)."""
     from .realizations import REALIZATIONS
     from .rules import RULES
@@ -359,9 +359,9 @@ def _check_combination(p: dict) -> None:
     if rule.needs_vectorized and not circuit["vectorized"]:
         raise ConfigError(f"rule {rname} needs a vectorized circuit (circuit.vectorized: true)",
                           key="rule.name")
-    hidden = hidden_weight_layers(circuit)
+    hidden = hidden_weight_layers(plan)
     if rule.needs_gating:
-        for i, _ls, nl in hidden:
+        for i, nl in hidden:
             if not nl.gating:
                 raise ConfigError(f"rule {rname} needs gated hidden units (nonlinearity: gate); "
                                   f"circuit layer {i} has {nl.name!r}", key="rule.name")
@@ -380,16 +380,16 @@ def _check_combination(p: dict) -> None:
                           "(circuit.vectorized: false) and loss: mse", key="data.options.target")
 
 
-def hidden_weight_layers(circuit: dict) -> list:
-    """``(index, layer spec, nonlinearity)`` of the circuit's hidden layers with weights."""
-    from .model import layers as layermod
+def hidden_weight_layers(plan) -> list:
+    """``(index in circuit.layers, nonlinearity)`` of the hidden layers with weights, as the
+    network plan resolved them (a nonlinearity ``none`` is the identity); empty without a
+    plan."""
     from .model import nonlinearity as nlmod
 
-    out = []
-    for i, ls in enumerate(circuit["layers"]):
-        if layermod.LAYERS[ls["type"]].has_weights:
-            out.append((i, ls, nlmod.get(ls.get("nonlinearity") or circuit["nonlinearity"])))
-    return out
+    if plan is None:
+        return []
+    return [(i, nlmod.get(lp.nonlinearity or "identity"))
+            for i, lp in enumerate(plan.layers[:-1]) if lp.role in ("first", "hidden")]
 
 
 def memory_options(p: dict, K: int) -> dict:

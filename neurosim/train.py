@@ -104,18 +104,10 @@ class Run:
         return True
 
     # ------------------------------------------------------------------
-    def _predict(self, x, bs: int, interruptible: bool):
-        """Logits of ``x``; ``interruptible``: a signal stops between batches (``Interrupted``)."""
-        if not interruptible:
-            return self.exp.realization.predict(x, bs)
-        xp, chunk = self.exp.backend.xp, max(bs, 1)
-        parts = []
-        for s in range(0, x.shape[0], chunk):
-            if self._stop_signal is not None:
-                raise Interrupted(f"stopped by signal {self._stop_signal} during the first evaluation, "
-                                  f"before any training step")
-            parts.append(self.exp.realization.predict(x[s:s + chunk], bs))
-        return xp.concatenate(parts, axis=0)
+    def _stop_during_first_evaluation(self) -> None:
+        if self._stop_signal is not None:
+            raise Interrupted(f"stopped by signal {self._stop_signal} during the first evaluation, "
+                              f"before any training step")
 
     def evaluate(self, interruptible: bool = False) -> dict:
         exp, tr = self.exp, self.exp.training
@@ -124,7 +116,8 @@ class Run:
         out = {}
         for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
                             ("test", exp.x_test, exp.y_test)):
-            logits = self._predict(x, bs, interruptible)
+            logits = exp.realization.predict(
+                x, bs, self._stop_during_first_evaluation if interruptible else None)
             loss, _ = exp.loss_fn(logits, y)
             out[f"{split}_error"] = error_rate(logits, y)
             out[f"{split}_loss"] = float(loss)

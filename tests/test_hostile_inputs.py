@@ -72,6 +72,8 @@ CASES = [
      [], "optimizer.name"),
     ("gevb on a conventional circuit", ("circuit", CIRCUIT.replace("vectorized: true", "vectorized: false")),
      [], "vectorized"),
+    ("hidden nonlinearity none with gevb",
+     ("circuit", CIRCUIT.replace("units: 8}", "units: 8, nonlinearity: none}")), [], "gated hidden units"),
     ("circuit file missing", P("file: tiny_circuit.yaml", "file: nowhere.yaml"), [], "not found"),
     ("data options of another dataset", P("shape: [1, 4, 4]}", "shape: [1, 4, 4], check_md5: false}"), [],
      "unknown key"),

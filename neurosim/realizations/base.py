@@ -20,7 +20,7 @@ class Realization:
     def check_protocol(cls, protocol: dict, hidden: list) -> None:
         """Raise :class:`~neurosim.core.options.ConfigError` (naming the key to change) when a
         validated protocol cannot run on this realization; ``hidden`` lists the circuit's
-        hidden weight layers as ``(index, spec, nonlinearity)``."""
+        hidden weight layers as ``(index, nonlinearity)``."""
 
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         self.options = options
@@ -40,11 +40,16 @@ class Realization:
         """
         raise NotImplementedError
 
-    def predict(self, x, batch_size):
-        """Logits of many examples, ``batch_size`` at a time (evaluation)."""
+    def predict(self, x, batch_size, before_batch=None):
+        """Logits of many examples, ``batch_size`` at a time (evaluation); ``before_batch()``,
+        if given, runs before each batch (the training loop stops there on a signal)."""
         xp = self.backend.xp
-        return xp.concatenate([self.logits(x[s:s + batch_size])
-                               for s in range(0, x.shape[0], batch_size)], axis=0)
+        parts = []
+        for s in range(0, x.shape[0], batch_size):
+            if before_batch is not None:
+                before_batch()
+            parts.append(self.logits(x[s:s + batch_size]))
+        return xp.concatenate(parts, axis=0)
 
     def logits(self, x):
         """Logits of one batch as this realization computes them (the batched

@@ -48,7 +48,7 @@ def check_protocol(protocol: dict, hidden: list, realization: str) -> None:
     if circuit["output"]["nonlinearity"] != "identity":
         raise ConfigError(f"realization {realization} needs an identity readout, got "
                           f"{circuit['output']['nonlinearity']!r}", key="circuit.output.nonlinearity")
-    for i, _ls, nl in hidden:
+    for i, nl in hidden:
         if not nl.gating:
             raise ConfigError(f"realization {realization} needs gated hidden units (nonlinearity: "
                               f"gate); layer {i} has {nl.name!r}", key=f"circuit.layers[{i}].nonlinearity")
