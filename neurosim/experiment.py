@@ -1,8 +1,8 @@
 """Assembly: a validated protocol -> an :class:`Experiment`.
 
-This is the one place that reads the protocol dict.  It builds, in order: the backend, the
-network (from the circuit and the dataset's shapes, known without loading the data), the rule,
-the optimizer, the loss, the realization, then — only when asked — the data, and the observers.
+This is the one place that reads the protocol dict.  It builds the backend, the data set (only
+when asked; otherwise the dataset's shapes, known without loading it, suffice), the network,
+the rule, the optimizer, the loss, the realization and, with data, the observers.
 Everything below receives its own validated options and the parts it works with, never the
 protocol; the training loop (:mod:`neurosim.train`) receives the experiment.
 
@@ -148,8 +148,8 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
     exp = Experiment(protocol=p, backend=backend, net=net, rule=rule, optimizer=optimizer,
                      loss_fn=loss_fn, realization=realization, circuit=p["circuit"],
                      training=p["training"], recording=p["recording"], metrics=p["metrics"],
-                     data=dataset)
-    if dataset is not None and data:
+                     data=dataset if data else None)
+    if data:
         xp = backend.xp
         exp.x_train = backend.asarray(dataset.x_train)
         exp.y_train = xp.asarray(dataset.y_train)
@@ -157,8 +157,6 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
         exp.y_test = xp.asarray(dataset.y_test)
         exp.epoch_records = EpochRecords(net, backend, p["recording"])
         exp.observers = build_observers(exp)
-    elif dataset is not None:
-        exp.data = None
     return exp
 
 
