@@ -25,7 +25,9 @@ class Optimizer:
     def step(self, grads: dict) -> None:
         """Apply ``grads`` ({(layer, name): array}) then project."""
         self.t += 1
-        for (i, name), g in grads.items():
+        # readout first, first layer last: the first layer's weights are then the ones
+        # left in cache for the next forward pass (the order changes no number)
+        for (i, name), g in reversed(grads.items()):
             self._update(i, name, self.net.layers[i].params[name], g)
         self.net.project()
 

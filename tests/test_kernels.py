@@ -176,3 +176,24 @@ def test_parallel_variants_match(rng, monkeypatch):
     kernels.adam_update(p, g, m, v, 0.9, 0.999, 1e-8, 1e-3, 0.3)
     kernels.adam_update_numpy(*ref, 0.9, 0.999, 1e-8, 1e-3, 0.3)
     np.testing.assert_allclose(p, ref[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_parallel_variant_bit_identical(rng, dtype):
+    """Adam runs its parallel (vectorized) variant from 4096 elements: it must give
+    the serial loop's numbers bit for bit, so a run does not depend on layer sizes."""
+    pytest.importorskip("numba")
+    serial, parallel = kernels._numba_kernels()["adam"]
+    p, g, m, v = (rng.standard_normal(kernels.PARALLEL_MIN_OF["adam"] + 7).astype(dtype)
+                  for _ in range(4))
+    v = np.abs(v)
+    a = [x.copy() for x in (p, g, m, v)]
+    b = [x.copy() for x in (p, g, m, v)]
+    args = [dtype(s) for s in (0.9, 0.1, 0.999, 0.001, 1e-8, 3e-4, 1 / 0.3)]
+    for _ in range(3):
+        serial(*a, *args)
+        parallel(*b, *args)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert kernels._kernel("adam", p.size) is parallel
+    assert kernels._kernel("adam", 100) is serial
