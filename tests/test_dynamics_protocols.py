@@ -40,13 +40,13 @@ def test_study_sweep_expands():
     from neurosim.sweep import load_sweep
 
     sw = load_sweep(PROTOCOLS / "dynamics_study.yaml", validate=False)
-    assert len(sw.runs) == 110 and len({r.name for r in sw.runs}) == 110
+    assert len(sw.runs) == 66 and len({r.name for r in sw.runs}) == 66
     cells = {r.cell for r in sw.runs}
-    assert any("type_temporal" in c and "crosstalk=0.3" in c for c in cells)
+    assert any("type_temporal" in c and "crosstalk=0.6" in c for c in cells)
     assert any("rule=bp" in c for c in cells)
     # every run validates (as in --list)
     full = load_sweep(PROTOCOLS / "dynamics_study.yaml")
-    assert len(full.runs) == 110 and {r.overrides["seed"] for r in full.runs} == {0, 1}
+    assert len(full.runs) == 66 and {r.overrides["seed"] for r in full.runs} == {0, 1}
 
 
 def _steps(path, n=20):
