@@ -124,3 +124,41 @@ def test_two_cells_in_one_paper_cell_are_both_shown(tmp_path):
     table = (tmp_path / "rep" / "table_mnist.md").read_text()
     fcvec = next(ln for ln in table.splitlines() if ln.startswith("| FC-Vec |"))
     assert "lr=0.0003: 3.00 (2.00) n=1" in fcvec and "lr=0.001: 2.50 (1.00) n=1" in fcvec
+
+
+def test_runs_csv_one_row_per_run_finished_or_not(tmp_path):
+    """runs.csv: paper coordinates, the last checkpoint's numbers and why each run stopped."""
+    import csv
+
+    p = tmp_path / "sw.zarr"
+    dfa = _proto("dfa", False, "nonnegative")
+    gevb = _proto("gevb", True, "nonnegative")
+    _fake_sweep(p, [
+        ("dfacell", 0, dfa, [0, 10, 20], [90, 3, 1.8], [90, 2, 0.1], "finished"),
+        ("dfacell", 1, dfa, [0, 10], [90, 2.5], [90, 1.5], "running"),  # killed mid-run
+        ("gevbcell", 0, gevb, [0, 10], [90, 2.0], [90, 0.0], "finished"),
+    ])
+    # the early stop is the run's own record; a queued seed has no store yet
+    g = zarr.open_group(str(p / "runs" / "gevbcell,seed=0"), mode="a")
+    g.attrs["stopped"] = "early stop (zero train error)"
+    root = zarr.open_group(str(p), mode="a")
+    listing = dict(root.attrs["runs"])
+    listing["dfacell,seed=2"] = {"cell": "dfacell", "seed": 2, "status": "queued",
+                                 "store": "runs/dfacell,seed=2", "error": None}
+    root.attrs["runs"] = listing
+    report_sweep(p, tmp_path / "rep")
+    with open(tmp_path / "rep" / "runs.csv") as f:
+        rows = {(r["cell"], r["seed"]): r for r in csv.DictReader(f)}
+    assert list(next(iter(rows.values())))[:8] == [
+        "architecture", "rule", "sign", "seed", "epochs", "train_error", "test_error", "stop_reason"]
+    done = rows["dfacell", "0"]
+    assert (done["architecture"], done["rule"], done["sign"]) == ("fc", "dfa", "nonnegative")
+    assert (float(done["epochs"]), float(done["test_error"]), float(done["train_error"])) == (20, 1.8, 0.1)
+    assert done["stop_reason"] == "epochs"
+    assert rows["gevbcell", "0"]["architecture"] == "fc_vec"
+    assert rows["gevbcell", "0"]["stop_reason"] == "early_stop"
+    cut = rows["dfacell", "1"]
+    assert (cut["stop_reason"], float(cut["epochs"]), float(cut["test_error"])) == ("unfinished", 10, 2.5)
+    queued = rows["dfacell", "2"]
+    assert (queued["architecture"], queued["rule"], queued["stop_reason"], queued["epochs"]) == \
+        ("fc", "dfa", "queued", "")

@@ -11,6 +11,14 @@
   (CIFAR-10), the table in the paper's layout — rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC;
   columns GEVB-or-DFA nonnegative · BP nonnegative · GEVB-or-DFA mixed · BP mixed — with
   "mean ± std (train mean)" beside the published "test (train)";
+* ``runs.csv``: one row per run, finished or not — ``architecture`` (the paper's table row in
+  lower case, ``fc_vec``, ``conv``, ...; empty for other circuits), ``rule``, ``sign``,
+  ``seed``, ``epochs`` (of its last checkpoint), ``train_error`` and ``test_error`` (%, at
+  that checkpoint), ``stop_reason`` (``epochs``: all epochs; ``early_stop``: zero train
+  error at a checkpoint; ``max_steps``: cut short by ``training.max_steps``;
+  ``unfinished``: a run that has not ended, whose numbers are those of its last checkpoint;
+  ``queued``, ``failed``, ``diverged``), then ``status``, ``steps``, ``wall_s`` (seconds of training up to
+  that checkpoint), ``cell`` and ``run``;
 * ``curves_<dataset>_<row>.png`` (paper cells: one figure per table row, its four columns) or
   ``curves.png`` (other sweeps): test error (solid) and train error (dashed) against epochs,
   mean over seeds with a ±1 std band.
@@ -75,14 +83,19 @@ def collect(path) -> list[dict]:
     out = []
     for e in sweep.entries:
         rec = {"name": e.name, "cell": e.cell, "seed": e.seed, "status": e.status, "error": e.error,
-               "protocol": None, "epoch": None, "test_error": None, "train_error": None}
+               "protocol": None, "epoch": None, "test_error": None, "train_error": None,
+               "stopped": None, "steps": None, "wall_s": None}
         run = e.run
         if run is not None:
             rec["protocol"] = run.protocol or None
+            rec["stopped"] = run.stopped or None
             if run.values("epoch").size:
                 rec["epoch"] = run.values("epoch")
                 rec["test_error"] = run.values("test_error")
                 rec["train_error"] = run.values("train_error")
+                for key, var in (("steps", "n_steps"), ("wall_s", "wall_time")):
+                    v = run.values(var)
+                    rec[key] = float(v[-1]) if v.size else None
         out.append(rec)
     return out
 
@@ -120,6 +133,50 @@ def summarize(runs: list[dict]) -> list[dict]:
             "_runs": done,
         })
     return rows
+
+
+def run_rows(runs: list[dict]) -> list[dict]:
+    """One row per run for ``runs.csv`` (see the module docstring)."""
+    rows = []
+    # a run not started yet is described by a started run of its cell (they differ in seed only)
+    cell_protocol = {r["cell"]: r["protocol"] for r in runs if r["protocol"]}
+    for r in runs:
+        proto = r["protocol"] or cell_protocol.get(r["cell"]) or {}
+        pc = paper_cell(proto) if proto else None
+        has = r["epoch"] is not None
+        finished = r["status"] == "finished"
+        if finished:
+            stopped = str(r["stopped"] or "epochs")
+            reason = ("early_stop" if stopped.startswith("early stop")
+                      else "max_steps" if stopped.startswith("max_steps") else stopped)
+        elif r["status"] in ("failed", "diverged", "queued"):
+            reason = r["status"]
+        else:  # its store says running or interrupted: the numbers are its last checkpoint's
+            reason = "unfinished"
+        rows.append({
+            "architecture": pc[1].lower().replace("-", "_") if pc else "",
+            "rule": proto.get("rule", {}).get("name", ""),
+            "sign": proto.get("circuit", {}).get("sign", ""),
+            "seed": r["seed"],
+            "epochs": float(r["epoch"][-1]) if has else None,
+            "train_error": float(r["train_error"][-1]) if has else None,
+            "test_error": float(r["test_error"][-1]) if has else None,
+            "stop_reason": reason,
+            "status": r["status"], "steps": r["steps"], "wall_s": r["wall_s"],
+            "cell": r["cell"], "run": r["name"],
+        })
+    return rows
+
+
+def write_runs(runs: list[dict], path: Path) -> Path:
+    rows = run_rows(runs)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run"])
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if v is None else round(v, 4) if isinstance(v, float) else v)
+                        for k, v in row.items()})
+    return path
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -290,6 +347,7 @@ def report_sweep(path, out_dir) -> list[Path]:
     cells = summarize(runs)
     name = open_sweep(path).name
     files = write_cells(cells, out)
+    files.append(write_runs(runs, out / "runs.csv"))
     for table in ("mnist", "cifar10"):
         if any(c["table"] == table for c in cells):
             files.append(write_paper_table(cells, table, out / f"table_{table}.md", name))
