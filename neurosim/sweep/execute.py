@@ -12,6 +12,7 @@ seeing every run end (Ctrl-C, SIGTERM), each unseen run's status is read from it
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 import traceback
@@ -318,6 +319,11 @@ def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: i
     store.create_or_open(sweep)  # refuses a non-sweep path before any cluster starts
     if all(run_is_done(store.run_attrs(r.name), r.protocol) for r in runs):
         return execute(sweep, store_path, None, runs, device, echo, heartbeat)  # nothing to run
+    # dask's own logging in this process: its INFO records carry tracebacks of connections
+    # closed by Ctrl-C/SIGTERM; the sweep reports what happened in its own words
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    dask_log.setLevel(logging.ERROR)
     if scheduler:
         client, cluster = Client(scheduler), None
     else:
@@ -333,3 +339,4 @@ def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: i
             cluster.close()
         store.settle([r.name for r in runs])  # runs that ended while the cluster shut down
         store.remove_stale_writer_files()
+        dask_log.setLevel(level)
