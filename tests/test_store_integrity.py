@@ -268,6 +268,19 @@ def test_intact_store_inspects_verified_with_sizes(made):
                                        if p.is_file())
 
 
+def test_inspect_names_the_fractional_epoch_of_a_run_cut_short(made, tmp_path):
+    proto, _ = made
+    store = tmp_path / "cut.zarr"
+    res = cli("run", proto, "--out", store, "--quiet", "--set", "training.epochs=3",
+              "--set", "training.max_steps=5")
+    assert res.exit_code == 0, res.output
+    info = json.loads(cli("inspect", store, "--json").output)
+    last = info["epochs"][-1]
+    assert 1 < last < 3 and not float(last).is_integer()
+    assert info["integrity"]["step"] == 5 and info["integrity"]["epoch"] == round(last, 3)
+    assert f"(epoch {round(last, 3)}, step 5)" in cli("inspect", store).output
+
+
 # --------------------------------------------------------------------------------------------
 # a finished run keeps one slot, and can be extended from it
 # --------------------------------------------------------------------------------------------

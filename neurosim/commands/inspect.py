@@ -57,6 +57,12 @@ def inspect(store, as_json):
         for k in ("train_error", "test_error"):
             if k in ds:
                 info[f"last_{k}"] = float(ds[k].values[-1])
+        if check["slot"] and "n_steps" in ds:
+            # the checkpoint's position as recorded: fractional for a run cut short by
+            # training.max_steps (its counter of whole epochs says less)
+            steps = [int(n) for n in ds["n_steps"].values]
+            if check["step"] in steps:
+                check["epoch"] = _num(info["epochs"][steps.index(check["step"])])
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
