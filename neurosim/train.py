@@ -347,6 +347,9 @@ def protocol_differences(a, b, prefix="") -> list:
             else:
                 out.extend(protocol_differences(a[k], b[k], key))
         return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        # element by element (e.g. circuit.layers), so a newer key inside an entry is seen too
+        return [k for i, (x, y) in enumerate(zip(a, b)) for k in protocol_differences(x, y, f"{prefix}[{i}]")]
     return [] if a == b else [prefix or "(protocol)"]
 
 

@@ -144,3 +144,18 @@ def test_an_interrupted_sweep_lists_finished_runs_as_finished(client, tmp_path):
     # the next invocation skips both
     res = execute(sw, out, client, echo=_quiet)
     assert sorted(res.skipped) == sorted(r.name for r in sw.runs)
+
+
+def test_protocol_differences_look_inside_lists():
+    """A key newer than the store inside a list entry (circuit.layers[i]) at its empty default is
+    no difference; a changed value there is named down to the entry."""
+    from neurosim.train import protocol_differences
+
+    old = {"circuit": {"layers": [{"type": "dense", "units": 8}, {"type": "dense", "units": 4}]}}
+    new = {"circuit": {"layers": [{"type": "dense", "units": 8, "nonlinearity": None},
+                                  {"type": "dense", "units": 4, "nonlinearity": None}]}}
+    assert protocol_differences(old, new) == []
+    new["circuit"]["layers"][1]["units"] = 5
+    assert protocol_differences(old, new) == ["circuit.layers[1].units"]
+    new["circuit"]["layers"].append({"type": "dense", "units": 1})
+    assert protocol_differences(old, new) == ["circuit.layers"]
