@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import sys
 import threading
@@ -376,10 +377,16 @@ def check_resumable(protocol: dict, recorder) -> list:
     diff = [k for k in diff if k not in RESUME_EXTENDS]
     if diff:
         def show(d, key):
-            for part in key.split("."):
-                if not isinstance(d, dict) or part not in d:
+            for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
+                if part.startswith("["):  # a list entry, e.g. circuit.layers[1]
+                    i = int(part[1:-1])
+                    if not isinstance(d, list) or i >= len(d):
+                        return "(absent)"
+                    d = d[i]
+                elif not isinstance(d, dict) or part not in d:
                     return "(absent)"
-                d = d[part]
+                else:
+                    d = d[part]
             return json.dumps(d)
 
         lines = "; ".join(f"{k}: store has {show(old, k)}, given {show(new, k)}" for k in diff[:5])

@@ -157,5 +157,12 @@ def test_protocol_differences_look_inside_lists():
     assert protocol_differences(old, new) == []
     new["circuit"]["layers"][1]["units"] = 5
     assert protocol_differences(old, new) == ["circuit.layers[1].units"]
+
+    class Store:  # what check_resumable reads of a recorder
+        path = "run.zarr"
+        attrs = {"protocol": json.dumps(old)}
+
+    with pytest.raises(StoreError, match=r"circuit.layers\[1\].units: store has 4, given 5"):
+        check_resumable(new, Store())
     new["circuit"]["layers"].append({"type": "dense", "units": 1})
     assert protocol_differences(old, new) == ["circuit.layers"]
