@@ -12,7 +12,9 @@ Reads one or more run stores (``neurosim run`` output) and summarises
 * the spread of the K synapses of a pair over training (``synapse_spread``, largest over the
   layers that have K synapse copies; the first layer's entry is NaN).
 
-Variables a store lacks (e.g. a batched run has no trajectories) are NaN.
+Variables a store lacks (e.g. a batched run has no trajectories) are NaN; the table leaves out
+circuit columns no run recorded.  The ``--plot`` figure is drawn by
+:mod:`neurosim.analysis.compare_plot`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .figures import ErrorAxis, epoch_axis, pyplot, style_legend
 from .reader import open_run
 
 #: what ``update_cosine`` is, for the table and the figure caption
@@ -218,88 +219,52 @@ def format_table(rows: list[dict], columns=None, formats=None) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+#: the circuit columns of the summary table, by the recording they come from, each with its
+#: explanation; a group is shown only when some run recorded it
+CIRCUIT_COLUMNS = {
+    "agreement": (("update_cosine", "update_cosine_min"),
+                  "update_cosine (mean), update_cosine_min: " + AGREEMENT_TEXT),
+    "neuromod": (("neuromod_spatial_var", "neuromod_temporal_var", "spatial_fraction"),
+                 "neuromod_spatial_var, neuromod_temporal_var: variance of the neuromodulator across "
+                 "channels within a time bin (spatial) and across time bins within a channel "
+                 "(temporal); spatial_fraction = spatial / (spatial + temporal): 1 for grouped "
+                 "circuits, 0 for temporal ones."),
+    "spread": (("synapse_spread_last", "synapse_spread_max"),
+               "synapse_spread: std of the K synapses of a pair / rms weight (0 = exact weight "
+               "sharing)."),
+}
+
+
+def _finite(rows, column) -> bool:
+    return any(isinstance(r.get(column), float) and math.isfinite(r[column]) for r in rows)
+
+
+def recorded(rows) -> list[str]:
+    """The groups of :data:`CIRCUIT_COLUMNS` that some run of the summary ``rows`` recorded
+    (a batched run records none)."""
+    return [g for g, (cols, _) in CIRCUIT_COLUMNS.items() if any(_finite(rows, c) for c in cols)]
+
+
 def report(runs) -> str:
-    """The text ``neurosim compare`` prints."""
+    """The text ``neurosim compare`` prints: the circuit columns and their explanation only
+    when some run recorded them."""
     out = ["Test/train error per checkpoint (%):", format_table(checkpoint_rows(runs)), ""]
-    out.append("Circuit recordings:")
-    out.append(format_table([_clean_roundoff(summary(r)) for r in runs]))
-    notes = [
-        "update_cosine (mean), update_cosine_min: " + AGREEMENT_TEXT,
-        "neuromod_spatial_var, neuromod_temporal_var: variance of the neuromodulator across "
-        "channels within a time bin (spatial) and across time bins within a channel (temporal); "
-        "spatial_fraction = spatial / (spatial + temporal): 1 for grouped circuits, 0 for "
-        "temporal ones.",
-        "synapse_spread: std of the K synapses of a pair / rms weight (0 = exact weight sharing).",
-    ]
-    out += ["", "Columns:"]
-    for n in notes:
-        out.append(textwrap.fill(n, 100, initial_indent="  ", subsequent_indent="    "))
+    rows = [_clean_roundoff(summary(r)) for r in runs]
+    groups = recorded(rows)
+    circuit = {c for g, (cols, _) in CIRCUIT_COLUMNS.items() if g not in groups for c in cols}
+    columns = [c for c in rows[0] if c not in circuit] if rows else None
+    out.append("Last checkpoint and circuit recordings:" if groups else "Last checkpoint:")
+    out.append(format_table(rows, columns))
+    if groups:
+        out += ["", "Columns:"]
+        for g in groups:
+            out.append(textwrap.fill(CIRCUIT_COLUMNS[g][1], 100, initial_indent="  ",
+                                     subsequent_indent="    "))
     out += ["", "Runs:"]
     for r in runs:
         opts = f" ({r.options})" if r.options else ""
         out.append(f"  {r.label}: {r.realization}{opts}")
-        if r.update_cosine.size:
+        if np.isfinite(r.update_cosine).any():
             out.append(textwrap.fill(f"update agreement: {agreement_note(r)}", 100,
                                      initial_indent="    ", subsequent_indent="      "))
     return "\n".join(out)
-
-
-def plot(runs, path) -> None:
-    """2×2 figure: errors, update agreement, neuromodulator structure, synapse spread; the
-    caption under it explains the update agreement."""
-    plt = pyplot()
-    fig, ax = plt.subplots(2, 2, figsize=(11, 9))
-    colors = [f"C{k % 10}" for k in range(len(runs))]
-    ea = ErrorAxis(ax[0, 0])
-    for r, c in zip(runs, colors):
-        lab = f"{r.label} ({r.realization})"
-        if r.epoch.size:
-            ea.plot(r.epoch, r.test_error, c, "test", label=lab)
-            ea.plot(r.epoch, r.train_error, c, "train")
-        if r.update_cosine.size:
-            ax[0, 1].plot(r.sim_step, np.nanmean(r.update_cosine, axis=1), "o-", ms=3, color=c,
-                          label=lab)
-        if r.spread.size:
-            ax[1, 1].plot(r.sim_step, _layer_max(r.spread), "o-", ms=3, color=c, label=lab)
-    ea.finish()
-    epoch_axis(ax[0, 0], [r.epoch for r in runs])
-    ax[0, 0].set_title("error per checkpoint")
-    style_legend(ax[0, 0], loc="lower left")
-    ax[0, 0].legend(fontsize=7, loc="upper right")
-    ax[0, 1].set(xlabel="optimizer step", ylabel="cos(circuit update, batched GEVB update)",
-                 title="update agreement with batched GEVB")
-    ax[0, 1].axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax[1, 1].set(xlabel="optimizer step", ylabel="std of the K synapses / rms weight",
-                 title="spread of the K synapses of a pair (grouped)")
-    # neuromodulator: the share of its variance across channels vs across time bins
-    x = np.arange(len(runs))
-    frac = []
-    for r in runs:
-        row = _clean_roundoff(summary(r))
-        frac.append(row["spatial_fraction"])
-    frac = np.asarray(frac, float)
-    have = np.isfinite(frac)
-    ax[1, 0].bar(x[have], frac[have], 0.6, color="0.35", label="across channels (spatial)")
-    ax[1, 0].bar(x[have], 1 - frac[have], 0.6, bottom=frac[have], color="0.8", hatch="//",
-                 edgecolor="0.5", label="across time bins (temporal)")
-    for k in np.flatnonzero(~have):
-        ax[1, 0].text(k, 0.5, "no circuit\nrecordings", ha="center", va="center", fontsize=8)
-    ax[1, 0].set_xticks(x, [r.label for r in runs], rotation=15)
-    for tick, c in zip(ax[1, 0].get_xticklabels(), colors):
-        tick.set_color(c)
-    ax[1, 0].set(ylim=(0, 1), ylabel="share of the neuromodulator's variance",
-                 title="neuromodulator: spatial vs temporal structure")
-    ax[1, 0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
-                    frameon=False)
-    for a in (ax[0, 1], ax[1, 1]):
-        if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=7, loc="best")
-        if any(r.sim_step.size for r in runs):
-            from matplotlib.ticker import MaxNLocator
-
-            a.xaxis.set_major_locator(MaxNLocator(integer=True))
-    caption = textwrap.fill(AGREEMENT_TEXT, 180)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    fig.text(0.01, 0.01, caption, fontsize=7.5, ha="left", va="bottom", wrap=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

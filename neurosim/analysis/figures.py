@@ -50,7 +50,9 @@ class ErrorAxis:
         """A published value: a dotted horizontal line."""
         return self.ax.axhline(value, color=color, label=label, **STYLES["paper"])
 
-    def finish(self, ylabel="error (%)"):
+    def finish(self, ylabel="error (%)", zero_note=True):
+        """Log axis, ticks, grid and the ▼ of 0 % values; ``zero_note``: write "▼ = 0 %" in
+        the axes' corner (off when a legend outside the axes explains the ▼)."""
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         ax = self.ax
@@ -68,8 +70,9 @@ class ErrorAxis:
             for x, color in self.zeros:
                 ax.plot(x, np.full(len(x), lo), "v", color=color, ms=7, clip_on=False, zorder=5)
             ax.set_ylim(lo, hi)
-            ax.text(0.99, 0.01, "▼ = 0 %", transform=ax.transAxes, ha="right", va="bottom",
-                    fontsize=7)
+            if zero_note:
+                ax.text(0.99, 0.01, "▼ = 0 %", transform=ax.transAxes, ha="right", va="bottom",
+                        fontsize=7)
 
 
 def epoch_axis(ax, epochs, label="epoch"):
