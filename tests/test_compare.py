@@ -193,3 +193,26 @@ def test_figure_numbers_long_bar_names():
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert [n.split(": ")[0] for n in names] == ["1", "2"]
     _check_layout(fig)
+
+
+def test_agreement_note_names_the_dynamics():
+    """A circuit in time is not exact even with complete relaxation; the ideal dynamics are."""
+    from neurosim.analysis.compare import RunData, agreement_note
+
+    empty = np.zeros(0)
+    ideal = {"neurons": {"model": "rate", "tau_m_ms": 0.0}, "code": {"rectify": False},
+             "gating": {"tau_inh_ms": 0.0}, "eligibility": {"tau_e_ms": 0.0},
+             "neuromodulator": {"delay_ms": 0.0, "tau_ms": 0.0, "noise": 0.0, "crosstalk": 0.0}}
+    plausible = {**ideal, "eligibility": {"tau_e_ms": 500.0}, "code": {"rectify": True}}
+
+    def note(real, dyn, **opts):
+        run = RunData("x", "x", real, "", empty, empty, empty,
+                      realization_options={"dynamics": dyn, **opts})
+        return agreement_note(run)
+
+    every = {"relaxation": {"rate": 1.0, "schedule": "every_step"}}
+    assert note("grouped", None, **every).startswith("exact")
+    assert note("grouped", ideal, **every).startswith("exact")
+    assert "in time" in note("grouped", plausible, **every)
+    assert "in time" in note("temporal", plausible, gating="full")
+    assert note("temporal", ideal, gating="full").startswith("exact")

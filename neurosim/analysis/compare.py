@@ -104,9 +104,24 @@ def _layer_max(spread) -> np.ndarray:
     return np.where(np.isfinite(a), a, np.nan)
 
 
+def _ideal_dynamics(dyn: dict) -> bool:
+    """Whether a ``dynamics`` section is the ideal limit (docs/dynamics.md): every time
+    constant, delay, noise and crosstalk 0, rate neurons, the signed code."""
+    neurons = dyn.get("neurons") or {}
+    zero = [neurons.get("tau_m_ms"), (dyn.get("gating") or {}).get("tau_inh_ms"),
+            (dyn.get("eligibility") or {}).get("tau_e_ms")]
+    zero += list((dyn.get("neuromodulator") or {}).values())
+    return (all(float(v or 0) == 0 for v in zero) and neurons.get("model", "rate") == "rate"
+            and (dyn.get("code") or {}).get("rectify") is False)
+
+
 def agreement_note(run: RunData) -> str:
     """Why this run's update agreement is (or is not) 1, from its realization options."""
     o = run.realization_options
+    dyn = o.get("dynamics")
+    if isinstance(dyn, dict) and run.realization in ("grouped", "temporal") and not _ideal_dynamics(dyn):
+        return ("approximate: the circuit runs in time (realization.dynamics): leak, inhibition, "
+                "eligibility traces and a late, filtered, noisy neuromodulator change its update")
     if run.realization == "grouped":
         rel = o.get("relaxation") or {}
         rate, sched = rel.get("rate", 1.0), rel.get("schedule", "every_step")
