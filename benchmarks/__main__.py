@@ -21,7 +21,8 @@ from .core import Skip, get_workloads, machine, matmul_peak, run_workload
 
 
 def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
+    """``v`` formatted by ``spec`` ("8.1f"); None: a "-" in the same width."""
+    return format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
 
 
 def main(argv=None) -> int:
@@ -42,6 +43,11 @@ def main(argv=None) -> int:
         for w in get_workloads():
             print(f"{w.name:28s} {w.description}")
         return 0
+    try:
+        workloads = get_workloads(a.workloads)
+    except ValueError as exc:
+        print(f"python -m benchmarks: {exc}", file=sys.stderr)
+        return 2
     info = machine()
     print(f"# neurosim benchmarks  {info['date']}  device={a.device} dtype={a.dtype}  "
           f"cpus={info['cpus']} load={info.get('load_avg')}")
@@ -50,11 +56,11 @@ def main(argv=None) -> int:
           + (f", torch {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else "")
           + f"  -> peak {peak['peak_gflops']:.1f}")
     hdr = (f"{'workload':26s} {'impl':8s} {'ex/s':>9s} {'epoch s':>8s} {'GFLOP/s':>8s} "
-           f"{'%peak':>6s} {'ns/torch':>8s} {'mem GiB':>8s}")
+           f"{'%peak':>6s} {'ns/torch':>8s} {'mem GiB':>8s} {'syn upd/s':>9s} {'sim s/wall s':>12s}")
     print(hdr)
     print("-" * len(hdr))
     results = []
-    for w in get_workloads(a.workloads):
+    for w in workloads:
         try:
             r = run_workload(w, a.device, a.dtype, a.steps, a.warmup, a.epoch, not a.no_torch,
                              peak["peak_gflops"], a.n_train)
@@ -75,7 +81,8 @@ def main(argv=None) -> int:
             print(f"{w.name if impl == 'neurosim' else '':26s} {impl:8s} {d['examples_per_s']:9.0f} "
                   f"{d['epoch_s_estimate']:8.1f} {fmt(d.get('gflops'), '8.1f')} "
                   f"{fmt(None if frac is None else 100 * frac, '6.1f')} {fmt(ratio, '8.2f')} "
-                  f"{fmt(None if d.get('peak_rss_bytes') is None else d['peak_rss_bytes'] / 2**30, '8.2f')}")
+                  f"{fmt(None if d.get('peak_rss_bytes') is None else d['peak_rss_bytes'] / 2**30, '8.2f')} "
+                  f"{fmt(d['synaptic_updates_per_s'], '9.2e')} {fmt(d['sim_s_per_wall_s'], '12.3g')}")
         sys.stdout.flush()
     out = Path(a.json) if a.json else (Path(__file__).parent / "results" /
                                        f"{time.strftime('%Y%m%dT%H%M%S')}-{a.device}.json")
@@ -86,6 +93,8 @@ def main(argv=None) -> int:
     print("# note: mem GiB = peak resident memory of the process while the workload ran (neurosim); "
           "examples/s from mean step time; epoch s = step time x batches per epoch; "
           "GFLOP/s from analytic matmul FLOPs (benchmarks/core.py:step_flops)")
+    print("# syn upd/s = synapse updates per example x examples/s; sim s/wall s = biological time "
+          "simulated per wall-clock second, circuits with dynamics only (both: benchmarks/synapses.py)")
     return 0
 
 

@@ -7,8 +7,10 @@ installation does not register is skipped with a message.  For each workload
 the suite times neurosim's training step (data gather + rule + Adam +
 projection, the realization's ``step``) and, for dense networks and conv VNNs,
 the same network and rule written in plain PyTorch (:mod:`benchmarks.torch_ref`),
-and reports examples/s, achieved GFLOP/s from analytic matmul FLOP counts, and
-the fraction of the float32 matmul peak measured in the same run.
+and reports examples/s, achieved GFLOP/s from analytic matmul FLOP counts, the
+fraction of the float32 matmul peak measured in the same run, synaptic updates
+per second and, for circuits with dynamics, simulated seconds per wall-clock
+second (both as defined in :mod:`benchmarks.synapses`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .synapses import simulated_seconds_per_step, synapse_updates_per_example
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +51,9 @@ class Workload:
 
 
 CONVENTIONAL = {"vectorized": False, "sign": "mixed", "init": "he"}
+#: the circuit of the dynamics study (protocols/dynamics_grouped_mnist.yaml): the file's
+#: nonnegative ON/OFF VNN (K = 10) with hidden layers 256, 128
+STUDY_CIRCUIT = {"layers": [{"type": "dense", "units": 256}, {"type": "dense", "units": 128}]}
 
 #: the suite; adding a workload is one entry
 WORKLOADS: list[Workload] = [
@@ -68,10 +75,23 @@ WORKLOADS: list[Workload] = [
     Workload("fc_mnist_temporal_gevb", "mnist_fc.yaml", "gevb", "mnist",
              realization={"type": "temporal"},
              torch=False, description="MNIST FC VNN, temporal realization, GEVB"),
+    # the circuits in time (docs/dynamics.md), default dynamics, on the study circuit
+    Workload("dynamics_grouped_rate", "mnist_fc.yaml", "gevb", "mnist", STUDY_CIRCUIT,
+             {"type": "grouped", "dynamics": {}}, torch=False,
+             description="MNIST VNN 784-256-128-1 (K=10), grouped circuit in time, rate neurons, GEVB"),
+    Workload("dynamics_temporal_rate", "mnist_fc.yaml", "gevb", "mnist", STUDY_CIRCUIT,
+             {"type": "temporal", "gating": "first_bin", "dynamics": {}}, torch=False,
+             description="MNIST VNN 784-256-128-1 (K=10), temporal circuit (gating first_bin) "
+                         "in time, rate neurons, GEVB"),
+    Workload("dynamics_grouped_poisson", "mnist_fc.yaml", "gevb", "mnist", STUDY_CIRCUIT,
+             {"type": "grouped", "dynamics": {"neurons": {"model": "poisson"}}}, torch=False,
+             description="MNIST VNN 784-256-128-1 (K=10), grouped circuit in time, Poisson neurons, GEVB"),
 ]
 
 
 def get_workloads(names=None) -> list[Workload]:
+    """The workloads named (or whose name contains a given part); all without ``names``;
+    ValueError for a name that matches none."""
     if not names:
         return list(WORKLOADS)
     known = {w.name: w for w in WORKLOADS}
@@ -79,7 +99,7 @@ def get_workloads(names=None) -> list[Workload]:
     for n in names:
         hits = [w for w in WORKLOADS if n == w.name or n in w.name]
         if not hits:
-            raise SystemExit(f"unknown workload {n!r}; known: {', '.join(known)}")
+            raise ValueError(f"unknown workload {n!r}; known: {', '.join(known)}")
         out.extend(h for h in hits if h not in out)
     return out
 
@@ -146,8 +166,10 @@ def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int
     opt = dict(proto["optimizer"])
     opt.pop("momentum", None)
     optimizer = build_optimizer(net, opt)
-    real = REALIZATIONS[proto["realization"]["type"]](proto, be, net, rule, optimizer,
-                                                      losses.cross_entropy)
+    # the realization's options, as neurosim.experiment.build hands them over
+    real_opts = {k: v for k, v in proto["realization"].items() if k != "type"}
+    real = REALIZATIONS[proto["realization"]["type"]](real_opts, be, net, rule, optimizer,
+                                                      losses.cross_entropy, opt)
     return be, net, rule, optimizer, real, be.asarray(x), be.xp.asarray(y), data_name
 
 
@@ -363,13 +385,14 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
         real.step(x[idx], y[idx])
 
     res = {"workload": w.name, "description": w.description, "data": data_name, "batch": B,
-           "n_train": N, "device": device, "dtype": dtype, "params": net.n_params()}
+           "n_train": N, "device": device, "dtype": dtype, "params": net.n_params(),
+           # what a step does, in the units of benchmarks/synapses.py
+           "synapse_updates_per_example": synapse_updates_per_example(net, real),
+           "simulated_s_per_step": simulated_seconds_per_step(real, B)}
     flops = step_flops(net, w.rule, B) if w.realization["type"] == "batched" else None
     t = time_steps(ns_step, steps, warmup, device)
-    res["neurosim"] = _rates(t, B, flops, peak, n_batches)
+    res["neurosim"] = _rates(t, B, flops, peak, n_batches, res)
     res["neurosim"]["peak_rss_bytes"] = peak_rss_bytes() if can_reset else None
-    # weights and biases of the network, each changed once per step
-    res["neurosim"]["synaptic_updates_per_s"] = net.n_params() / t["mean_s_per_step"]
     res["step_gflop"] = None if flops is None else flops / 1e9
     if use_torch and w.torch:
         args = [w.name, "--device", device, "--dtype", dtype, "--steps", str(steps),
@@ -379,7 +402,7 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
         if "skipped" in tt:
             res["torch"] = tt
         else:
-            res["torch"] = _rates(tt, B, flops, peak, n_batches)
+            res["torch"] = _rates(tt, B, flops, peak, n_batches, res)
             res["ratio_speed_neurosim_over_torch"] = (
                 res["neurosim"]["examples_per_s"] / res["torch"]["examples_per_s"])
     elif not w.torch:
@@ -387,11 +410,16 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
     return res
 
 
-def _rates(t: dict, B: int, flops, peak, n_batches) -> dict:
+def _rates(t: dict, B: int, flops, peak, n_batches, res: dict) -> dict:
+    """Rates from the mean step time ``t``; ``res``: the workload's step (synapse updates per
+    example, simulated seconds per step: :mod:`benchmarks.synapses`)."""
     s = t["mean_s_per_step"]
     out = dict(t)
     out["examples_per_s"] = B / s
     out["epoch_s_estimate"] = s * n_batches
+    out["synaptic_updates_per_s"] = res["synapse_updates_per_example"] * B / s
+    sim = res["simulated_s_per_step"]
+    out["sim_s_per_wall_s"] = None if sim is None else sim / s
     if flops is not None:
         out["gflops"] = flops / s / 1e9
         out["gflops_best"] = flops / t["best_s_per_step"] / 1e9

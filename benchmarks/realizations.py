@@ -1,25 +1,19 @@
 """Throughput of the explicit-circuit realizations (grouped, temporal), with and without dynamics.
 
 Prints three-factor synaptic updates per second, counting every synapse
-updated per example per time bin:
-
-* grouped: K·n·n_in synapses per layer (K synapses per group pair; the first
-  layer W1[μ,i,j]) × ``time_bins`` (1) bins;
-* temporal: per bin n1·n0 first-layer synapses (input population μ) plus
-  n·n_in per later layer, × K bins;
-* with ``dynamics``: the eligibility trace of every synapse is updated at
-  every counting step (after settling) of every phase with activity
-  (presentation and replay), per example.  The last column is simulated
-  seconds per wall-clock second: each example of the stream lasts one trial
-  (presentation, replay, interval), and a step simulates B of them.
+updated per example per time bin (with ``dynamics``: every synapse's
+eligibility trace at every counting step), and for circuits with dynamics
+simulated seconds per wall-clock second -- both as defined in
+:mod:`benchmarks.synapses`, which ``python -m benchmarks`` reports too.
 
 Circuits without dynamics run on the FC MNIST VNN 784-1024-512-1 (K = 10);
-circuits with dynamics on the study circuit 784-256-128-1 (K = 10) with the
-default (biologically plausible) dynamics.  Batch 128, float32.  Each row runs
-with recording off and on (trajectory records every ``--every`` steps incl.
-the batched-GEVB agreement, synapse snapshots every 2·every steps, written to
-a temporary store); the overhead is the relative difference of the step
-times.  Usage::
+circuits with dynamics are the ``dynamics_*`` workloads of ``python -m
+benchmarks`` (benchmarks/core.py): the study circuit 784-256-128-1 (K = 10)
+with the default (biologically plausible) dynamics.  Batch 128, float32.
+Each row runs with recording off and on (trajectory records every ``--every``
+steps incl. the batched-GEVB agreement, synapse snapshots every 2·every steps,
+written to a temporary store); the overhead is the relative difference of the
+step times.  Usage::
 
     python benchmarks/realizations.py [--steps 20] [--every 10] [--device cpu|gpu] [--only dynamics]
 """
@@ -29,13 +23,25 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from neurosim.protocol import validate_protocol
 from neurosim.train import Run
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a file: python benchmarks/realizations.py
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.core import WORKLOADS  # noqa: E402  (the dynamics rows are the suite's workloads)
+from benchmarks.synapses import (  # noqa: E402  (one definition for every benchmark)
+    simulated_seconds_per_step,
+    synapse_updates_per_example,
+)
 
 
 def protocol(realization, out, every, device, dataset, layers=(1024, 512)):
@@ -54,34 +60,6 @@ def protocol(realization, out, every, device, dataset, layers=(1024, 512)):
                                                    "samples": 4, "units": 16, "synapses": 64,
                                                    "chunk": 10}},
     })
-
-
-def synapses_per_example(run) -> int:
-    net, real = run.exp.net, run.exp.realization
-    K = net.K
-    first = net.weight_layers[0]
-    per_bin = 0
-    for i in net.weight_layers:
-        L = net.layers[i]
-        if real.name == "grouped":
-            per_bin += K * L.n_units * L.n_in
-        else:  # temporal: one population of the first layer is active per bin
-            per_bin += L.n_units * L.n_in
-    dyn = getattr(real, "dynamics", None)
-    if dyn is not None:  # every counting step of every phase with activity
-        tl = dyn.tl
-        phases = tl.n_phase if dyn.replay_active() else 1
-        steps = phases * tl.n_seg * (tl.n_bin - tl.n_settle)
-        return per_bin * steps  # (temporal: per_bin counts the one active population)
-    bins = real.T if real.name == "grouped" else K
-    del first
-    return per_bin * bins
-
-
-def simulated_seconds_per_step(run, batch: int = 128) -> float:
-    """Biological time one step simulates: B trials of the example stream (0 without dynamics)."""
-    dyn = getattr(run.exp.realization, "dynamics", None)
-    return 0.0 if dyn is None else batch * dyn.tl.slot * dyn.tl.dt * 1e-3
 
 
 def time_steps(run, steps, record: bool) -> float:
@@ -123,12 +101,8 @@ ROWS = [
     ("grouped", (1024, 512), {"type": "grouped"}),
     ("temporal, gating=full", (1024, 512), {"type": "temporal", "gating": "full"}),
     ("temporal, gating=first_bin", (1024, 512), {"type": "temporal", "gating": "first_bin"}),
-    ("dynamics grouped, rate", (256, 128), {"type": "grouped", "dynamics": {}}),
-    ("dynamics temporal first_bin, rate", (256, 128),
-     {"type": "temporal", "gating": "first_bin", "dynamics": {}}),
-    ("dynamics grouped, poisson", (256, 128),
-     {"type": "grouped", "dynamics": {"neurons": {"model": "poisson"}}}),
-]
+] + [(w.name, tuple(layer["units"] for layer in w.circuit_overrides["layers"]), w.realization)
+     for w in WORKLOADS if "dynamics" in w.realization]
 
 
 def main():
@@ -163,10 +137,10 @@ def main():
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             times[record] = dt
-            rate = synapses_per_example(run) * 128 / dt
-            sim = simulated_seconds_per_step(run) / dt
+            rate = synapse_updates_per_example(run.exp.net, run.exp.realization) * 128 / dt
+            sim = simulated_seconds_per_step(run.exp.realization, 128)
             circ = "784-" + "-".join(map(str, layers))
-            sim_s = f"{sim:13.3g}" if sim else f"{'-':>13}"
+            sim_s = f"{sim / dt:13.3g}" if sim is not None else f"{'-':>13}"
             print(f"{label:<36} {circ:>12} {'on' if record else 'off':>9} {dt:8.3f} {rate:19.3e} {sim_s}")
         print(f"{'':<36} overhead of recording: {100 * (times[True] / times[False] - 1):+.1f}%")
 

@@ -95,3 +95,148 @@ def test_registry_skips_missing(monkeypatch):
     w = core.Workload("y", "mnist_fc.yaml", "gevb", "mnist", needs_layers=("no_such_layer",))
     with pytest.raises(core.Skip, match="no_such_layer"):
         core.build(w)
+
+
+# ----------------------------------------------------------------------------
+# synaptic updates/s and simulated seconds (benchmarks/synapses.py), dynamics workloads
+
+DYNAMICS_ROWS = ("dynamics_grouped_rate", "dynamics_temporal_rate", "dynamics_grouped_poisson")
+TINY = {"layers": [{"type": "dense", "units": 6}, {"type": "dense", "units": 4}]}
+SHORT = {"dt_ms": 1.0, "presentation_ms": 10.0, "settle_ms": 4.0, "interval_ms": 6.0}
+K = 10
+# synapses of the tiny 784-6-4-1 VNN: as trained (batched: W1 per component, shared later
+# layers once), per time bin of the grouped circuit (K copies) and of the temporal circuit
+# (one of the K input populations active)
+BATCHED = K * 784 * 6 + 6 * 4 + 4 * 1
+GROUPED_BIN = K * (784 * 6 + 6 * 4 + 4 * 1)
+TEMPORAL_BIN = 784 * 6 + 6 * 4 + 4 * 1
+COUNTING = 10 - 4  # steps of a presentation after settling
+
+
+def _registered(name):
+    return next(w for w in core.WORKLOADS if w.name == name)
+
+
+def _tiny(w, realization=None, **dyn):
+    """Workload ``w`` (its rule and realization, or ``realization``) on the tiny circuit, batch
+    4, short trials (``dyn``: more dynamics options)."""
+    import dataclasses
+
+    real = dict(realization or w.realization)
+    if "dynamics" in real:
+        real["dynamics"] = {**real["dynamics"], **SHORT, **dyn}
+    return dataclasses.replace(w, circuit_overrides=TINY, realization=real, batch_size=4)
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    """Synthetic MNIST-shaped data (no data set is loaded)."""
+    def data(name, n_train, seed=0):
+        x = np.random.default_rng(seed).uniform(-1, 1, (n_train, 1, 28, 28)).astype(np.float32)
+        return x, np.arange(n_train) % 10, "synthetic"
+
+    monkeypatch.setattr(core, "_dataset", data)
+
+
+def test_dynamics_rows_are_the_study_circuit_and_shared_with_realizations_py():
+    import yaml
+
+    from benchmarks import realizations, synapses
+
+    rows = [w for w in core.WORKLOADS if "dynamics" in w.realization]
+    assert tuple(w.name for w in rows) == DYNAMICS_ROWS
+    study = yaml.safe_load((core.ROOT / "protocols" / "dynamics_grouped_mnist.yaml").read_text())
+    for w in rows:
+        assert not w.torch and w.rule == "gevb" and w.dataset == "mnist" and w.batch_size == 128
+        assert w.circuit == study["circuit"]["file"]
+        assert w.circuit_overrides["layers"] == study["circuit"]["layers"]
+    grouped, temporal, poisson = (w.realization for w in rows)
+    assert grouped == {"type": "grouped", "dynamics": {}}
+    assert temporal == {"type": "temporal", "gating": "first_bin", "dynamics": {}}
+    assert poisson == {"type": "grouped", "dynamics": {"neurons": {"model": "poisson"}}}
+    # benchmarks/realizations.py times the same rows and counts with the same functions
+    assert [(r[0], r[2]) for r in realizations.ROWS if "dynamics" in r[2]] == \
+        [(w.name, w.realization) for w in rows]
+    assert realizations.synapse_updates_per_example is synapses.synapse_updates_per_example
+    assert realizations.simulated_seconds_per_step is synapses.simulated_seconds_per_step
+
+
+@pytest.mark.parametrize("name,realization,dyn,per_example,slot_ms", [
+    ("dynamics_grouped_rate", None, {}, GROUPED_BIN * 2 * COUNTING, 2 * 10 + 6),
+    ("dynamics_grouped_poisson", None, {}, GROUPED_BIN * 2 * COUNTING, 2 * 10 + 6),
+    ("dynamics_temporal_rate", None, {}, TEMPORAL_BIN * 2 * K * COUNTING, 2 * K * 10 + 6),
+    # no replay: only the presentation carries activity (the stream keeps the replay's slot)
+    ("dynamics_grouped_rate", None, {"replay": False}, GROUPED_BIN * COUNTING, 2 * 10 + 6),
+    ("fc_mnist_vnn_gevb", None, {}, BATCHED, None),
+    ("fc_mnist_grouped_gevb", None, {}, GROUPED_BIN, None),
+    ("fc_mnist_temporal_gevb", None, {}, TEMPORAL_BIN * K, None),
+    ("fc_mnist_grouped_gevb", {"type": "grouped", "time_bins": 3}, {}, GROUPED_BIN * 3, None),
+])
+def test_synapse_updates_and_simulated_time_against_a_direct_count(synthetic, name, realization,
+                                                                   dyn, per_example, slot_ms):
+    from benchmarks.synapses import simulated_seconds_per_step, synapse_updates_per_example
+
+    w = _tiny(_registered(name), realization, **dyn)
+    _, net, _, _, real, *_ = core.build(w, n_train=8)
+    assert synapse_updates_per_example(net, real) == per_example
+    sim = simulated_seconds_per_step(real, 4)
+    if slot_ms is None:
+        assert sim is None
+    else:
+        assert sim == pytest.approx(4 * slot_ms * 1e-3, rel=1e-12)
+
+
+def test_suite_table_and_json_report_synaptic_updates_and_simulated_time(synthetic, monkeypatch,
+                                                                         capsys, tmp_path):
+    """``python -m benchmarks`` on the dynamics rows (tiny) and a batched one: every column of
+    the table, the JSON's rates, and the rates are the direct counts over the step time."""
+    import json
+
+    from benchmarks import __main__ as cli
+
+    work = [_tiny(_registered(n)) for n in DYNAMICS_ROWS + ("fc_mnist_vnn_gevb",)]
+    monkeypatch.setattr(cli, "get_workloads", lambda names: work)
+    monkeypatch.setattr(cli, "matmul_peak", lambda device, use_torch: {
+        "n": 8, "neurosim_backend_gflops": 1.0, "peak_gflops": 1.0})
+    out = tmp_path / "r.json"
+    assert cli.main(["--steps", "1", "--warmup", "0", "--no-torch", "--n-train", "8",
+                     "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("workload"))
+    for col in ("ex/s", "epoch s", "GFLOP/s", "%peak", "ns/torch", "mem GiB", "syn upd/s",
+                "sim s/wall s"):
+        assert col in header, col
+    results = {r["workload"]: r for r in json.loads(out.read_text())["results"]}
+    per_example = {"dynamics_grouped_rate": GROUPED_BIN * 2 * COUNTING,
+                   "dynamics_grouped_poisson": GROUPED_BIN * 2 * COUNTING,
+                   "dynamics_temporal_rate": TEMPORAL_BIN * 2 * K * COUNTING,
+                   "fc_mnist_vnn_gevb": BATCHED}
+    slot_ms = {"dynamics_grouped_rate": 26, "dynamics_grouped_poisson": 26,
+               "dynamics_temporal_rate": 2 * K * 10 + 6}
+    for name, count in per_example.items():
+        ns = results[name]["neurosim"]
+        s = ns["mean_s_per_step"]
+        assert ns["synaptic_updates_per_s"] == pytest.approx(count * 4 / s, rel=1e-12)
+        assert ns["examples_per_s"] == pytest.approx(4 / s, rel=1e-12)
+        row = next(line.split() for line in lines if line.startswith(name + " "))
+        assert len(row) == 10, row  # workload, impl and eight numbers (or "-")
+        assert float(row[8]) == pytest.approx(ns["synaptic_updates_per_s"], rel=1e-2)
+        if name in slot_ms:
+            assert ns["sim_s_per_wall_s"] == pytest.approx(4 * slot_ms[name] * 1e-3 / s, rel=1e-12)
+            assert float(row[9]) == pytest.approx(ns["sim_s_per_wall_s"], rel=1e-2)
+        else:
+            assert ns["sim_s_per_wall_s"] is None and row[9] == "-"
+
+
+def test_unknown_workload_is_one_line_and_exit_2(monkeypatch, capsys):
+    from benchmarks import __main__ as cli
+
+    def no_peak(*a, **k):
+        raise AssertionError("measured the matmul peak before checking the names")
+
+    monkeypatch.setattr(cli, "matmul_peak", no_peak)
+    assert cli.main(["dynamics", "no_such_workload", "--no-torch"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [err.strip()] and "unknown workload 'no_such_workload'" in err
+    assert "dynamics_grouped_rate" in err  # names what is known
