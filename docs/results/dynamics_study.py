@@ -36,6 +36,23 @@ SHORT = {"tau_e_ms": "τ_e", "delay_ms": "delay", "replay": "replay", "noise": "
          "model": "neurons", "baseline_hz": "r0", "gain_hz": "gain"}
 
 
+REFERENCE = "τ_e 500 ms, delay 100 ms"
+RENAME = {"replay False": "no replay", "neurons poisson": "Poisson spikes",
+          "neurons poisson, r0 320 Hz, gain 160 Hz": "Poisson spikes, r0 320 Hz, gain 160 Hz"}
+
+
+def _order(case: str):
+    """Table order: ideal, the reference, the τ_e × delay grid, the other non-idealities."""
+    if case == "ideal":
+        return (0,)
+    if case == REFERENCE:
+        return (1,)
+    if case.startswith("τ_e"):
+        te, delay = (float(p.split()[1]) for p in case.split(", "))
+        return (2, te, delay)
+    return (3, case)
+
+
 def _case(overrides: dict) -> tuple[str, str]:
     """(circuit, case label) of a run from its sweep overrides."""
     real = overrides.get("realization") or {}
@@ -55,7 +72,8 @@ def _case(overrides: dict) -> tuple[str, str]:
             value = int(value)
         unit = " ms" if name.endswith("_ms") else " Hz" if name.endswith("_hz") else ""
         parts.append(f"{SHORT.get(name, name)} {value}{unit}")
-    return circuit, ", ".join(parts) or "reference"
+    label = ", ".join(parts) or "reference"
+    return circuit, RENAME.get(label, label)
 
 
 def _mean(x) -> float:
@@ -107,14 +125,15 @@ def write_table(rows, path: Path) -> Path:
         lines += [f"### {circuit} circuit", "",
                   "| case | test error % (seeds) | train error % | update cosine (layers 1, 2, 3) |",
                   "|---|---|---|---|"]
-        order = sorted(cases, key=lambda c: (c != "ideal", c != "reference", c))
+        order = sorted(cases, key=_order)
         for case in order + (["BP"] if bp else []):
             rs = cases.get(case, bp if case == "BP" else [])
             te = [r["test_error"] for r in sorted(rs, key=lambda r: r["seed"])]
             tr = _mean([r["train_error"] for r in rs])
             cos = [_mean([r.get(f"update_cosine_{i}", math.nan) for r in rs]) for i in range(3)]
             cos_text = "—" if all(math.isnan(c) for c in cos) else ", ".join(f"{c:.2f}" for c in cos)
-            label = "BP (batched)" if case == "BP" else case
+            label = ("BP (batched)" if case == "BP" else "**reference**: " + case if case == REFERENCE
+                     else case)
             lines.append(f"| {label} | {_mean(te):.2f} ({', '.join(f'{t:.2f}' for t in te)}) | "
                          f"{tr:.2f} | {cos_text} |")
         lines.append("")
@@ -197,9 +216,8 @@ def plot_cases(rows, path: Path) -> Path:
         if not cases:
             ax.set_axis_off()
             continue
-        names = [c for c in sorted(cases) if c != "ideal"
-                 and not (c.startswith("τ_e") and c != "τ_e 500 ms, delay 100 ms")]
-        names = sorted(names, key=lambda c: (c != "τ_e 500 ms, delay 100 ms", c))
+        names = sorted((c for c in cases if c != "ideal"
+                        and not (c.startswith("τ_e") and c != REFERENCE)), key=_order)
         if not names:
             ax.set_axis_off()
             continue
@@ -208,8 +226,8 @@ def plot_cases(rows, path: Path) -> Path:
         ax.barh(y, m, color="tab:blue", alpha=0.6)
         for i, c in enumerate(names):
             ax.plot([r["test_error"] for r in cases[c]], [i] * len(cases[c]), "k.", ms=5)
-        labels = ["reference (τ_e 500 ms, delay 100 ms)" if c == "τ_e 500 ms, delay 100 ms" else
-                  f"reference, {c}" for c in names]
+        labels = [f"reference ({REFERENCE})" if c == REFERENCE else f"reference, {c}"
+                  for c in names]
         ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
         _refs(ax, rows, circuit)
