@@ -162,13 +162,15 @@ def _log_axis(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _refs(ax, rows, circuit):
+def _refs(ax, rows, circuit, vertical=False):
+    """Ideal GEVB and BP on the same circuit as lines across the plot (vertical: at an x)."""
+    line = ax.axvline if vertical else ax.axhline
     ideal = [r["test_error"] for r in _cases(rows, circuit).get("ideal", [])]
     bp = [r["test_error"] for r in _cases(rows, "batched").get("BP", [])]
     if ideal:
-        ax.axhline(_mean(ideal), color="k", ls="--", lw=1, label=f"ideal dynamics ({_mean(ideal):.1f}%)")
+        line(_mean(ideal), color="k", ls="--", lw=1, label=f"ideal dynamics ({_mean(ideal):.1f}%)")
     if bp:
-        ax.axhline(_mean(bp), color="tab:gray", ls=":", lw=1.2, label=f"BP ({_mean(bp):.1f}%)")
+        line(_mean(bp), color="tab:gray", ls=":", lw=1.2, label=f"BP ({_mean(bp):.1f}%)")
 
 
 def plot_delay(rows, path: Path) -> Path:
@@ -210,7 +212,7 @@ def plot_delay(rows, path: Path) -> Path:
 
 def plot_cases(rows, path: Path) -> Path:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for ax, circuit in zip(axes, ("grouped", "temporal")):
         cases = _cases(rows, circuit)
         if not cases:
@@ -226,17 +228,19 @@ def plot_cases(rows, path: Path) -> Path:
         ax.barh(y, m, color="tab:blue", alpha=0.6)
         for i, c in enumerate(names):
             ax.plot([r["test_error"] for r in cases[c]], [i] * len(cases[c]), "k.", ms=5)
-        labels = [f"reference ({REFERENCE})" if c == REFERENCE else f"reference, {c}"
-                  for c in names]
-        ax.set_yticks(y, labels, fontsize=8)
+        labels = [f"reference ({REFERENCE})" if c == REFERENCE else f"+ {c}" for c in names]
+        ax.set_yticks(y, labels, fontsize=9)
         ax.invert_yaxis()
-        _refs(ax, rows, circuit)
+        _refs(ax, rows, circuit, vertical=True)
         ax.set_xscale("log")
+        ax.set_xlim(5, 100)
         _log_axis(ax.xaxis)
         ax.set_xlabel("test error after 2 epochs (%)")
-        ax.set_title(f"{circuit} circuit (bar: mean, dots: seeds)")
+        ax.set_title(f"{circuit} circuit")
         ax.grid(True, axis="x", which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    fig.suptitle("The reference dynamics with one change each (bar: mean of 2 seeds, dots: seeds; "
+                 "chance is 90%)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
