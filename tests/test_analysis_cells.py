@@ -151,7 +151,7 @@ def test_compare_formats_numbers_by_column_and_explains_agreement():
     f = run("f", "temporal", {"gating": "full"}, 3.9, 2e-18, 0.04, 1.0 - 1e-12)
     text = report([g, t, f])
     assert "e-17" not in text and "e-18" not in text  # round-off of an exact zero shows as 0
-    table = text.split("Circuit recordings:")[1].split("Columns:")[0].splitlines()
+    table = text.split("Last checkpoint and circuit recordings:")[1].split("Columns:")[0].splitlines()
     rows = {ln.split()[0]: ln.split() for ln in table[3:] if ln.strip()}
     # run realization checkpoints final_epoch train test cos cos_min spatial temporal fraction ...
     assert rows["g"][3:6] == ["1", "3.00", "4.00"]  # whole epochs as integers, errors as 0.00
