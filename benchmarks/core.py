@@ -130,15 +130,13 @@ def _dataset(name: str, n_train: int | None, seed: int = 0):
 
 
 def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int | None = None):
-    """(backend, net, rule, optimizer, realization, x, y, data name) of a workload."""
-    from neurosim import losses
-    from neurosim.core.backend import Backend
+    """(backend, net, rule, optimizer, realization, x, y, data name) of a workload: the
+    protocol assembled by :func:`neurosim.experiment.build` (without its data set), trained on
+    the real data set when the data directory has it, else on synthetic data of its shape."""
+    from neurosim.experiment import build as build_experiment
     from neurosim.model import layers as layermod
-    from neurosim.model.network import build_network
-    from neurosim.optim import build_optimizer
     from neurosim.protocol import validate_protocol
     from neurosim.realizations import REALIZATIONS
-    from neurosim.rules import build_rule
 
     missing = [k for k in w.needs_layers if k not in layermod.LAYERS]
     if missing:
@@ -157,20 +155,11 @@ def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int
         "seed": 0, "device": device, "dtype": dtype,
         "recording": {"out": os.devnull},
     }
-    proto = validate_protocol(raw)
     x, y, data_name = _dataset(w.dataset, n_train)
-    be = Backend(device, dtype, 0)
-    in_shape = x.shape[1:]
-    net = build_network(proto["circuit"], be, in_shape, 10)
-    rule = build_rule(w.rule, net, be)
-    opt = dict(proto["optimizer"])
-    opt.pop("momentum", None)
-    optimizer = build_optimizer(net, opt)
-    # the realization's options, as neurosim.experiment.build hands them over
-    real_opts = {k: v for k, v in proto["realization"].items() if k != "type"}
-    real = REALIZATIONS[proto["realization"]["type"]](real_opts, be, net, rule, optimizer,
-                                                      losses.cross_entropy, opt)
-    return be, net, rule, optimizer, real, be.asarray(x), be.xp.asarray(y), data_name
+    exp = build_experiment(validate_protocol(raw), data=False)
+    be = exp.backend
+    return (be, exp.net, exp.rule, exp.optimizer, exp.realization, be.asarray(x),
+            be.xp.asarray(y), data_name)
 
 
 # ----------------------------------------------------------------------------
