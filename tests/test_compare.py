@@ -134,6 +134,13 @@ def test_compare_batched_runs_shows_errors_only(stores, tmp_path):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "test_error" in out and "final_epoch" in out
+    # the per-checkpoint table names each run on its first checkpoint only (2 checkpoints
+    # each); the last-checkpoint table and the run list name it once more
+    per_checkpoint = out.split("Last checkpoint")[0]
+    assert per_checkpoint.count(LONG) == 1
+    block = [line for line in per_checkpoint.splitlines() if line.startswith(LONG)]
+    assert len(block) == 1 and block[0].split()[-3:-2] == ["0"]  # on its epoch-0 row
+    assert out.count(LONG) == 3
     for circuit in ("update_cosine", "neuromod", "spatial_fraction", "synapse_spread",
                     "update agreement", "Columns:", "Circuit", "circuit"):
         assert circuit not in out, circuit
