@@ -14,12 +14,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROBE = ("import json, os, neurosim; "
          "print(json.dumps({'applied': neurosim.core.host.APPLIED, "
-         "'omp': os.environ.get('OMP_WAIT_POLICY')}))")
+         "'omp': os.environ.get('OMP_WAIT_POLICY'), "
+         "'blas': os.environ.get('OPENBLAS_THREAD_TIMEOUT')}))")
 
 
 def _env(**env):
     """This environment without the settings under test, plus ``env``, with this checkout first."""
-    e = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NEUROSIM_MALLOC_TUNE")}
+    e = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NEUROSIM_MALLOC_TUNE",
+                                                          "OPENBLAS_THREAD_TIMEOUT")}
     e.update(env)
     e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
     return e
@@ -37,6 +39,8 @@ def test_defaults_and_user_settings_win():
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert d["applied"]["malloc_keeps_large_blocks"] is True
     assert _probe(OMP_WAIT_POLICY="ACTIVE")["omp"] == "ACTIVE"
+    assert d["blas"] == "16" and d["applied"]["openblas_thread_timeout"] == "16"
+    assert _probe(OPENBLAS_THREAD_TIMEOUT="28")["blas"] == "28"
     assert _probe(NEUROSIM_MALLOC_TUNE="0")["applied"]["malloc_keeps_large_blocks"] is False
 
 
