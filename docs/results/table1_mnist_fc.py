@@ -13,39 +13,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neurosim.analysis.reader import open_sweep
+from neurosim.analysis.sweep_report import collect, paper_cell
 
-#: the cells' names in the paper's notation ("+": nonnegative, ON/OFF initialisation)
-CELLS = {
-    ("false", "dfa", "nonnegative"): "FC, DFA+",
-    ("false", "bp", "nonnegative"): "FC, BP+",
-    ("false", "dfa", "mixed"): "FC, DFA",
-    ("false", "bp", "mixed"): "FC, BP",
-    ("true", "gevb", "nonnegative"): "FC-Vec, GEVB+",
-}
 LAST = 5
 
 
-def _cell(name: str) -> str:
-    opts = dict(part.split("=", 1) for part in name.split(","))
-    return CELLS.get((opts.get("vectorized"), opts.get("rule"), opts.get("sign")), name)
+def _cell(protocol: dict) -> tuple:
+    """(sort key, name) of a run's cell in the paper's notation, e.g. "FC, DFA+" ("+":
+    nonnegative): the paper's row and column from :func:`paper_cell`, the rule's own name."""
+    _, row, column = paper_cell(protocol)
+    rule = protocol["rule"]["name"].upper()
+    plus = "+" if protocol["circuit"]["sign"] == "nonnegative" else ""
+    return (row, column), f"{row}, {rule}{plus}"
 
 
 def checkpoint_rows(path) -> list[dict]:
-    """One row per finished run of the sweep, in the order of :data:`CELLS`, then seed."""
+    """One row per finished run of the sweep, by the paper's row and column, then seed."""
     rows = []
-    for e in open_sweep(path).entries:
-        if e.run is None or e.status != "finished":
+    for r in collect(path):
+        if r["status"] != "finished" or r["epoch"] is None:
             continue
-        ds = e.run.ds
-        test, train, epoch = (ds[v].values for v in ("test_error", "train_error", "epoch"))
+        test, train, epoch = r["test_error"], r["train_error"], r["epoch"]
         late = slice(max(1, epoch.size - LAST), None)  # never the untrained epoch 0
-        rows.append({"cell": _cell(e.name), "seed": e.seed, "stop_epoch": int(epoch[-1]),
+        order, cell = _cell(r["protocol"])
+        rows.append({"order": order, "cell": cell, "seed": r["seed"], "stop_epoch": int(epoch[-1]),
                      "test_at_stop": float(test[-1]), "late_mean": float(test[late].mean()),
                      "late_min": float(test[late].min()), "late_max": float(test[late].max()),
                      "late_from": int(epoch[late][0]), "train_at_stop": float(train[-1])})
-    order = list(CELLS.values())
-    return sorted(rows, key=lambda r: (order.index(r["cell"]) if r["cell"] in order else 99, r["seed"]))
+    return sorted(rows, key=lambda r: (r["order"], r["seed"]))
 
 
 def markdown(rows) -> str:

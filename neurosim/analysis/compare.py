@@ -163,14 +163,13 @@ def summary(run: RunData) -> dict:
     }
 
 
-def checkpoint_rows(runs, repeat: bool = True) -> list[dict]:
-    """One row per checkpoint of every run; ``repeat=False`` names the run (and its
-    realization) on its first row only, so that a long run reads as one block."""
+def checkpoint_rows(runs) -> list[dict]:
+    """One row per checkpoint of every run, the run (and its realization) named on its first
+    row only, so that a long run reads as one block."""
     rows = []
     for r in runs:
         for k in range(r.epoch.size):
-            first = repeat or k == 0
-            rows.append({"run": r.label if first else "", "realization": r.realization if first else "",
+            rows.append({"run": "" if k else r.label, "realization": "" if k else r.realization,
                          "epoch": float(r.epoch[k]), "train_error": float(r.train_error[k]),
                          "test_error": float(r.test_error[k])})
     return rows
@@ -267,7 +266,7 @@ def recorded(rows) -> list[str]:
 def report(runs) -> str:
     """The text ``neurosim compare`` prints: the circuit columns and their explanation only
     when some run recorded them."""
-    out = ["Test/train error per checkpoint (%):", format_table(checkpoint_rows(runs, repeat=False)), ""]
+    out = ["Test/train error per checkpoint (%):", format_table(checkpoint_rows(runs)), ""]
     rows = [_clean_roundoff(summary(r)) for r in runs]
     groups = recorded(rows)
     circuit = {c for g, (cols, _) in CIRCUIT_COLUMNS.items() if g not in groups for c in cols}
