@@ -76,10 +76,11 @@ def protocol(name, out, steps=6, batch=8, epochs=1, **over):
         "name": name,
         "circuit": circuit,
         "rule": rule,
-        "data": {"dataset": "synthetic", "options": {"n_train": steps * batch, "n_test": 16,
+        "data": {"dataset": "synthetic", "options": {"n_train": steps * batch, "n_test": 8,
                                                      "shape": [1, 6, 6]}},
         "optimizer": {"name": "adam", "lr": 1e-2},
-        "training": {"epochs": epochs, "batch_size": batch, "eval_every": 1},
+        "training": {"epochs": epochs, "batch_size": batch, "eval_every": 1,
+                     "eval_train_subset": 8},
         "seed": 5,
         "dtype": "float64",
         "recording": {"out": str(out)},
@@ -120,6 +121,7 @@ class StepLog:
             return check()
 
         real._check_weights = checked
+        StepLog.last = self
 
     def steps(self, end: int):
         """``{step: events}`` of each training step (up to the next step or evaluation)."""
@@ -135,43 +137,72 @@ def count(events, kind):
     return sum(1 for e in events if e[0] == kind)
 
 
+def steps(p, device, n=None):
+    """Build ``p`` on ``device`` and take ``n`` training steps as the loop takes them (without
+    the store); returns the experiment and each step's events."""
+    from neurosim import experiment
+
+    exp = experiment.build(p, device)
+    B = p["training"]["batch_size"]
+    n = n or exp.steps_per_epoch
+    perm = exp.backend.xp.asarray(exp.backend.rng("data", 0).permutation(exp.n_train))
+    out = []
+    loss_sum = 0.0
+    for s in range(n):
+        m = LOG.mark()
+        idx = perm[s * B:(s + 1) * B]
+        exp.net.begin_step(s + 1, 0)
+        res = exp.realization.step(exp.x_train[idx], exp.y_train[idx])
+        exp.net.end_step()
+        loss_sum += res.loss
+        out.append(LOG.since(m))
+    return exp, out
+
+
 def run_strict(p, resume=False, guard_every=None, **kw):
-    """Train ``p`` on the strict device; returns (Run, RunSummary, per-step events)."""
+    """Train ``p`` on the strict device with the training loop and its store; returns the Run,
+    its summary and ``{step: events}``."""
     old = train.GUARD_EVERY
     if guard_every:
         train.GUARD_EVERY = guard_every
     try:
         with strict_gpu():
-            start = LOG.mark()
             r = train.Run(p, device="gpu")
-            steps = StepLog(r)
+            log = StepLog(r)
             s = r.train(resume=resume, **kw)
-            return r, s, steps.steps(LOG.mark()), LOG.since(start)
+            return r, s, log.steps(LOG.mark())
     finally:
         train.GUARD_EVERY = old
 
 
-def summary(steps: dict) -> dict:
-    return {k: [count(ev, k) for ev in steps.values()] for k in (SYNC, D2H, H2D)}
-
-
-if __name__ == "__main__":  # pragma: no cover - the table of docs/performance.md
-    import sys
+def table(every=4, n_steps=8) -> str:  # pragma: no cover - the table of docs/performance.md
+    """Host synchronisations, device->host and host->device copies per training step of each
+    path (guard every 3 steps here, recording every ``every`` steps and at step 1)."""
     import tempfile
-    from collections import Counter
 
-    names = sys.argv[1:] or list(PATHS)
+    rows = ["| path | ordinary step | guard step | recording step | epoch end |",
+            "|---|---|---|---|---|"]
+
+    def cell(evs):
+        c = [max(count(ev, k) for ev in evs) if evs else 0 for k in (SYNC, D2H, H2D)]
+        return "–" if not evs else "/".join(str(x) for x in c)
+
     with tempfile.TemporaryDirectory() as d:
-        for n in names:
-            p = protocol(n, f"{d}/{n}.zarr")
-            try:
-                r, s, steps, allev = run_strict(p, guard_every=3)
-            except Exception as exc:
-                import traceback
-                traceback.print_exc()
-                print(n, "FAILED", type(exc).__name__, exc)
-                continue
-            print(n, summary(steps))
-            c = Counter(f"{e[0]} {e[1]} at {e[2]}" for ev in steps.values() for e in ev)
-            for k, v in c.most_common():
-                print("   ", v, k)
+        for n in PATHS:
+            p = protocol(n, f"{d}/{n}.zarr", steps=n_steps, **recording(n, every))
+            r, s, st = run_strict(p, guard_every=3)
+            rec_steps = {1} | {k for k in st if k % every == 0}
+            guard = {k for k in st if k % 3 == 0 or k == n_steps}
+            plain = [ev for k, ev in st.items() if k not in rec_steps | guard]
+            g = [ev for k, ev in st.items() if k in guard - rec_steps]
+            rec = [ev for k, ev in st.items() if k in rec_steps - guard]
+            marks = StepLog.last.marks
+            last_step = max(m for kind, _, m in marks if kind == "step")
+            start = min(m for kind, _, m in marks if kind == "eval" and m > last_step)
+            end = LOG.events[start:LOG.mark()]  # evaluation, records, checkpoint, finish
+            rows.append(f"| {n} | {cell(plain)} | {cell(g)} | {cell(rec)} | {cell([end])} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(table())
