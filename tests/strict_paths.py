@@ -159,7 +159,7 @@ def steps(p, device, n=None):
     return exp, out
 
 
-def run_strict(p, resume=False, guard_every=None, **kw):
+def run_strict(p, resume=False, guard_every=None, progress=None, **kw):
     """Train ``p`` on the strict device with the training loop and its store; returns the Run,
     its summary and ``{step: events}``."""
     old = train.GUARD_EVERY
@@ -167,7 +167,7 @@ def run_strict(p, resume=False, guard_every=None, **kw):
         train.GUARD_EVERY = guard_every
     try:
         with strict_gpu():
-            r = train.Run(p, device="gpu")
+            r = train.Run(p, device="gpu", progress=progress)
             log = StepLog(r)
             s = r.train(resume=resume, **kw)
             return r, s, log.steps(LOG.mark())

@@ -145,9 +145,15 @@ def test_path_runs_on_the_device_without_host_syncs(name, tmp_path, monkeypatch)
 
 def test_training_loop_syncs_in_the_guard_recording_and_epoch_end_only(tmp_path):
     """6 steps, the guard every 3 (steps 3 and 6), metrics and weights recorded at steps 1
-    and 4: steps 2 and 5 neither synchronise nor copy."""
+    and 4, the progress display on: steps 2 and 5 neither synchronise nor copy."""
+    import io
+
+    from neurosim.commands.common import Progress
+
     p = sp.protocol("fc_vnn_gevb", tmp_path / "a.zarr", **sp.recording("fc_vnn_gevb", 4))
-    _, s, steps = sp.run_strict(p, guard_every=3)
+    log = io.StringIO()  # the progress display of `neurosim run` writing to a log file
+    _, s, steps = sp.run_strict(p, guard_every=3, progress=Progress(1, stream=log))
+    assert "epoch 1" in log.getvalue()
     assert s.steps == 6 and sorted(steps) == [1, 2, 3, 4, 5, 6]
     for k in (2, 5):
         assert steps[k] == [], steps[k]
