@@ -40,9 +40,20 @@ PATHS = {
     "lc_vnn_gevb": ({"vectorized": True, "layers": LC}, {"name": "gevb"}, None, {}),
     "cnn_maxpool_dropout_np_dfa": ({**CONVENTIONAL, "nonlinearity": "relu", "layers": CNN},
                                    {"name": "node_perturbation", "style": "dfa"}, None, {}),
+    "autoencoder_np_ridge": ({**CONVENTIONAL, "layers": [
+        {"type": "dense", "units": 6, "nonlinearity": "tanh"},
+        {"type": "dense", "units": 2, "nonlinearity": "identity"}],
+        "output": {"units": 36, "nonlinearity": "relu"}},
+        {"name": "node_perturbation", "noise": 0.1, "solver": "ridge"}, None,
+        {"loss": "mse", "data_options": {"target": "input"}}),
     "grouped": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"}, {"type": "grouped"}, {}),
     "temporal": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"},
                  {"type": "temporal", "gating": "first_bin"}, {}),
+    "grouped_no_relaxation": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"},
+                              {"type": "grouped", "relaxation": {"schedule": "never"}}, {}),
+    "temporal_external_mse_online": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"},
+                                     {"type": "temporal", "gating": "external",
+                                      "error_timing": "mse_online"}, {"loss": "mse"}),
     "dynamics_rate": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"}, dyn("rate"), {}),
     "dynamics_poisson": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"}, dyn("poisson"), {}),
     "dynamics_lif": ({"vectorized": True, "layers": DENSE}, {"name": "gevb"}, dyn("lif"), {}),
@@ -58,7 +69,10 @@ def is_circuit(name) -> bool:
 
 #: whether a path's numbers are those of the CPU run (False: drawn by the device's generator)
 def same_numbers_as_cpu(name) -> bool:
-    return not any(k in name for k in ("node_perturbation", "np_dfa", "poisson"))
+    circuit, rule, real, _ = PATHS[name]
+    dyn = (real or {}).get("dynamics") or {}
+    return not (rule["name"] == "node_perturbation" or dyn.get("neurons", {}).get("model") == "poisson"
+                or any(ls["type"] == "dropout" for ls in circuit["layers"]))
 
 
 def recording(name, every=2) -> dict:
@@ -67,17 +81,19 @@ def recording(name, every=2) -> dict:
         return {"recording": {"weights": True, "trajectories": {
             "every": every, "samples": 2, "units": 3, "synapses": 4, "snapshot_every": every,
             "chunk": 2}}}
-    return {"recording": {"weights": True}, "metrics": {"every": every}}
+    return {"recording": {"weights": True}, "metrics": {"every": every, "feedback_every": every}}
 
 
 def protocol(name, out, steps=6, batch=8, epochs=1, **over):
     circuit, rule, real, extra = PATHS[name]
+    extra = dict(extra)
     raw = {
         "name": name,
         "circuit": circuit,
         "rule": rule,
         "data": {"dataset": "synthetic", "options": {"n_train": steps * batch, "n_test": 8,
-                                                     "shape": [1, 6, 6]}},
+                                                     "shape": [1, 6, 6],
+                                                     **extra.pop("data_options", {})}},
         "optimizer": {"name": "adam", "lr": 1e-2},
         "training": {"epochs": epochs, "batch_size": batch, "eval_every": 1,
                      "eval_train_subset": 8},
