@@ -160,8 +160,9 @@ class Backend:
     def rng(self, stream: str, *keys: int) -> np.random.Generator:
         """A host NumPy generator for ``stream`` (keyed by ``keys``).
 
-        Random numbers are always drawn on the host with NumPy, then moved to
-        the device: the same seed gives the same network on CPU and GPU.
+        Numbers drawn once (the network) or once per epoch (the batch order) come from here
+        and are moved to the device: the same seed gives the same network on CPU and GPU.
+        Numbers needed at every step come from :meth:`device_rng`.
         """
         return np.random.default_rng(stream_seed(self.seed, stream, *keys))
 
