@@ -117,23 +117,25 @@ class Experiment:
         self.realization.load_state_dict(part("real."))
 
 
-def build(protocol: dict, device: str | None = None, data: bool = True, phase=None) -> Experiment:
+def build(protocol: dict, device: str | None = None, data: bool = True, phase=None,
+          arrays=None) -> Experiment:
     """Assemble ``protocol`` (validated, see :func:`neurosim.protocol.load_protocol`).
 
     ``device`` overrides the protocol's; ``data=False`` skips loading the data set (the
     network's input shape then comes from the dataset's description); ``phase(text)`` is
-    told what is being done (for progress displays).
+    told what is being done (for progress displays); ``arrays``: the data of dataset
+    ``arrays`` (``neurosim.run(protocol, data=...)``).
     """
     p = protocol
     say = phase or (lambda text: None)
     backend = Backend(device or p["device"], p["dtype"], p["seed"])
     d = p["data"]
-    shape_info = describe(d["dataset"], d["options"])
+    shape_info = describe(d["dataset"], d["options"], d.get("path"))
     dataset = None
     if data or shape_info is None:
         say(f"loading {d['dataset']}")
         dataset = load_dataset(d["dataset"], d["root"], d["train_subset"], d["test_subset"],
-                               **(d["options"] or {}))
+                               path=d.get("path"), arrays=arrays, **(d["options"] or {}))
         shape_info = (dataset.in_shape, dataset.n_classes)
     say("building the network")
     net = build_network(p["circuit"], backend, *shape_info)
@@ -160,10 +162,11 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
     return exp
 
 
-def examples(protocol: dict, split: str, n: int | None = None):
+def examples(protocol: dict, split: str, n: int | None = None, arrays=None):
     """The first ``n`` (x, y) host arrays of a split (``train`` | ``test``) of the protocol's data."""
     d = protocol["data"]
     subset = {"train_subset": n, "test_subset": None} if split == "train" else \
         {"train_subset": 1, "test_subset": n}
-    ds = load_dataset(d["dataset"], d["root"], **subset, **(d["options"] or {}))
+    ds = load_dataset(d["dataset"], d["root"], **subset, path=d.get("path"), arrays=arrays,
+                      **(d["options"] or {}))
     return (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)

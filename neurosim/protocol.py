@@ -72,6 +72,12 @@ def _check_data(values, key):
     given = values["options"] or {}
     checked = OPTIONS[values["dataset"]].validate(given, f"{key}.options")
     values["options"] = {k: checked[k] for k in given} or None
+    if values["dataset"] == "npz" and not values["path"]:
+        raise ConfigError("dataset npz needs path: the .npz file with x_train, y_train, x_test, "
+                          "y_test", key=f"{key}.dataset")
+    if values["dataset"] != "npz" and values["path"]:
+        raise ConfigError(f"path names the file of dataset npz; dataset {values['dataset']} is "
+                          f"not read from a file of yours", key=f"{key}.path")
 
 
 def schema() -> Section:
@@ -102,7 +108,13 @@ def schema() -> Section:
         "loss": Field(str, default="cross_entropy", choices=tuple(losses.LOSSES),
                       doc="loss (defines the error vector e)"),
         "data": Section({
-            "dataset": Field(str, choices=tuple(DATASETS), doc="data set (read from the data directory)"),
+            "dataset": Field(str, choices=tuple(DATASETS),
+                             doc="data set: a built-in one (read from the data directory), `npz` "
+                                 "(your file, `path`), `arrays` (`neurosim.run(..., data=...)`) "
+                                 "or a plug-in's"),
+            "path": Field(str, default=None, nullable=True,
+                          doc="the `.npz` file of dataset `npz` (x_train, y_train, x_test, y_test; "
+                              "relative to the protocol's folder, else the current one)"),
             "root": Field(str, default=None, nullable=True,
                           doc="data directory (default: $NEUROSIM_DATA_DIR, else the cache directory)"),
             "train_subset": Field(int, default=None, nullable=True, min=1, doc="first N training examples"),
@@ -220,6 +232,18 @@ def resolve_circuit_path(value: str, proto_dir: Path) -> Path:
                       f"{proto_dir.parent / 'circuits'}, ./circuits)", key="circuit")
 
 
+def resolve_data_path(value: str, proto_dir: Path) -> str:
+    """A data file named in a protocol: next to the protocol, else in the current directory
+    (kept as given when it is in neither: the data check then says it is missing)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    for base in (proto_dir, Path.cwd()):
+        if (base / p).exists():
+            return str((base / p).resolve())
+    return value
+
+
 def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
     try:
         c = circuit_schema().validate(spec, key_prefix)
@@ -271,12 +295,16 @@ def check_shapes(circuit: dict, in_shape, n_classes: int, err):
     return plan
 
 
-def load_protocol(path, overrides: dict | None = None) -> dict:
+def load_protocol(path, overrides: dict | None = None, replace: dict | None = None) -> dict:
     """Read, merge ``overrides`` (from ``--set``), validate and resolve.
 
+    ``replace``: top-level sections put in place of the file's before the overrides (the
+    ``data`` section of arrays given in Python).
     An error in a value that an override set names that ``--set`` as its source."""
     path = Path(path)
     raw, text = load_yaml(path)
+    if replace:
+        raw = {**raw, **copy.deepcopy(replace)}
     if overrides:
         if isinstance(raw.get("circuit"), str) and isinstance(overrides.get("circuit"), dict):
             raw = {**raw, "circuit": {"file": raw["circuit"]}}  # override keys of the named circuit
@@ -328,9 +356,15 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
                                line=line_of(text, f"circuit.{ckey}"))
 
         check_nonlinearities(circuit, circuit_error)
-        from .data import describe
+        from .data import DataError, describe
 
-        shape_info = describe(p["data"]["dataset"], p["data"]["options"])
+        if p["data"]["path"]:
+            p["data"]["path"] = resolve_data_path(p["data"]["path"], proto_dir)
+        try:
+            shape_info = describe(p["data"]["dataset"], p["data"]["options"], p["data"]["path"])
+        except DataError as exc:
+            raise ConfigError(str(exc), key="data.path" if p["data"]["path"] else "data.dataset") \
+                from None
         plan = None if shape_info is None else check_shapes(circuit, *shape_info, circuit_error)
         _check_combination(p, plan)
         if plan is not None:

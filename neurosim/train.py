@@ -67,11 +67,12 @@ class Run:
     """The training loop over one experiment, recording into one store."""
 
     def __init__(self, protocol: dict, out: str | None = None, device: str | None = None,
-                 progress=None):
+                 progress=None, arrays=None):
         self.protocol = protocol
         self.out = out or protocol["recording"]["out"]
         self.progress = progress
-        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None))
+        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None),
+                                    arrays=arrays)
         self.recorder = Recorder(self.out)
         # loop position
         self.epoch = 0  # completed epochs
@@ -398,7 +399,7 @@ def check_resumable(protocol: dict, recorder) -> list:
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,
-                 progress=None) -> RunSummary:
+                 progress=None, arrays=None) -> RunSummary:
     """Convenience: build a :class:`Run` and train it.
 
     An existing store is continued only with ``resume`` (same protocol) and
@@ -411,5 +412,5 @@ def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=
         # refused here, before data and network are built; the store changes in Run.train
         prepare_store(out, resume=resume, overwrite=overwrite,
                       check=lambda rec: check_resumable(protocol, rec))
-        r = Run(protocol, out=out, device=device, progress=progress)  # data, network: may fail
+        r = Run(protocol, out=out, device=device, progress=progress, arrays=arrays)  # may fail
         return r.train(resume=resume, overwrite=overwrite)
