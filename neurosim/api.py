@@ -84,7 +84,7 @@ def run(protocol, out=None, overrides: dict | None = None, device: str | None = 
     ``x_train``, ``y_train``, ``x_test``, ``y_test``, a pair ``((x_train, y_train), (x_test,
     y_test))`` or an ``.npz`` path; checked as the built-in datasets are).
     """
-    from .commands.common import make_progress
+    from .core.progress import make_progress
     from .train import run_protocol
 
     arrays = replace = None
@@ -105,8 +105,8 @@ def run(protocol, out=None, overrides: dict | None = None, device: str | None = 
 
 def load_network(store, checkpoint: int | None = None, device: str | None = None):
     """The network of a run store at ``checkpoint`` (index along ``epoch``; default the last),
-    ready to ``predict(x)``: a :class:`neurosim.analysis.trained.TrainedNetwork`."""
-    from .analysis.trained import load as load_trained
+    ready to ``predict(x)``: a :class:`neurosim.trained.TrainedNetwork`."""
+    from .trained import load as load_trained
 
     return load_trained(store, checkpoint, device)
 

@@ -130,6 +130,9 @@ def _npz_file(path) -> Path:
 def load_npz(path, n_classes=None):
     """A checked Dataset from an ``.npz`` file (no pickles: object arrays are refused)."""
     p = _npz_file(path)
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"{p}: not a readable .npz file (a zip of .npy arrays, as numpy.savez "
+                        f"writes)")
     try:
         with np.load(p, allow_pickle=False) as z:
             missing = [k for k in KEYS if k not in z.files]
@@ -141,9 +144,9 @@ def load_npz(path, n_classes=None):
                 n_classes = z["n_classes"]
     except DataError:
         raise
-    except ValueError as exc:  # object arrays need pickles
-        raise DataError(f"{p}: cannot be read without pickles ({exc}); store plain numeric "
-                        f"arrays") from None
+    except ValueError:  # object arrays need pickles
+        raise DataError(f"{p}: cannot be read without pickles (an array of Python objects); "
+                        f"store plain numeric arrays") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{p}: not a readable .npz file ({exc})") from None
     return from_arrays(**arrays, n_classes=n_classes, where=str(p), name="npz")

@@ -76,10 +76,19 @@ class TrainedNetwork:
     @property
     def gates(self) -> dict:
         """``{layer index: t}``: the gating vectors of every gated layer (host copies, shape
-        ``(K, units, ...)``; eq. 7-8: component μ of unit i is open where t_iμ = 1)."""
+        ``(K, units)``, entries ±1; eq. 8: unit i's gate is open where t_i · h_i ≥ 0)."""
         to_host = self.experiment.backend.to_host
         return {i: to_host(t).reshape(t.shape[0], -1) for i, t in enumerate(self.net.t)
                 if t is not None}
+
+    def gate_states(self, x) -> dict:
+        """``{layer index: G}``: which gates are open (bool, ``(N, units)``) for each example of
+        ``x`` in the network's own forward pass (eq. 7-8)."""
+        _, states = self.net.forward(self._inputs(x))
+        to_host = self.experiment.backend.to_host
+        return {i: to_host(st.dphi).reshape(st.dphi.shape[0], -1) > 0
+                for i, st in enumerate(states)
+                if self.net.nonlins[i] is not None and self.net.nonlins[i].gating}
 
     def _params(self, name):
         to_host = self.experiment.backend.to_host
@@ -87,7 +96,7 @@ class TrainedNetwork:
 
 
 def _fail(msg):
-    from ..recording import StoreError
+    from .recording import StoreError
 
     return StoreError(msg)
 
@@ -96,8 +105,8 @@ def load(store, checkpoint: int | None = None, device: str | None = None) -> Tra
     """The network of run store ``store`` at ``checkpoint`` (an index along the store's
     ``epoch``, negative from the end; default: the last checkpoint), on ``device`` (cpu, gpu,
     auto; default cpu)."""
-    from .. import experiment
-    from ..recording import Recorder, open_store
+    from . import experiment
+    from .recording import Recorder, open_store
 
     path = Path(store)
     ds = open_store(path)
@@ -126,7 +135,7 @@ def load(store, checkpoint: int | None = None, device: str | None = None) -> Tra
 
 def _load_snapshot(exp, ds, k: int, path) -> None:
     """Parameters of record ``k`` from the ``W_<l>``/``b_<l>`` snapshots."""
-    from ..model.network import load_state_dict
+    from .model.network import load_state_dict
 
     every = "recording.weights: true (and weights_every: 1)"
     if exp.realization.state_dict():
