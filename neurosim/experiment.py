@@ -126,6 +126,9 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
     told what is being done (for progress displays); ``arrays``: the data of dataset
     ``arrays`` (``neurosim.run(protocol, data=...)``).
     """
+    from .protocol import load_plugins
+
+    load_plugins()  # a store's protocol may name a plug-in's rule, dataset or neuron model
     p = protocol
     say = phase or (lambda text: None)
     backend = Backend(device or p["device"], p["dtype"], p["seed"])

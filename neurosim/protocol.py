@@ -80,8 +80,31 @@ def _check_data(values, key):
                           f"not read from a file of yours", key=f"{key}.path")
 
 
+_PLUGINS_LOADED = False
+
+
+def load_plugins(refresh: bool = False) -> dict:
+    """Register the rules, datasets and neuron models of installed plug-ins (entry points,
+    :mod:`neurosim.core.plugins`), once per process (``refresh``: again, e.g. after installing
+    one).  Called before any protocol is read: a registry is complete by then, and a plug-in
+    that imports neurosim finds it fully imported."""
+    global _PLUGINS_LOADED
+    from .core import plugins
+
+    if refresh or not _PLUGINS_LOADED:
+        from . import data, rules
+        from .model import nonlinearity
+
+        _PLUGINS_LOADED = True
+        rules.register_plugins()
+        data.register_plugins()
+        nonlinearity.register_plugins()
+    return plugins.REGISTERED
+
+
 def schema() -> Section:
     """The protocol's schema, assembled from every component's declared ``OPTIONS``."""
+    load_plugins()
     from . import losses
     from .data import DATASETS
     from .optim import OPTIMIZERS
@@ -319,6 +342,7 @@ def load_protocol(path, overrides: dict | None = None, replace: dict | None = No
 
 
 def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> dict:
+    load_plugins()
     proto_dir = path.parent if path else Path.cwd()
     try:
         for k in ("sweep", "seeds"):  # expanded by neurosim.sweep, which strips them

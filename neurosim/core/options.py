@@ -331,9 +331,14 @@ def rows(spec, prefix: str = "") -> list:
     if isinstance(spec, Tagged):
         out.append((_join(prefix, spec.tag), "string; one of " + ", ".join(f"`{c}`" for c in spec.choices),
                     "required" if spec.default is MISSING else f"`{spec.default}`", "", spec.doc))
+        # a key several tags declare alike (e.g. the dynamics of two realizations) is one row
+        merged: dict = {}
         for name, sec in spec.sections().items():
-            for key, t, d, u, doc in rows(sec, prefix):
-                out.append((key, t, d, u, f"({spec.tag} `{name}`) {doc}".rstrip()))
+            for row in rows(sec, prefix):
+                merged.setdefault(row, []).append(name)
+        for (key, t, d, u, doc), names in merged.items():
+            tags = ", ".join(f"`{n}`" for n in names)
+            out.append((key, t, d, u, f"({spec.tag} {tags}) {doc}".rstrip()))
         return out
     for k, f in spec.fields.items():
         key = _join(prefix, k)

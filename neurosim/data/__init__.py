@@ -71,7 +71,7 @@ def _npz(root=None, path=None):
     return load_npz(path)
 
 
-def _arrays(root=None, **declared):
+def _arrays(root=None):
     raise DataError("dataset arrays is the data given in Python: neurosim.run(protocol, data=...); "
                     "a file is named with dataset: npz and path: FILE.npz")
 
@@ -228,3 +228,56 @@ def from_arrays(x_train, y_train, x_test, y_test, n_classes=None) -> Dataset:
     from .arrays import from_arrays as make
 
     return make(x_train, y_train, x_test, y_test, n_classes)
+
+
+_BUILTIN = frozenset(DATASETS)
+
+
+def _accept(obj) -> str | None:
+    if not callable(obj):
+        return f"{obj!r} is not a loader (a callable returning the data set)"
+    opts = getattr(obj, "OPTIONS", None)
+    if opts is not None and not isinstance(opts, (Section, dict)):
+        return "its OPTIONS is neither a neurosim.core.options.Section nor a dict of Fields"
+    return None
+
+
+def register_plugins() -> list:
+    """(Re)register the datasets of installed plug-ins (entry point group ``neurosim.datasets``).
+
+    A plug-in dataset is a loader ``load(root=None, **options)`` returning a :class:`Dataset`,
+    a mapping of ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optionally ``n_classes``)
+    or ``((x_train, y_train), (x_test, y_test))``: its data get the checks of
+    :mod:`neurosim.data.arrays`.  Optional attributes: ``OPTIONS`` (a Section, or a dict of
+    Fields, of its ``data.options``) and ``SHAPE`` (``(in_shape, n_classes)``, or a function
+    of the options returning it; lets a protocol be checked before the data load)."""
+    from ..core import plugins
+
+    for k in [k for k in DATASETS if k not in _BUILTIN]:
+        for reg in (DATASETS, OPTIONS, PLUGIN_SHAPES):
+            reg.pop(k, None)
+    added = plugins.register("neurosim.datasets", DATASETS, _accept, _BUILTIN)
+    for name in added:
+        loader = DATASETS[name]
+        opts = getattr(loader, "OPTIONS", None) or {}
+        fields = dict(opts.fields if isinstance(opts, Section) else opts)
+        OPTIONS[name] = Section({**_COMMON, **fields})
+        shape = getattr(loader, "SHAPE", None)
+        PLUGIN_SHAPES[name] = _shape_of(shape, fields)
+    return added
+
+
+def _shape_of(shape, fields):
+    def known(options):
+        if shape is None:
+            return None
+        if callable(shape):
+            opts = {k: f.default for k, f in fields.items()} | dict(options)
+            opts = {k: v for k, v in opts.items() if k in fields}
+            in_shape, n = shape(opts)
+        else:
+            in_shape, n = shape
+        return tuple(int(s) for s in in_shape), int(n)
+
+    return known
+
