@@ -31,7 +31,7 @@ def load(protocol, overrides: dict | None = None, replace: dict | None = None) -
     """A validated, resolved protocol from a YAML path or a mapping, with dotted ``overrides``
     (``replace``: top-level sections replacing the protocol's, before the overrides)."""
     from .core.options import ConfigError
-    from .protocol import load_protocol, merge, validate_protocol
+    from .protocol import load_protocol, merge, validate_all, validate_protocol
 
     over = _overrides(overrides)
     if isinstance(protocol, (str, Path)):
@@ -39,11 +39,12 @@ def load(protocol, overrides: dict | None = None, replace: dict | None = None) -
     if not isinstance(protocol, dict):
         raise ConfigError(f"a protocol is a YAML path or a mapping, got {type(protocol).__name__}")
     raw = {**protocol, **copy.deepcopy(replace or {})}
-    try:
-        return validate_protocol(merge(raw, over) if over else copy.deepcopy(raw))
-    except ConfigError as exc:
+
+    def sourced(exc):
         src = over.source_of(exc.key)
-        raise exc.at(source=src) if src else exc from None
+        return exc.at(source=src) if src else exc
+
+    return validate_all(merge(raw, over) if over else raw, validate_protocol, sourced)
 
 
 def _data_section(data, protocol, overrides):
@@ -84,7 +85,7 @@ def run(protocol, out=None, overrides: dict | None = None, device: str | None = 
     ``x_train``, ``y_train``, ``x_test``, ``y_test``, a pair ``((x_train, y_train), (x_test,
     y_test))`` or an ``.npz`` path; checked as the built-in datasets are).
     """
-    from .core.progress import make_progress
+    from .core.progress import make_progress, start_notes
     from .train import run_protocol
 
     arrays = replace = None
@@ -94,6 +95,9 @@ def run(protocol, out=None, overrides: dict | None = None, device: str | None = 
     p = load(protocol, overrides, replace)
     out = str(out or p["recording"]["out"])
     prog = make_progress(p, progress)
+    if hasattr(prog, "write"):
+        for line in start_notes(p):
+            prog.write(line)
     try:
         run_protocol(p, out=out, device=device, resume=resume, overwrite=overwrite,
                      progress=prog, arrays=arrays)

@@ -29,6 +29,9 @@ from .recording.epoch import EpochRecords
 from .recording.registry import build_observers
 from .rules import build_rule
 
+#: train-error examples of a short run (less than one epoch) without ``eval_train_subset``
+SHORT_RUN_TRAIN_SUBSET = 10_000
+
 
 @dataclass
 class Experiment:
@@ -74,6 +77,28 @@ class Experiment:
         return self._eval_batch
 
     @property
+    def eval_train_examples(self) -> int:
+        """Training examples the train error is measured on: ``training.eval_train_subset``;
+        by default all, except in a short run (``max_steps`` of less than one epoch), which
+        measures it on the first :data:`SHORT_RUN_TRAIN_SUBSET` (its first result is then
+        not mostly evaluation)."""
+        tr, n = self.training, self.n_train
+        if tr["eval_train_subset"]:
+            return min(int(tr["eval_train_subset"]), n)
+        if tr["max_steps"] and tr["max_steps"] * tr["batch_size"] < n:
+            return min(SHORT_RUN_TRAIN_SUBSET, n)
+        return n
+
+    def eval_train_note(self) -> str | None:
+        """The line a run prints when its train error is measured on a default subset."""
+        tr, k, n = self.training, self.eval_train_examples, self.n_train
+        if tr["eval_train_subset"] or k == n:
+            return None
+        return (f"train error on the first {k:,} of {n:,} training examples (a short run: "
+                f"training.max_steps={tr['max_steps']} sees {tr['max_steps'] * tr['batch_size']:,}); "
+                f"--set training.eval_train_subset=N measures it on N")
+
+    @property
     def steps_per_epoch(self) -> int:
         return -(-self.n_train // self.training["batch_size"])
 
@@ -97,6 +122,7 @@ class Experiment:
                                   for r in self.net.summary()]),
             "status": "running",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "train_error_examples": self.eval_train_examples,
         }
 
     # checkpoint state ------------------------------------------------------------

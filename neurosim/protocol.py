@@ -118,6 +118,10 @@ def schema() -> Section:
     return Section({
         "name": Field(str, default=None, nullable=True, doc="run name (default: the file's stem)"),
         "description": Field(str, default="", nullable=True),
+        "caveat": Field(str, default=None, nullable=True,
+                        doc="a warning about this protocol (e.g. a configuration known not to "
+                            "learn), printed at the start of every run of it and by `compare` "
+                            "and `report`"),
         "seed": Field(int, default=0, min=0, doc="seed of every random stream (init, data order, noise)"),
         "device": Field(str, default="cpu", choices=("cpu", "gpu", "auto"),
                         doc="cpu (NumPy + Numba), gpu (CuPy) or auto"),
@@ -162,7 +166,10 @@ def schema() -> Section:
                                 units="GiB", doc="memory the run may use (default: half of the "
                                                  "memory available when it starts)"),
             "eval_train_subset": Field(int, default=None, nullable=True, min=1, units="example",
-                                       doc="training examples used to measure train error (default all)"),
+                                       doc="training examples the train error is measured on "
+                                           "(default: all; in a short run, max_steps of less than "
+                                           "one epoch, the first 10,000, as the run's first lines "
+                                           "say)"),
             "shuffle": Field(bool, default=True, doc="shuffle the training set every epoch"),
         }, doc="the training schedule"),
         "recording": EpochRecords.OPTIONS.with_fields(trajectories=TrajectoryObserver.OPTIONS),
@@ -332,13 +339,75 @@ def load_protocol(path, overrides: dict | None = None, replace: dict | None = No
         if isinstance(raw.get("circuit"), str) and isinstance(overrides.get("circuit"), dict):
             raw = {**raw, "circuit": {"file": raw["circuit"]}}  # override keys of the named circuit
         raw = merge(raw, overrides)
-    try:
-        return validate_protocol(raw, path, text)
-    except ConfigError as exc:
+
+    def sourced(exc):
         src = overrides.source_of(exc.key) if isinstance(overrides, Overrides) else None
-        if src is not None:
-            raise exc.at(source=src) from None
-        raise
+        return exc.at(source=src) if src is not None else exc
+
+    return validate_all(raw, lambda r: validate_protocol(r, path, text), sourced, path)
+
+
+#: most errors one validation reports
+MAX_ERRORS = 20
+
+
+def validate_all(raw: dict, validate, sourced=lambda e: e, path=None):
+    """``validate(raw)``, reporting every error of the protocol at once.
+
+    After an error at a key of the protocol itself (file or ``--set``), the key is taken out and
+    the protocol validated again, until it passes or an error cannot be taken out (a required
+    key, a circuit file's own key, a check across sections): all the errors found so far are
+    raised together (:class:`ConfigErrors`, one line each; a single one as itself)."""
+    from .core.options import ConfigErrors
+
+    errors, removed, work = [], [], copy.deepcopy(raw)
+    while True:
+        try:
+            result = validate(work)
+        except ConfigError as exc:
+            exc = sourced(exc)
+            if any(exc.key and _covers(k, exc.key) for k in removed):
+                break  # what taking a key out caused (e.g. a required key now missing)
+            errors.append(exc)
+            own = exc.file is None or path is None or Path(exc.file) == Path(path)
+            if not own or len(errors) >= MAX_ERRORS or not _remove(work, exc.key):
+                break
+            removed.append(exc.key)
+            continue
+        if not errors:
+            return result
+        break
+    if len(errors) == 1:
+        raise errors[0]
+    # in the order of the file, then the overrides
+    raise ConfigErrors(sorted(errors, key=lambda e: (e.source is not None, e.line or 0)))
+
+
+def _covers(a: str, b: str) -> bool:
+    """Whether keys ``a`` and ``b`` are one another's prefix (``rule`` and ``rule.name``)."""
+    return a == b or b.startswith((a + ".", a + "[")) or a.startswith((b + ".", b + "["))
+
+
+def _remove(raw: dict, key: str | None) -> bool:
+    """Take dotted key ``key`` (``a.b[2].c``) out of ``raw``; False if it is not there."""
+    import re
+
+    if not key:
+        return False
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", key) if p]
+    node = raw
+    for p in parts[:-1]:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            return False
+    last = parts[-1]
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    return False
 
 
 def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> dict:

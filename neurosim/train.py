@@ -112,9 +112,9 @@ class Run:
                               f"before any training step")
 
     def evaluate(self, interruptible: bool = False) -> dict:
-        exp, tr = self.exp, self.exp.training
+        exp = self.exp
         bs = exp.eval_batch_size
-        n = tr["eval_train_subset"] or exp.n_train
+        n = exp.eval_train_examples
         out = {}
         for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
                             ("test", exp.x_test, exp.y_test)):
@@ -228,6 +228,8 @@ class Run:
                 self.recorder.set_attrs(**attrs)
             else:  # "create", or "replace" a store with nothing committed / under --overwrite
                 self.recorder.create(self.exp.attrs(), replace=mode == "replace")
+            if self.exp.eval_train_note():
+                self._note(self.exp.eval_train_note())
             if self.recorder.records("epoch") == 0 and self.step == 0:
                 self._say("first evaluation (epoch 0)")
                 first = self.evaluate(interruptible=True)
@@ -315,6 +317,10 @@ class Run:
         ds = open_store(self.out)
         return {k: float(ds[k].values[-1]) for k in ("train_error", "test_error")}
 
+    def _note(self, text: str) -> None:
+        if hasattr(self.progress, "write"):
+            self.progress.write(text)
+
     def _say(self, text: str) -> None:
         if hasattr(self.progress, "phase"):
             self.progress.phase(text)
@@ -331,7 +337,8 @@ class Run:
 
 
 #: protocol keys that may differ between a store and the protocol resuming it
-RESUME_IGNORES = ("name", "description", "recording.out", "circuit.file", "circuit.description")
+RESUME_IGNORES = ("name", "description", "caveat", "recording.out", "circuit.file",
+                  "circuit.description")
 
 
 def protocol_differences(a, b, prefix="") -> list:

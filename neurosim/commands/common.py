@@ -18,7 +18,10 @@ EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def fail(msg: str, code: int = EXIT_INPUT):
-    click.echo(f"error: {msg}", err=True)
+    """Each line of ``msg`` as an ``error:`` line on stderr (several when a protocol has several
+    errors), then exit with ``code``."""
+    for line in str(msg).splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 

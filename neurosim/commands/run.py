@@ -7,6 +7,7 @@ import shlex
 import click
 
 from ..core.options import ConfigError
+from ..core.progress import start_notes
 from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail, summary_line
 
 
@@ -41,6 +42,8 @@ def run(protocol, device, out, sets, resume, overwrite, quiet, progress_mode):
                                               *[x for v in sets for x in ("--set", v)], "--resume"))
     prog = Progress(proto["training"]["epochs"], enabled=not quiet,
                     max_steps=proto["training"]["max_steps"], mode=progress_mode)
+    for line in start_notes(proto):
+        click.echo(line, err=True)  # even with --quiet: these change what the run means
     try:
         resolve_device(device or proto["device"])  # before any data loads
         try:

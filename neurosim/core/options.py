@@ -51,6 +51,23 @@ class ConfigError(ValueError):
         return ConfigError(self.reason, file=file, key=self.key, line=line, source=source)
 
 
+class ConfigErrors(ConfigError):
+    """Several errors of one protocol, reported together: one line each (``errors``)."""
+
+    def __init__(self, errors: list):
+        first = errors[0]
+        super().__init__(first.reason, file=first.file, key=first.key, line=first.line,
+                         source=first.source)
+        self.errors = list(errors)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    def at(self, file=None, line=None, source=None) -> ConfigError:
+        return self
+
+
 def short(value, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters (messages never echo huge values)."""
     try:

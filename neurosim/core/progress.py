@@ -24,6 +24,14 @@ def _terminal_size(stream) -> tuple[int, int]:
     return size.columns, size.lines
 
 
+def start_notes(protocol: dict) -> list[str]:
+    """Lines a run prints before anything else: the protocol's ``caveat``."""
+    out = []
+    if protocol.get("caveat"):
+        out.append(f"caveat: {' '.join(str(protocol['caveat']).split())}")
+    return out
+
+
 #: how progress is shown: ``auto`` (a bar on a terminal, lines elsewhere), ``bar``, ``lines``
 MODES = ("auto", "bar", "lines")
 
