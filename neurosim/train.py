@@ -47,6 +47,8 @@ class RunSummary:
     seconds: float
     history: list = field(default_factory=list)
     position: float | None = None  #: epochs completed, with the fraction of a cut-short one
+    n_epochs: int | None = None  #: ``training.epochs``
+    steps_per_epoch: int | None = None
 
     def line(self) -> str:
         return (f"{self.store}: epoch {self.epochs}, {self.steps} steps, train error "
@@ -275,7 +277,8 @@ class Run:
                     if self._stop_signal is not None:
                         self.checkpoint()
                         raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
-                                          f"{self.epoch + 1}, batch {self.batch}; checkpoint written")
+                                          f"{self.epoch + 1}/{tr['epochs']} batch {self.batch}/"
+                                          f"{n_batches}; checkpoint written")
                     if tr["max_steps"] and self.step >= tr["max_steps"]:
                         break
                 if self.batch >= n_batches:
@@ -308,7 +311,8 @@ class Run:
         stopped = self.stopped or "epochs"
         self.recorder.finish(status="finished", stopped=stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
-                          last["test_error"], stopped, seconds, position=self.epoch_position())
+                          last["test_error"], stopped, seconds, position=self.epoch_position(),
+                          n_epochs=tr["epochs"], steps_per_epoch=exp.steps_per_epoch)
 
     def _last_record(self) -> dict:
         """The errors of the store's last committed evaluation."""

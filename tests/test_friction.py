@@ -140,3 +140,59 @@ def test_compare_prints_options_as_yaml():
                                    "probe": [1, 2], "tau": None}}
     assert _short(v) == ("{type: x, dynamics: {neurons: {model: rate, input_spikes: false}, "
                          "probe: [1, 2], tau: null}}")
+
+
+def test_a_sweep_of_short_runs_estimates_its_own_length():
+    import time
+
+    from neurosim.sweep.execute import Progress as SweepProgress
+    from neurosim.sweep.execute import run_length
+
+    def proto(max_steps, dataset="mnist", subset=None):
+        return {"training": {"epochs": 190, "max_steps": max_steps, "batch_size": 128},
+                "data": {"dataset": dataset, "options": None, "train_subset": subset}}
+
+    assert run_length(proto(20)) == pytest.approx(20 / 469)  # 60,000 images, 469 batches
+    assert run_length(proto(None)) == 190
+    assert run_length(proto(10**6, subset=1280)) == 190  # max_steps beyond the epochs
+    assert run_length(proto(20, dataset="cifar10_partial")) == 190  # unknown size: until told
+    todo = {"a": (0, run_length(proto(20))), "b": (0, run_length(proto(20)))}
+    prog = SweepProgress(2, 0, todo, echo=lambda s: None)
+    prog.t0 = time.time() - 10.0  # 10 s for half of run a: 30 s left in all
+    prog.event({"event": "start", "run": "a"})
+    prog.event({"event": "epoch", "run": "a", "epoch": 10 / 469, "target": 20 / 469})
+    assert prog.eta() == pytest.approx(30.0, rel=0.05)
+    assert "ETA 30s" in prog.line() or "ETA 29s" in prog.line() or "ETA 31s" in prog.line()
+
+
+def test_positions_are_counted_one_way():
+    from neurosim.core.progress import format_position
+
+    assert format_position(3.0, 3, 469) == "epoch 3/3"
+    assert format_position(0.0426, 3, 469) == "epoch 1/3 batch 20/469"  # as the bar says it
+    s = io.StringIO()
+    p = Progress(3, stream=s, mode="lines")
+    for b in range(1, 21):
+        p(1, b, 469, 0.5)
+    p.evaluated(20 / 469, {"train_error": 1.0, "test_error": 2.0})
+    assert "] epoch 1/3 batch 20/469: train error 1.00%" in s.getvalue()
+
+
+def test_inspect_says_what_a_checkpoint_holds(tmp_path):
+    from neurosim.commands.inspect import checkpoint_parts
+    from neurosim.recording import store_sizes
+
+    d = {"x_train": np.random.default_rng(0).normal(size=(40, 6)), "y_train": np.arange(40) % 2,
+         "x_test": np.zeros((10, 6)), "y_test": np.arange(10) % 2}
+    proto = {"name": "g", "circuit": {"layers": [{"type": "dense", "units": 4}]}, "rule": {"name": "gevb"},
+             "realization": {"type": "grouped"}, "training": {"epochs": 1, "batch_size": 10}}
+    neurosim.run(proto, out=tmp_path / "g.zarr", data=d, progress=False)
+    res = CliRunner().invoke(main, ["inspect", str(tmp_path / "g.zarr")])
+    assert res.exit_code == 0, res.output
+    line = res.output.splitlines()[-1]
+    assert line.startswith("checkpoint ") and "circuit synapses (K per pair)" in line
+    store = tmp_path / "g.zarr"
+    parts = checkpoint_parts(store, "checkpoint_a" if (store / "checkpoint_a").exists() else "checkpoint_b")
+    assert sum(parts.values()) == store_sizes(tmp_path / "g.zarr")["checkpoints"]
+    assert set(parts) >= {"network parameters", "circuit synapses (K per pair)",
+                          "circuit synapses' optimizer state"}

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from ..core.progress import Progress, format_epoch, make_progress  # noqa: F401
+from ..core.progress import Progress, format_epoch, format_position, make_progress  # noqa: F401
 
 EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -45,12 +45,14 @@ def plural(n, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def stop_reason(stopped: str, epochs) -> str:
+def stop_reason(stopped: str, epochs, n_epochs=None, steps_per_epoch=None) -> str:
     """Why a run ended, in words, from :class:`neurosim.train.RunSummary`'s ``stopped``
     (``"epochs"``, ``"early stop (zero train error)"``, ``"max_steps N"``, ``"interrupted ..."``)
-    and the epochs completed."""
+    and the epochs completed (a position inside an epoch as the progress bar gives it:
+    ``epoch 1/3 batch 40/469``, with ``n_epochs`` and ``steps_per_epoch``)."""
     s = str(stopped or "epochs")
-    ep = format_epoch(epochs)
+    whole = float(epochs) == int(float(epochs)) or not steps_per_epoch
+    ep = format_position(epochs, None if whole else n_epochs, steps_per_epoch)[len("epoch "):]
     if s == "epochs":
         n = int(float(epochs))
         return f"all {n} epochs done" if n != 1 else "1 epoch done"
@@ -78,6 +80,8 @@ def summary_line(summary) -> str:
         return f"{v:.2f}%" if math.isfinite(v) else "n/a"
 
     epochs = summary.epochs if getattr(summary, "position", None) is None else summary.position
-    return (f"{summary.store}: stopped: {stop_reason(summary.stopped, epochs)}; "
+    why = stop_reason(summary.stopped, epochs, getattr(summary, "n_epochs", None),
+                      getattr(summary, "steps_per_epoch", None))
+    return (f"{summary.store}: stopped: {why}; "
             f"{plural(int(summary.steps), 'step')}; train error {err(summary.train_error)}, "
             f"test error {err(summary.test_error)}; training time {format_duration(summary.seconds)}")

@@ -24,6 +24,19 @@ def _terminal_size(stream) -> tuple[int, int]:
     return size.columns, size.lines
 
 
+def format_position(epoch, epochs=None, steps_per_epoch=None) -> str:
+    """Where a run is, the way the progress bar says it: ``epoch 3/3`` after whole epochs,
+    ``epoch 1/3 batch 170/469`` inside one (``epoch``: epochs completed, fractional for a
+    cut-short epoch; without ``steps_per_epoch`` the fraction is shown, ``epoch 0.36``)."""
+    e = float(epoch)
+    of = f"/{int(epochs)}" if epochs else ""
+    if e == int(e) or not steps_per_epoch:
+        return f"epoch {format_epoch(e)}{of}"
+    done = int(e)
+    batch = int(round((e - done) * int(steps_per_epoch)))
+    return f"epoch {done + 1}{of} batch {batch}/{int(steps_per_epoch)}"
+
+
 def start_notes(protocol: dict) -> list[str]:
     """Lines a run prints before anything else: the protocol's ``caveat``."""
     out = []
@@ -154,7 +167,8 @@ class Progress:
             v = float(metrics.get(k, math.nan))
             return f"{v:.4f}" if math.isfinite(v) else "n/a"
 
-        self.write(f"[{self._clock_text()}] epoch {format_epoch(epoch)}/{self.epochs}: "
+        where = format_position(epoch, self.epochs, self._pos[2] if self._pos else None)
+        self.write(f"[{self._clock_text()}] {where}: "
                    f"train error {pct('train_error')}, test error {pct('test_error')}; "
                    f"loss train {num('train_loss')}, test {num('test_loss')}")
         self._loss_sum, self._loss_n = 0.0, 0

@@ -167,6 +167,25 @@ def describe(name: str, options: dict | None = None, path=None):
     return SHAPES.get(name)
 
 
+#: training examples of the built-in datasets with a fixed size
+TRAIN_SIZES = {"mnist": 60_000, "cifar10": 50_000}
+
+
+def train_size(name: str, options: dict | None = None, train_subset=None) -> int | None:
+    """Training examples of a dataset without loading it (None when unknown): for
+    estimates such as a sweep's time left."""
+    opts = dict(options or {})
+    if name == "synthetic":
+        n = int(opts.get("n_train", 512))
+    elif name == "arrays":
+        n = opts.get("n_train")
+    else:
+        n = TRAIN_SIZES.get(name)
+    if n is None:
+        return None
+    return min(int(n), int(train_subset)) if train_subset else int(n)
+
+
 def load_dataset(name: str, root=None, train_subset=None, test_subset=None, path=None,
                  arrays=None, **options) -> Dataset:
     """The dataset ``name``, checked; ``path``: the file of dataset ``npz``; ``arrays``: the data
