@@ -73,7 +73,7 @@ def load_run(path) -> RunData:
         path=str(path),
         label=run.label,
         realization=str(rtype),
-        options=", ".join(f"{k}={_short(v)}" for k, v in real.items()),
+        options=", ".join(f"{k}: {_short(v)}" for k, v in real.items()),
         epoch=get("epoch"),
         train_error=get("train_error"),
         test_error=get("test_error"),
