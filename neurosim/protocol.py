@@ -74,7 +74,7 @@ def _check_data(values, key):
     values["options"] = {k: checked[k] for k in given} or None
     if values["dataset"] == "npz" and not values["path"]:
         raise ConfigError("dataset npz needs path: the .npz file with x_train, y_train, x_test, "
-                          "y_test", key=f"{key}.dataset")
+                          "y_test", key=f"{key}.path")
     if values["dataset"] != "npz" and values["path"]:
         raise ConfigError(f"path names the file of dataset npz; dataset {values['dataset']} is "
                           f"not read from a file of yours", key=f"{key}.path")
@@ -505,6 +505,15 @@ def _check_combination(p: dict, plan) -> None:
     if target == "input" and (circuit["vectorized"] or p["loss"] != "mse"):
         raise ConfigError("target: input (an autoencoder) needs a conventional circuit "
                           "(circuit.vectorized: false) and loss: mse", key="data.options.target")
+
+
+def train_examples(p: dict) -> int | None:
+    """Training examples of a resolved protocol's data set, known without loading it (None
+    when unknown: a plug-in's or a file's)."""
+    from .data import train_size
+
+    d = p["data"]
+    return train_size(d["dataset"], d["options"], d["train_subset"])
 
 
 def hidden_weight_layers(plan) -> list:

@@ -141,13 +141,13 @@ def run_length(protocol: dict) -> float:
     """A run's length in epochs: ``training.epochs``, or less where ``training.max_steps`` ends
     it first (known without loading the data for datasets of known size; otherwise the
     run's first progress event says it)."""
-    from ..data import train_size
+    from ..protocol import train_examples
 
-    tr, d = protocol["training"], protocol["data"]
+    tr = protocol["training"]
     epochs = float(tr["epochs"])
     if not tr["max_steps"]:
         return epochs
-    n = train_size(d["dataset"], d["options"], d["train_subset"])
+    n = train_examples(protocol)
     if not n:
         return epochs
     return min(epochs, tr["max_steps"] / -(-n // tr["batch_size"]))
