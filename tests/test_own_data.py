@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import neurosim
+from neurosim.cli import main
 from neurosim.data import DataError
 from neurosim.data.arrays import coerce, from_arrays, load_npz
 from neurosim.recording import StoreError
 
-from ._reliability import run_cli, write_protocol
+from ._reliability import write_protocol
 
 
 def blobs(seed=0, n_train=120, n_test=60, d=12, k=3):
@@ -74,17 +76,21 @@ def test_npz_in_a_protocol_runs_and_a_bad_one_is_one_line(tmp_path):
              "rule: {name: gevb}\ndata:\n  dataset: npz\n  path: mine.npz\n"
              "training: {epochs: 1, batch_size: 40, eval_every: 1, early_stop: false}\n")
     p = write_protocol(tmp_path, proto)
-    r = run_cli("run", p, "--out", tmp_path / "mine.zarr", "--quiet", timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = CliRunner().invoke(main, ["run", str(p), "--out", str(tmp_path / "mine.zarr"), "--quiet"])
+    assert r.exit_code == 0, r.output
     ds = neurosim.open(tmp_path / "mine.zarr")
     assert ds.attrs["dataset"] == "npz" and ds.sizes["epoch"] == 2
     bad = blobs()
     bad["x_test"][7, 3] = np.inf
     np.savez(tmp_path / "bad.npz", **bad)
-    r = run_cli("run", p, "--set", "data.path=bad.npz", "--out", tmp_path / "bad.zarr", timeout=60)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "--set data.path=bad.npz" in r.stderr
-    assert "x_test has non-finite values (NaN or Inf), the first in example 7" in r.stderr
+    r = CliRunner().invoke(main, ["run", str(p), "--set", "data.path=bad.npz", "--out",
+                                  str(tmp_path / "bad.zarr")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "--set data.path=bad.npz" in r.output
+    assert "x_test has non-finite values (NaN or Inf), the first in example 7" in r.output
+    r = CliRunner().invoke(main, ["run", str(p), "--set", "data.path=null"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "key 'data.path': dataset npz needs path" in r.output
     assert not (tmp_path / "bad.zarr").exists()
 
 
