@@ -114,8 +114,9 @@ def run(task: str, inputs: dict, target: str = "numpy", timeout: float = 1800) -
         proc = subprocess.run([str(py), str(SIDE), task, str(src), str(dst), "--target", target],
                               capture_output=True, text=True, env=_clean_env(), timeout=timeout, cwd=tmp)
         if proc.returncode != 0 or not dst.exists():
-            raise Brian2Error(f"brian2_side.py {task} failed:\n" + "\n".join(
-                (proc.stderr or proc.stdout).strip().splitlines()[-30:]))
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            errors = [s for s in lines if ("Error" in s or "Exception" in s) and not s.startswith("ERROR ")]
+            raise Brian2Error(f"brian2_side.py {task} failed: " + " | ".join(errors or lines[-3:]))
         with np.load(dst) as f:
             return {k: f[k] for k in f.files}
 

@@ -23,7 +23,8 @@ Tasks:
 * ``lif``: leaky integrate-and-fire neurons ``tau_m dV/dt = -V + tau_m mu(t)``, threshold 1,
   reset 0, absolute refractory period;
 * ``trace``: the neuromodulator (command, delay, low-pass, Ornstein-Uhlenbeck noise) and the
-  eligibility traces of synapses, ``tau_e dE/dt = -E + pre G_post``, with the accumulated
+  eligibility traces of synapses, ``tau_e dE/dt = -E + pre G_post`` (``elig``: Brian2's
+  ``exact`` integrator would read ``E`` as Euler's number), with the accumulated
   three-factor product ``sum_k dt M_k E_k``;
 * ``poisson``: rate neurons emitting Poisson spikes at ``r0 + g a``;
 * ``bench``: the study circuit 784-256-128-1 (K = 10, grouped) over whole trials, timed.
@@ -163,37 +164,49 @@ def trace(d: dict, target: str) -> dict:
     dt = _scalar(d, "dt_ms")
     _setup(target, dt, int(d.get("seed", 0)))
     u = np.asarray(d["u"], dtype=float)  # (T, ch) command
-    pre, post = np.asarray(d["pre"], float), np.asarray(d["post"], float)  # (T, n_pre), (T, n_post)
     T, ch = u.shape
     cmd = b2.TimedArray(u, dt=dt * ms)
     tau_M, sigma = _scalar(d, "tau_M_ms"), _scalar(d, "sigma")
     # command -> delay -> low-pass (exact), plus an Ornstein-Uhlenbeck noise of standard deviation
     # sigma and correlation time tau_M (Euler-Maruyama: Brian2 has no exact stochastic integrator)
-    mod = b2.NeuronGroup(ch, """
-        dMf/dt = (cmd(t - delay, i) - Mf) / tau_M : 1
-        M = Mf + nz : 1
-        """, method="exact", order=1, namespace={"cmd": cmd, "delay": _scalar(d, "delay_ms") * ms,
-                                                   "tau_M": tau_M * ms})
     noise = b2.NeuronGroup(ch, "dnz/dt = -nz / tau_M + sigma * sqrt(2 / tau_M) * xi : 1",
                            method="euler", order=0, namespace={"tau_M": tau_M * ms, "sigma": sigma})
-    mod.variables.add_reference("nz", noise, "nz")
-    xp = b2.TimedArray(pre, dt=dt * ms)
-    gp = b2.TimedArray(post, dt=dt * ms)
-    P = b2.NeuronGroup(pre.shape[1], "r = xp(t, i) : 1")
-    Q = b2.NeuronGroup(post.shape[1], "G = gp(t, i) : 1\nM : 1 (linked)", order=2)
-    Q.M = b2.linked_var(mod, "M", index=np.asarray(d["chan"], dtype=np.int64))
-    S = b2.Synapses(P, Q, """
-        dE/dt = (r_pre * G_post - E) / tau_e : 1 (clock-driven)
-        acc : 1
-        """, method="exact", order=3, namespace={"tau_e": _scalar(d, "tau_e_ms") * ms})
-    S.connect()  # all to all; synapse index = j * n_post + i
-    S.run_regularly("acc += dt_ms * M_post * E", when="end", order=0, namespace={"dt_ms": dt})
+    mod = b2.NeuronGroup(ch, """
+        dMf/dt = (ud - Mf) / tau_M : 1
+        ud = cmd(t - delay, i) : 1 (constant over dt)
+        M = Mf + nz : 1
+        nz : 1 (linked)
+        """, method="exact", order=1, namespace={"cmd": cmd, "delay": _scalar(d, "delay_ms") * ms,
+                                                   "tau_M": tau_M * ms})
+    mod.nz = b2.linked_var(noise, "nz")
     mM = b2.StateMonitor(mod, ["M", "Mf"], record=True, when="end")
-    mE = b2.StateMonitor(S, "E", record=np.arange(min(int(d.get("n_rec", 8)), len(S))), when="end")
-    net = b2.Network(mod, noise, P, Q, S, mM, mE)
+    objs = [noise, mod, mM]
+    out = {}
+    if "pre" in d:
+        pre, post = np.asarray(d["pre"], float), np.asarray(d["post"], float)  # (T, n_pre), (T, n_post)
+        ta_pre = b2.TimedArray(pre, dt=dt * ms)
+        ta_post = b2.TimedArray(post, dt=dt * ms)
+        P = b2.NeuronGroup(pre.shape[1], "r = ta_pre(t, i) : 1")
+        Q = b2.NeuronGroup(post.shape[1], "G = ta_post(t, i) : 1\nM : 1", order=3)
+        # each postsynaptic neuron receives the neuromodulator of its channel
+        route = b2.Synapses(mod, Q, "M_post = M_pre : 1 (summed)")
+        route.connect(i=np.asarray(d["chan"], dtype=np.int64), j=np.arange(post.shape[1]))
+        S = b2.Synapses(P, Q, """
+            delig/dt = (r_pre * G_post - elig) / tau_e : 1 (clock-driven)
+            acc : 1
+            """, method="exact", order=4, namespace={"tau_e": _scalar(d, "tau_e_ms") * ms})
+        S.connect()  # all to all
+        # the three-factor product on the step grid: sum_k dt M_k E_k (end-of-step values)
+        S.run_regularly("acc += (dt / ms) * M_post * elig", when="end", order=-1)
+        mE = b2.StateMonitor(S, "elig", record=True, when="end")
+        objs += [P, Q, route, S, mE]
+    net = b2.Network(*objs)
     net.run(T * dt * ms)
-    return {"M": np.asarray(mM.M).T, "Mf": np.asarray(mM.Mf).T, "E": np.asarray(mE.E).T,
-            "E_end": np.asarray(S.E), "acc": np.asarray(S.acc)}
+    out.update(M=np.asarray(mM.M).T, Mf=np.asarray(mM.Mf).T)
+    if "pre" in d:
+        out.update(E=np.asarray(mE.elig).T, acc=np.asarray(S.acc), syn_pre=np.asarray(S.i),
+                   syn_post=np.asarray(S.j))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,3 +141,83 @@ def test_lif_with_refractoriness_equals_brian2(brian2):
     assert n_ours.sum() > 500 and (n_ours > 0).mean() > 0.9
     isi = np.concatenate([np.diff(s) for s in ours])
     assert isi.min() == n_ref + 2  # 2000 Hz: released at step s + n_ref, at threshold 2 steps later
+
+
+# ---------------------------------------------------------------------------------------------
+# the neuromodulator and the eligibility traces
+
+
+def test_neuromodulator_and_eligibility_equal_brian2(brian2):
+    """The neuromodulator (3 channels commanded in windows, delay 30 ms, low-pass 20 ms) and the
+    eligibility traces (tau_e 200 ms) of 6 x 5 synapses whose presynaptic rates and postsynaptic
+    gates change every 25 ms, 600 ms at dt 1 ms.  Brian2 integrates every trace step by step and
+    accumulates sum_k dt M_k E_k per synapse; neurosim never forms the traces: it weights each
+    coincidence by the backward-filtered neuromodulator (plasticity.py), in two mini-batches
+    with the trace carried from the first into the second.  M(t), E(t), the accumulated products
+    and the trace left at the end are equal to 1e-6."""
+    rng = np.random.default_rng(2)
+    dt, T, ch, n_pre, n_post = 1.0, 600, 3, 6, 5
+    delay, tau_M, tau_e = 30.0, 20.0, 200.0
+    u = np.zeros((T, ch))
+    for c in range(ch):  # command windows of 30 ms at different moments
+        s = 60 + 150 * c
+        u[s:s + 30, c] = rng.normal(0, 1)
+        u[s + 300:s + 330, c] = rng.normal(0, 1)
+    pre = _piecewise(rng, T, n_pre, 25)
+    post = _piecewise(rng, T, n_post, 25, 0.0, 1.0)
+    chan = np.arange(n_post) % ch
+    out = brian2("trace", {"u": u, "pre": pre, "post": post, "chan": chan, "dt_ms": dt,
+                           "delay_ms": delay, "tau_M_ms": tau_M, "sigma": 0.0, "tau_e_ms": tau_e})
+    # the neuromodulator: delay line and filter, across two mini-batches of the stream
+    nm = Neuromodulator(np, np.float64, ch, dt, delay, tau_M, 0.0)
+    M = np.concatenate([nm.signal(u[:T // 2]), nm.signal(u[T // 2:])])
+    np.testing.assert_allclose(M, out["M"], rtol=1e-6, atol=1e-9, err_msg="M(t)")
+    assert np.flatnonzero(M[:, 0])[0] == 60 + int(delay / dt)  # the delay is in the comparison
+    # the traces themselves, by neurosim's filter (synapse s: pre syn_pre[s] -> post syn_post[s])
+    c = pre[:, out["syn_pre"]] * post[:, out["syn_post"]]
+    E = relax(c[None], decay(dt, tau_e), 0.0, T)[0]
+    np.testing.assert_allclose(E, out["E"], rtol=1e-6, atol=1e-9, err_msg="E(t)")
+    # the update: coincidences weighted by the neuromodulator that will meet their trace
+    el = Eligibility(dt, tau_e)
+    acc = np.zeros((n_pre, n_post))
+    E_carried = np.zeros((n_pre, n_post))
+    for half in (slice(0, T // 2), slice(T // 2, T)):
+        m, v, s0 = el.weights(M[half])
+        acc += pre[half].T @ (post[half] * m[:, chan])  # sum_j c_j m_j
+        acc += el.a * dt * s0[chan] * E_carried  # the carried trace meets this batch's M
+        E_carried = E_carried * el.carried_decay(T // 2) + pre[half].T @ (post[half] * v[:, None])
+    ref = np.zeros((n_pre, n_post))
+    ref[out["syn_pre"], out["syn_post"]] = out["acc"]
+    np.testing.assert_allclose(acc, ref, rtol=1e-6, atol=1e-9 * np.abs(ref).max(), err_msg="sum dt M E")
+    np.testing.assert_allclose(E_carried[out["syn_pre"], out["syn_post"]], out["E"][-1], rtol=1e-6,
+                               atol=1e-12, err_msg="the trace carried on")
+    assert np.abs(ref).min() > 0  # every synapse met the neuromodulator
+
+
+def test_neuromodulator_noise_statistics_agree_with_brian2(brian2):
+    """The neuromodulator's noise (sigma 0.7, correlation time 10 ms) on 400 channels for 1 s at
+    dt 0.1 ms: stationary variance and autocorrelation at lags tau_M / 2, tau_M and 2 tau_M
+    agree with Brian2's Ornstein-Uhlenbeck process within their sampling error (about 1 %
+    for the variance, 0.01 for the autocorrelation).  Brian2 integrates it by Euler-Maruyama,
+    whose variance is sigma^2 / (1 - dt / 2 tau) (+0.5 % here); neurosim's update is exact."""
+    dt, T, ch, tau_M, sigma = 0.1, 10_000, 400, 10.0, 0.7
+    u = np.zeros((T, ch))
+    out = brian2("trace", {"u": u, "dt_ms": dt, "delay_ms": 0.0, "tau_M_ms": tau_M, "sigma": sigma,
+                           "seed": 3})
+    nm = Neuromodulator(np, np.float64, ch, dt, 0.0, tau_M, sigma)
+    rnd = Random(np, 3, 7)
+    # the stationary process: the first 10 tau_M (from 0) dropped on both sides
+    ours, theirs = (x[1000:] for x in (nm.signal(u, rnd), out["M"]))
+
+    def stats(x):
+        var = x.var()
+        lags = [int(round(f * tau_M / dt)) for f in (0.5, 1.0, 2.0)]
+        ac = [np.mean(x[:-L] * x[L:]) / var for L in lags]
+        return var, np.array(ac)
+
+    v_ns, ac_ns = stats(ours)
+    v_b2, ac_b2 = stats(theirs)
+    assert abs(v_ns / v_b2 - 1) < 0.04, (v_ns, v_b2)
+    assert abs(v_ns / sigma**2 - 1) < 0.04
+    np.testing.assert_allclose(ac_ns, ac_b2, atol=0.04)
+    np.testing.assert_allclose(ac_ns, np.exp(-np.array([0.5, 1.0, 2.0])), atol=0.04)
