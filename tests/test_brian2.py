@@ -221,3 +221,49 @@ def test_neuromodulator_noise_statistics_agree_with_brian2(brian2):
     assert abs(v_ns / sigma**2 - 1) < 0.04
     np.testing.assert_allclose(ac_ns, ac_b2, atol=0.04)
     np.testing.assert_allclose(ac_ns, np.exp(-np.array([0.5, 1.0, 2.0])), atol=0.04)
+
+
+# ---------------------------------------------------------------------------------------------
+# Poisson neurons
+
+
+def test_poisson_neurons_rates_and_fano_agree_with_brian2(brian2):
+    """2 x 2000 rate neurons (tau_m 10 ms, r = 20 Hz + 10 Hz x activity) whose drive steps at
+    50 and 150 ms, 250 ms at dt 0.1 ms, emitting Poisson spikes: the population rate in every
+    5 ms bin (the transients after each step included) and the Fano factor of the counts over
+    the last 100 ms agree with Brian2's within their sampling error.  Brian2's stochastic
+    threshold emits at most one spike per step (probability r dt <= 0.005 here, so its Fano
+    factor is below 1 by at most 0.005); neurosim draws Poisson counts."""
+    dt, T, n, tau_m, r0, g = 0.1, 2500, 2000, 10.0, 20.0, 10.0
+    levels = np.array([[0.0, 3.0, -1.0], [1.0, -1.5, 2.0]])  # per pattern, 0-50, 50-150, 150-250 ms
+    edges = np.array([0, 500, 1500, T])
+    drive = np.empty((T, 2 * n))
+    for p in range(2):
+        for s in range(3):
+            drive[edges[s]:edges[s + 1], p * n:(p + 1) * n] = levels[p, s]
+    win = 50  # 5 ms bins
+    out = brian2("poisson", {"drive": drive, "dt_ms": dt, "tau_m_ms": tau_m, "r0": r0, "g": g,
+                             "window": win, "seed": 4})
+    # every neuron of a pattern has the same rate: one filter per pattern
+    a = np.concatenate([relax(drive[None, :, p * n:p * n + 1], decay(dt, tau_m), 0.0, T)[0]
+                        for p in range(2)], axis=1)
+    lam = np.repeat((r0 + g * a) * (dt * 1e-3), n, axis=1)  # (T, 2n)
+    counts = poisson(lam[None], Random(np, 4, 11))[0]
+    ours = counts.reshape(T // win, win, 2 * n).sum(axis=1)
+    theirs = out["counts"]
+    for p in range(2):  # population rate per 5 ms bin: z-scores of the differences
+        x, y = ours[:, p * n:(p + 1) * n], theirs[:, p * n:(p + 1) * n]
+        z = (x.mean(axis=1) - y.mean(axis=1)) / np.sqrt((x.var(axis=1) + y.var(axis=1)) / n)
+        assert np.abs(z).max() < 4.5 and (z**2).mean() < 2.0, (p, np.round(z, 1))
+    # Fano factors of the counts in the last 100 ms (constant rate)
+    tail = slice((T - 1000) // win, T // win)
+    for p in range(2):
+        f_ns = _fano(ours[tail, p * n:(p + 1) * n].sum(axis=0))
+        f_b2 = _fano(theirs[tail, p * n:(p + 1) * n].sum(axis=0))
+        se = np.sqrt(2.0 / (n - 1))
+        assert abs(f_ns - f_b2) < 4 * np.sqrt(2) * se, (p, f_ns, f_b2)
+        assert abs(f_ns - 1) < 4 * se
+
+
+def _fano(c):
+    return c.var(ddof=1) / c.mean()
