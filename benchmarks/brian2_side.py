@@ -111,7 +111,7 @@ def cascade(d: dict, target: str) -> dict:
     T, n0 = x.shape
     n_layers = int(d["n_layers"])
     xin = b2.TimedArray(x, dt=dt * ms)
-    inp = b2.NeuronGroup(n0, "v = xin(t, i) : 1")
+    inp = b2.NeuronGroup(n0, "v = xin(t, i) : 1", namespace={"xin": xin})
     objs, mons = [inp], {}
     pre, pre_index = inp, (lambda mu, j: j)
     for layer in range(n_layers):
@@ -186,8 +186,9 @@ def trace(d: dict, target: str) -> dict:
         pre, post = np.asarray(d["pre"], float), np.asarray(d["post"], float)  # (T, n_pre), (T, n_post)
         ta_pre = b2.TimedArray(pre, dt=dt * ms)
         ta_post = b2.TimedArray(post, dt=dt * ms)
-        P = b2.NeuronGroup(pre.shape[1], "r = ta_pre(t, i) : 1")
-        Q = b2.NeuronGroup(post.shape[1], "G = ta_post(t, i) : 1\nM : 1", order=3)
+        P = b2.NeuronGroup(pre.shape[1], "r = ta_pre(t, i) : 1", namespace={"ta_pre": ta_pre})
+        Q = b2.NeuronGroup(post.shape[1], "G = ta_post(t, i) : 1\nM : 1", order=3,
+                           namespace={"ta_post": ta_post})
         # each postsynaptic neuron receives the neuromodulator of its channel
         route = b2.Synapses(mod, Q, "M_post = M_pre : 1 (summed)")
         route.connect(i=np.asarray(d["chan"], dtype=np.int64), j=np.arange(post.shape[1]))
@@ -236,12 +237,11 @@ def poisson(d: dict, target: str) -> dict:
     return {"counts": counts}
 
 
-TASKS = {"cascade": cascade, "lif": lif, "trace": trace, "poisson": poisson}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="brian2_side.py")
-    ap.add_argument("task", choices=sorted(TASKS) + ["bench"])
+    ap.add_argument("task", choices=sorted(TASKS))
     ap.add_argument("inp")
     ap.add_argument("out")
     ap.add_argument("--target", default="numpy", choices=("numpy", "cython"))
@@ -249,10 +249,7 @@ def main(argv=None) -> int:
     with np.load(a.inp) as f:
         d = {k: f[k] for k in f.files}
     t0 = time.perf_counter()
-    if a.task == "bench":
-        res = bench(d, a.target)
-    else:
-        res = TASKS[a.task](d, a.target)
+    res = TASKS[a.task](d, a.target)
     res["wall_s"] = time.perf_counter() - t0
     res["brian2_version"] = np.asarray(b2.__version__)
     res["target"] = np.asarray(a.target)
@@ -260,9 +257,149 @@ def main(argv=None) -> int:
     return 0
 
 
-def bench(d: dict, target: str) -> dict:  # defined below the tasks it reuses
-    raise NotImplementedError
+# ---------------------------------------------------------------------------------------------
+# the benchmark: the study circuit over whole trials
 
+
+def bench(d: dict, target: str) -> dict:
+    """The grouped circuit in time (784-n1-n2-1, K groups) over ``n_trials`` trials of ``slot``
+    steps: presentation and replay with the stimulus on, then the rest interval.  Every step
+    integrates every neuron, inhibitory neuron and gate, the neuromodulator's K channels (command
+    during the replay's counting window, delay, low-pass) and every synapse's eligibility trace
+    and three-factor product ``sum dt M E``.  ``model`` rate: the layers above read the rates;
+    poisson: every layer's neurons emit spikes at ``r0 + g a`` (stochastic threshold) and the
+    layers above read the synaptically filtered spike trains through event-driven synapses.
+    Returns the wall time of the timed run (after a one-step run that generates and compiles the
+    code) and the sizes simulated."""
+    dt = _scalar(d, "dt_ms")
+    _setup(target, dt, 0)
+    x = np.asarray(d["x"], dtype=float)  # (n_trials, n0) stimuli (activity units)
+    n_trials, n0 = x.shape
+    slot, n_bin, n_settle = int(d["slot"]), int(d["n_bin"]), int(d["n_settle"])
+    n_layers, K = int(d["n_layers"]), int(d["K"])
+    spiking = str(d["model"]) == "poisson"
+    r0, g, thr = _scalar(d, "r0"), _scalar(d, "g"), _scalar(d, "thr")
+    ns = {"tau_m": _scalar(d, "tau_m_ms") * ms, "tau_inh": _scalar(d, "tau_inh_ms") * ms,
+          "tau_e": _scalar(d, "tau_e_ms") * ms, "tau_syn": _scalar(d, "tau_syn_ms") * ms,
+          "tau_M": _scalar(d, "tau_M_ms") * ms, "delay": _scalar(d, "delay_ms") * ms,
+          "thr": thr, "r0": r0 * Hz, "g": g * Hz}
+    # the stimulus: on during the presentation and the replay, off in the interval
+    on_steps = np.zeros(slot)
+    on_steps[:2 * n_bin] = 1.0
+    ns["stim"] = b2.TimedArray(x, dt=slot * dt * ms)
+    ns["on"] = b2.TimedArray(np.tile(on_steps, n_trials), dt=dt * ms)
+    # the command: channel mu carries eps_mu during the replay's counting window
+    cmd = np.zeros((n_trials, slot, K))
+    cmd[:, n_bin + n_settle:2 * n_bin] = np.asarray(d["eps"], dtype=float)[:, None, :]
+    ns["cmd"] = b2.TimedArray(cmd.reshape(-1, K), dt=dt * ms)
+    mod = b2.NeuronGroup(K, """
+        dM/dt = (ud - M) / tau_M : 1
+        ud = cmd(t - delay, i) : 1 (constant over dt)
+        """, method="exact", order=0, namespace=ns)
+    inp = b2.NeuronGroup(n0, "o = stim(t, i) * on(t) : 1", namespace=ns)
+    objs = [mod, inp]
+    pre, pre_index, pre_spiking = inp, (lambda mu, j: j), False
+    n_syn = 0
+    for layer in range(n_layers):
+        W, b = np.asarray(d[f"W{layer}"], float), np.asarray(d[f"b{layer}"], float)
+        Kw, n, n_in = W.shape
+        gated = f"t{layer}" in d
+        base = 10 * (layer + 1)
+        mu, i, j = np.meshgrid(np.arange(K), np.arange(n), np.arange(n_in), indexing="ij")
+        src, tgt = pre_index(mu, j).ravel(), (mu * n + i).ravel()
+        # the input current: summed from rates, or event-driven from spikes (filtered with tau_syn;
+        # the baseline r0 of the presynaptic trains is taken out of the bias)
+        if pre_spiking:
+            drive_eqs = "dIs/dt = -Is / tau_syn : 1\nI = Is : 1"
+            bias = b - r0 / g * W.sum(axis=2)
+        else:
+            drive_eqs = "I : 1"
+            bias = b
+        eqs = f"""
+        dv/dt = (clip(G * (I + b), thr, inf) - v) / tau_m : 1
+        {drive_eqs}
+        b : 1 (constant)
+        M : 1
+        G : 1
+        """
+        kw = {}
+        if spiking:
+            eqs += "ds/dt = -s / tau_syn : Hz\no = (s - r0) / g : 1\n"
+            kw = {"threshold": "rand() < (r0 + g * v) * dt", "reset": "s += 1 / tau_syn"}
+        else:
+            eqs += "o = v : 1\n"
+        neu = b2.NeuronGroup(K * n, eqs, method="exponential_euler" if pre_spiking else "exact",
+                             order=base + 5, namespace=ns, **kw)
+        neu.b = bias.reshape(-1)
+        if spiking:
+            neu.s = r0 * Hz
+        if pre_spiking:
+            neu.Is = (r0 / g * W.sum(axis=2)).reshape(-1)
+            syn = b2.Synapses(pre, neu, """
+                w : 1 (constant)
+                delig/dt = (o_pre * G_post - elig) / tau_e : 1 (clock-driven)
+                acc : 1
+                """, on_pre="Is_post += w / (g * tau_syn)", method="exact", order=base + 6, namespace=ns)
+        else:
+            syn = b2.Synapses(pre, neu, """
+                w : 1 (constant)
+                I_post = w * o_pre : 1 (summed)
+                delig/dt = (o_pre * G_post - elig) / tau_e : 1 (clock-driven)
+                acc : 1
+                """, method="exact", order=base + 6, namespace=ns)
+        syn.connect(i=src, j=tgt)
+        syn.w = W.ravel()
+        syn.run_regularly("acc += (dt / ms) * M_post * elig", when="end")
+        n_syn += len(src)
+        route = b2.Synapses(mod, neu, "M_post = M_pre : 1 (summed)", namespace=ns)  # channel mu -> group mu
+        route.connect(i=np.repeat(np.arange(K), n), j=np.arange(K * n))
+        objs += [neu, syn, route]
+        if gated:
+            t = np.asarray(d[f"t{layer}"], float)
+            if pre_spiking:
+                inh_eqs = "dgs/dt = -gs / tau_syn : 1\n"
+                gb = (t * bias).sum(axis=0)
+            else:
+                inh_eqs = "gs : 1\n"
+                gb = (t * b).sum(axis=0)
+            inh = b2.NeuronGroup(n, inh_eqs + "theta = int(gs + gb >= 0) : 1\ngb : 1 (constant)",
+                                 method="exact", order=base + 2, namespace=ns)
+            inh.gb = gb
+            tw = (t[:, :, None] * W).ravel()
+            if pre_spiking:
+                inh.gs = (r0 / g * (t[:, :, None] * W).sum(axis=(0, 2)))
+                gsyn = b2.Synapses(pre, inh, "tw : 1 (constant)", on_pre="gs_post += tw / (g * tau_syn)",
+                                   namespace=ns)
+            else:
+                gsyn = b2.Synapses(pre, inh, "tw : 1 (constant)\ngs_post = tw * o_pre : 1 (summed)",
+                                   namespace=ns)
+            gsyn.connect(i=src, j=i.ravel())
+            gsyn.tw = tw
+            gate = b2.NeuronGroup(n, "dG/dt = (theta - G) / tau_inh : 1\ntheta : 1 (linked)",
+                                  method="exact", order=base + 3, namespace=ns)
+            gate.theta = b2.linked_var(inh, "theta")
+            gate.G = 1.0
+            # the gate of group i reaches its K neurons (a linked variable would not be visible to
+            # the synapses' eligibility traces)
+            gin = b2.Synapses(gate, neu, "G_post = G_pre : 1 (summed)", namespace=ns)
+            gin.connect(i=np.tile(np.arange(n), K), j=np.arange(K * n))
+            objs += [inh, gsyn, gate, gin]
+        else:
+            neu.G = 1.0
+        pre, pre_index, pre_spiking = neu, (lambda mu, j, n=n: mu * n + j), spiking
+    spikes = b2.SpikeMonitor(pre) if spiking else None  # the readout's spikes (decoded by counts)
+    net = b2.Network(*objs, *([spikes] if spikes is not None else []))
+    t0 = time.perf_counter()
+    net.run(dt * ms)  # generates (and with cython compiles) the code
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    net.run(n_trials * slot * dt * ms - dt * ms)
+    wall = time.perf_counter() - t0
+    return {"run_s": wall, "build_s": t_build, "n_trials": n_trials, "n_steps": n_trials * slot,
+            "n_synapses": n_syn, "readout_spikes": -1 if spikes is None else spikes.num_spikes}
+
+
+TASKS = {"cascade": cascade, "lif": lif, "trace": trace, "poisson": poisson, "bench": bench}
 
 if __name__ == "__main__":
     raise SystemExit(main())
