@@ -61,17 +61,26 @@ def inputs(realization, x, trials: int, seed: int = 0) -> dict:
     return out
 
 
-def run(realization, x, trials: int = 2, target: str = "cython") -> dict:
+def run(realization, x, trials: int = 2, target: str = "cpp_standalone", threads: int = 1) -> dict:
     """Time the Brian2 model of ``realization`` on ``trials`` trials; its row of the table:
     trials/s, simulated s/wall s, and what Brian2 simulated.  ``{"skipped": why}`` when the
     Brian2 environment cannot be created (package index unreachable)."""
+    d = inputs(realization, x, trials)
+    if target == "cpp_standalone":  # the program's directory, kept: a rebuild compiles what changed
+        shape = "-".join(str(d[f"W{p}"].shape[1]) for p in range(int(d["n_layers"])))
+        d["standalone_dir"] = str(brian2_env.env_dir().parent / "brian2-standalone"
+                                  / f"grouped-{d['model']}-{d['K']}x{shape}")
+        d["threads"] = threads
     try:
-        r = brian2_env.run("bench", inputs(realization, x, trials), target=target)
+        r = brian2_env.run("bench", d, target=target)
     except brian2_env.Unavailable as exc:
         return {"skipped": str(exc)}
     run_s = float(r["run_s"])
     tl = realization.dynamics.tl
     trial_s = tl.slot * tl.dt * 1e-3
     return {"brian2_version": str(r["brian2_version"]), "target": str(r["target"]), "trials": trials,
+            "threads": threads if target == "cpp_standalone" else 1,
             "run_s": run_s, "codegen_s": float(r["build_s"]), "n_synapses": int(r["n_synapses"]),
-            "trials_per_s": trials / run_s, "sim_s_per_wall_s": trials * trial_s / run_s}
+            "trials_per_s": trials / run_s, "sim_s_per_wall_s": trials * trial_s / run_s,
+            # spiking: the readout's spikes over all trials (rate neurons: None)
+            "readout_spikes": None if int(r["readout_spikes"]) < 0 else int(r["readout_spikes"])}
