@@ -3,7 +3,7 @@
 Runs in the Brian2 environment of :mod:`benchmarks.brian2_env` (Brian2 and NumPy only; it never
 imports neurosim)::
 
-    python brian2_side.py TASK IN.npz OUT.npz [--target numpy|cython]
+    python brian2_side.py TASK IN.npz OUT.npz [--target numpy|cython|cpp_standalone]
 
 Each task reads its weights, inputs and constants from ``IN.npz`` and writes its recordings to
 ``OUT.npz``.  Times are in ms and rates in Hz, as in neurosim; the step ``dt`` is Brian2's clock.
@@ -26,8 +26,14 @@ Tasks:
   eligibility traces of synapses, ``tau_e dE/dt = -E + pre G_post`` (``elig``: Brian2's
   ``exact`` integrator would read ``E`` as Euler's number), with the accumulated
   three-factor product ``sum_k dt M_k E_k``;
-* ``poisson``: rate neurons emitting Poisson spikes at ``r0 + g a``;
-* ``bench``: the study circuit 784-256-128-1 (K = 10, grouped) over whole trials, timed.
+* ``poisson``: rate neurons emitting spikes at ``r0 + g a`` (a stochastic threshold);
+* ``bench``: the grouped circuit in time (the benchmark's study circuit 784-256-128-1, K = 10)
+  over whole trials, timed.
+
+Two things Brian2 does not allow are worked around: a synapse cannot read a linked variable of
+its target, so the gate and the neuromodulator reach the neurons that the synapses read through
+one-to-one summed variables; and the ``exact`` integrator cannot treat ``int(...)`` of a
+condition, so the inhibitory neuron's step function is a subexpression of its own group.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import time
 import brian2 as b2
 import numpy as np
 
-ms, Hz, second = b2.ms, b2.Hz, b2.second
+ms, Hz = b2.ms, b2.Hz
 
 
 def _setup(target: str, dt_ms: float, seed: int = 0, threads: int = 0):
