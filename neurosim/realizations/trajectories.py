@@ -173,7 +173,7 @@ class TrajectoryObserver(Observer):
     # ------------------------------------------------------------------
     def _trajectory(self, exp, result) -> dict:
         rec = self.real.trajectory(self.px, self.py, self.units)
-        nm = rec["neuromodulator"][1]  # (probe, time_bin, channel)
+        nm = rec["neuromodulator_bin_mean"][1]  # (probe, time_bin, channel)
         rec["neuromod_spatial_var"] = ((), np.asarray(nm.var(axis=2).mean()), {
             "long_name": "variance of the neuromodulator across channels within a time bin "
                          "(mean over probe examples and bins)", "units": "1"})

@@ -1,0 +1,132 @@
+"""Trial records of the circuits in time (``trial_*``, :mod:`neurosim.realizations.dynamics.recording`).
+
+* The recorded M(t) and E(t) are those the plasticity uses: over one trial,
+  ``Σ_k dt M(t_k) E(t_k)`` of every sampled synapse equals the engine's update of that synapse
+  for the example as a mini-batch of one from a fresh state (float64) — an independent
+  check, since the record steps each trace forward in time while the engine weights every
+  coincidence by a backward filter of M.
+* The whole trial is recorded: presentation, replay, rest; the delayed neuromodulator is
+  recorded where it meets the traces.
+* Every recorded variable is declared in :mod:`neurosim.recording.trial`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurosim.protocol import validate_protocol
+from neurosim.train import Run
+
+DYN = {"dt_ms": 1.0, "presentation_ms": 4.0, "settle_ms": 1.0, "interval_ms": 12.0,
+       "neurons": {"model": "rate", "tau_m_ms": 2.0}, "code": {"baseline_hz": 20.0, "gain_hz": 10.0},
+       "gating": {"tau_inh_ms": 1.5}, "eligibility": {"tau_e_ms": 6.0},
+       "neuromodulator": {"delay_ms": 5.0, "tau_ms": 3.0, "noise": 0.0, "crosstalk": 0.2}}
+
+
+def proto(realization, dyn=DYN, out="unused.zarr", traj=None, **train):
+    raw = {
+        "name": "t",
+        "circuit": {"vectorized": True, "sign": "nonnegative", "init": "on_off",
+                    "layers": [{"type": "dense", "units": n} for n in (6, 4)]},
+        "realization": {**realization, "dynamics": dyn},
+        "rule": {"name": "gevb"},
+        "data": {"dataset": "synthetic", "options": {"n_train": 64, "n_test": 32, "shape": [1, 4, 4]}},
+        "optimizer": {"name": "sgd", "lr": 0.05},
+        "training": {"epochs": 1, "batch_size": 16, "eval_every": 1, **train},
+        "seed": 3,
+        "dtype": "float64",
+        "recording": {"out": out},
+    }
+    if traj is not None:
+        raw["recording"]["trajectories"] = traj
+    return validate_protocol(raw)
+
+
+CASES = {
+    "grouped": {"type": "grouped", "compensate_k": True},
+    "grouped_no_replay": {"type": "grouped", "compensate_k": False, "_replay": False},
+    "temporal": {"type": "temporal", "gating": "first_bin"},
+    "temporal_online": {"type": "temporal", "error_timing": "mse_online"},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_recorded_M_times_E_is_the_update(case):
+    from neurosim.realizations.dynamics.recording import population_of, synapses
+
+    real_spec = dict(CASES[case])
+    dyn_opts = dict(DYN, replay=real_spec.pop("_replay", True))
+    run = Run(proto(real_spec, dyn_opts))
+    real = run.exp.realization
+    dyn = real.dynamics
+    n = 3
+    x, y = run.exp.x_test[:n], run.exp.y_test[:n]
+    units = {i: np.arange(1 if i == run.exp.net.readout else 2) for i in dyn.layers}
+    rec = real.trajectory(x, y, units)
+    grouped = dyn.name == "grouped"
+    M = rec["trial_neuromodulator"][1]  # (probe, T, ch) | (probe, T)
+    if not grouped:
+        M = M[..., None]
+    assert M.shape[1] == dyn.tl.slot
+    pops = population_of(dyn)
+    checked = 0
+    for b in range(n):
+        fresh = type(dyn)(real, dyn.opts)  # a fresh state: no carried trace, a fresh neuromodulator
+        grads = fresh.trial(x[b:b + 1], y[b:b + 1])[4]
+        for i in dyn.layers:
+            post, pre, comp = synapses(dyn)[i]
+            E = rec[f"trial_eligibility_to_{pops[i]}"][1][b]  # (T, syn)
+            ch = comp if grouped else np.zeros_like(comp)
+            integral = dyn.dt * (M[b][:, ch] * E).sum(axis=0)  # ∫ M E dt per synapse
+            kscale = dyn.K if (grouped and dyn.compensate and i != dyn.first) else 1
+            expected = integral * kscale / dyn.tl.count_ms
+            W = np.asarray(grads[(i, "W")])
+            got = W[comp, post, pre] if W.ndim == 3 else W[post, pre]
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14 * np.abs(W).max())
+            checked += int((np.abs(expected) > 1e-8).sum())
+    assert checked > 3 * n  # most sampled synapses see a nonzero update
+
+
+def test_whole_trial_and_declared_names():
+    from neurosim.recording.trial import COORDINATES, VARIABLES
+
+    run = Run(proto({"type": "grouped"}, dict(DYN, neurons={"model": "poisson", "tau_m_ms": 2.0})))
+    real = run.exp.realization
+    dyn = real.dynamics
+    units = {i: np.arange(1 if i == run.exp.net.readout else 2) for i in dyn.layers}
+    rec = real.trajectory(run.exp.x_test[:2], run.exp.y_test[:2], units)
+    coords = real.trajectory_coords()
+    templates = [t for t in list(VARIABLES) + list(COORDINATES)]
+
+    def declared(name):
+        pops = ("input", "hidden_1", "hidden_2", "readout")
+        return any(t.format(pop=p) == name for t in templates for p in pops)
+
+    for name in list(rec) + list(coords):
+        if name.startswith(("trial_", "unit_", "synapse_to_")) or name in ("mean_rate", "zero_rate_fraction",
+                                                                         "neuromodulator_bin_mean"):
+            assert declared(name), name
+            attrs = (rec.get(name) or coords[name])[2]
+            assert attrs["units"] and attrs["long_name"], name
+    assert not [k for k in rec if k.startswith("dyn_")]
+    phase = coords["trial_phase"][1]
+    tl = dyn.tl
+    assert list(np.bincount(phase)) == [tl.phase_steps, tl.phase_steps, tl.n_interval]
+    t = coords["trial_time"][1]
+    np.testing.assert_allclose(t, np.arange(1, tl.slot + 1) * tl.dt)
+    # the neuromodulator arrives after the command (delay 5 ms) and meets the traces
+    u, M = rec["trial_command"][1], rec["trial_neuromodulator"][1]
+    first_cmd = np.flatnonzero(np.abs(u).sum(axis=(0, 2)) > 0)[0]
+    first_M = np.flatnonzero(np.abs(M).sum(axis=(0, 2)) > 0)[0]
+    assert first_M == first_cmd + 5
+    E = rec["trial_eligibility_to_hidden_1"][1]
+    meet = np.abs(M).max(axis=2)[:, :, None] * np.abs(E)  # (probe, T, syn)
+    assert (meet.max(axis=(1, 2)) > 0).all()  # for every probe example
+    assert (np.abs(M[:, phase == 2]).max(axis=(1, 2)) > 0).all()  # M's tail during the rest
+    # the input population: the stimulus' rate code while it is shown, the baseline at rest
+    r_in = rec["trial_rate_input"][1]  # (probe, T, unit)
+    assert (r_in[:, phase == 2] == 20.0).all()
+    # spikes where simulated, NaN at rest
+    sp = rec["trial_spikes_hidden_1"][1]
+    assert np.isnan(sp[:, phase == 2]).all() and np.isfinite(sp[:, phase < 2]).all()
