@@ -45,8 +45,8 @@ import numpy as np
 
 from ..core.backend import array_module
 from ..core.options import Field, Section
-from ..rules.base import StepResult
 from ..recording.trial import variable as trial_variable
+from ..rules.base import StepResult
 from . import dynamics
 from .base import Realization
 from .circuit import (

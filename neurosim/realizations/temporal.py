@@ -63,8 +63,8 @@ import numpy as np
 from ..core.backend import array_module
 from ..core.options import ConfigError, Field, Section
 from ..losses import mse
-from ..rules.base import StepResult
 from ..recording.trial import variable as trial_variable
+from ..rules.base import StepResult
 from . import dynamics
 from .base import Realization
 from .circuit import check_network, check_protocol, clamp_, engine_states

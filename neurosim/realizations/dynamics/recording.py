@@ -168,8 +168,9 @@ def records(dyn, units) -> dict:
     grouped = dyn.name == "grouped"
     pops = population_of(dyn)
     nodim = () if grouped else ("component",)
-    rec = dict([variable("trial_rate_{pop}", _input_rate(dyn, last["x"], s), drop=() if not grouped else ("component",),
-                         pop="input")])
+    # the input population: one (grouped) or K (temporal: population μ in bin μ)
+    rec = dict([variable("trial_rate_{pop}", _input_rate(dyn, last["x"], s),
+                         drop=("component",) if grouped else (), pop="input")])
     zero, mean_rate = [], []
     for pos, i in enumerate(dyn.layers):
         u = np.asarray(units[i])
