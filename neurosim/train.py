@@ -243,6 +243,7 @@ class Run:
         n_batches = (n + bs - 1) // bs
         last = None
         if self.epoch < tr["epochs"] and not self.stopped:
+            self._plan_recording(n_batches)
             self._say("training")
         try:
             while self.epoch < tr["epochs"] and not self.stopped:
@@ -313,6 +314,18 @@ class Run:
 
         ds = open_store(self.out)
         return {k: float(ds[k].values[-1]) for k in ("train_error", "test_error")}
+
+    def _plan_recording(self, n_batches: int) -> None:
+        """Tell the observers the run's length; a recording cadence longer than the run is
+        said in one line (those records are taken at the run's last step instead)."""
+        tr = self.exp.training
+        n_steps = tr["epochs"] * n_batches
+        if tr["max_steps"]:
+            n_steps = min(n_steps, tr["max_steps"])
+        long = [f"{key} = {every}" for obs in self.exp.observers for key, every in obs.plan(n_steps)]
+        if long and hasattr(self.progress, "write"):
+            self.progress.write(f"note: this run takes {n_steps} optimizer steps, fewer than "
+                                f"{', '.join(long)}: recorded at its last step ({n_steps}) instead")
 
     def _say(self, text: str) -> None:
         if hasattr(self.progress, "phase"):

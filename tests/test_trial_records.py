@@ -130,3 +130,40 @@ def test_whole_trial_and_declared_names():
     # spikes where simulated, NaN at rest
     sp = rec["trial_spikes_hidden_1"][1]
     assert np.isnan(sp[:, phase == 2]).all() and np.isfinite(sp[:, phase < 2]).all()
+
+
+def test_short_run_records_its_last_step_and_says_so(tmp_path):
+    """A cadence longer than the run: one line at the start, the record at the last step."""
+    import xarray as xr
+
+    from neurosim.train import run_protocol
+
+    class Notes:
+        def __init__(self):
+            self.lines = []
+
+        def write(self, text):
+            self.lines.append(text)
+
+        def __call__(self, *a):
+            pass
+
+    out = tmp_path / "short.zarr"
+    notes = Notes()
+    traj = {"every": 50, "snapshot_every": 100, "samples": 2, "units": 2}
+    run_protocol(proto({"type": "grouped"}, out=str(out), traj=traj, max_steps=3), progress=notes)
+    ds = xr.open_zarr(str(out))
+    assert list(ds["sim_step"].values) == [3] and list(ds["snapshot"].values) == [3]
+    assert "trial_neuromodulator" in ds
+    said = [ln for ln in notes.lines if ln.startswith("note:")]
+    assert len(said) == 1, notes.lines
+    assert ("3 optimizer steps" in said[0] and "recording.trajectories.every = 50" in said[0]
+            and "recording.trajectories.snapshot_every = 100" in said[0]), said[0]
+    # a cadence the run reaches: no note, no extra record
+    notes = Notes()
+    out2 = tmp_path / "long.zarr"
+    run_protocol(proto({"type": "grouped"}, out=str(out2), traj={**traj, "every": 2, "snapshot_every": 3},
+                       max_steps=3), progress=notes)
+    ds = xr.open_zarr(str(out2))
+    assert list(ds["sim_step"].values) == [2] and list(ds["snapshot"].values) == [3]
+    assert not [ln for ln in notes.lines if ln.startswith("note:")]

@@ -148,17 +148,32 @@ class TrajectoryObserver(Observer):
         self.steps = {"sim_step": [], "snapshot": []}
         self.epochs = {"sim_step": [], "snapshot": []}
         self._coords_written = set()
+        self.final = {}  # {dim: the run's last step} when a cadence exceeds the run (plan)
 
     # ------------------------------------------------------------------
+    def plan(self, n_steps: int) -> list:
+        """A run shorter than a cadence records its last step instead (see Observer.plan)."""
+        notes = []
+        self.final = {}
+        for dim, every, key in (("sim_step", self.every, f"{KEY}.every"),
+                                ("snapshot", self.snapshot_every, f"{KEY}.snapshot_every")):
+            if every > n_steps:
+                self.final[dim] = n_steps
+                notes.append((key, every))
+        return notes
+
+    def _due(self, dim: str, step: int) -> bool:
+        every = self.every if dim == "sim_step" else self.snapshot_every
+        return (every > 0 and step % every == 0) or step == self.final.get(dim)
+
     def due(self, step: int) -> bool:
-        return ((self.every > 0 and step % self.every == 0)
-                or (self.snapshot_every > 0 and step % self.snapshot_every == 0))
+        return self._due("sim_step", step) or self._due("snapshot", step)
 
     def observe(self, exp, ctx):
         step = ctx.step
-        if self.every > 0 and step % self.every == 0:
+        if self._due("sim_step", step):
             self._keep("sim_step", self._trajectory(exp, ctx.result), ctx)
-        if self.snapshot_every > 0 and step % self.snapshot_every == 0:
+        if self._due("snapshot", step):
             self._keep("snapshot", self.real.synapse_snapshot(self.syn), ctx)
         return self._emit(ctx, force=False)
 
