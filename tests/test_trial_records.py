@@ -167,3 +167,58 @@ def test_short_run_records_its_last_step_and_says_so(tmp_path):
     ds = xr.open_zarr(str(out2))
     assert list(ds["sim_step"].values) == [2] and list(ds["snapshot"].values) == [3]
     assert not [ln for ln in notes.lines if ln.startswith("note:")]
+
+
+# ---- neurosim plot trial ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """A grouped Poisson store with trajectories, and one without."""
+    from neurosim.train import run_protocol
+
+    d = tmp_path_factory.mktemp("plot")
+    traj = {"every": 2, "samples": 2, "units": 3}
+    spiking = dict(DYN, neurons={"model": "poisson", "tau_m_ms": 2.0})
+    run_protocol(proto({"type": "grouped"}, spiking, out=str(d / "g.zarr"), traj=traj, max_steps=4))
+    run_protocol(proto({"type": "grouped"}, out=str(d / "none.zarr"), max_steps=2))
+    return d
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from neurosim.cli import main
+
+    return CliRunner().invoke(main, ["plot", "trial", *map(str, args)])
+
+
+def test_plot_trial_writes_the_figure(stores, tmp_path):
+    from neurosim.analysis.trial import load_trial
+
+    out = tmp_path / "trial.png"
+    res = _cli(stores / "g.zarr", "--step", 2, "--probe", 1, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size > 20_000 and out.read_bytes()[:4] == b"\x89PNG"
+    tr = load_trial(stores / "g.zarr", step=2, probe=1)
+    assert (tr.step, tr.probe) == (2, 1)
+    assert [p.name for p in tr.pops] == ["input", "hidden_1", "hidden_2", "readout"]
+    assert tr.pops[1].spikes is not None and tr.pops[0].spikes is None
+    assert tr.M.shape == (tr.t.size, 10) and tr.t.size == 20
+    tr = load_trial(stores / "g.zarr", record=0, select=["hidden_2"])
+    assert [p.name for p in tr.pops] == ["hidden_2"] and tr.step == 2
+
+
+@pytest.mark.parametrize("args, words", [
+    (("{d}/nothere.zarr",), "not a neurosim store"),
+    (("{d}",), "not a neurosim store"),
+    (("{d}/none.zarr",), "no trajectory records"),
+    (("{d}/g.zarr", "--step", "3"), "no trajectory record at step 3"),
+    (("{d}/g.zarr", "--record", "5"), "record 5 does not exist"),
+    (("{d}/g.zarr", "--probe", "7"), "not in the probe set"),
+    (("{d}/g.zarr", "--populations", "hidden_9"), "no population hidden_9"),
+    (("{d}/g.zarr", "--out", "{d}/x.txt"), "unknown figure type"),
+])
+def test_plot_trial_bad_input_is_one_line(stores, args, words):
+    res = _cli(*[a.format(d=stores) for a in args])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and words in lines[0], res.output
