@@ -21,6 +21,7 @@ from .figures import pyplot
 from .trial import Trial, phase_spans
 
 PHASE_COLORS = {"presentation": "#4c72b0", "replay": "#dd8452", "rest": "#999999"}
+MODEL_NAMES = {"rate": "rate neurons", "poisson": "Poisson neurons", "lif": "LIF neurons"}
 #: a value is recorded at the end of its step and holds over the step
 STEPS = "steps-pre"
 POP_COLORS = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#937860", "#da8bc3"]
@@ -128,7 +129,7 @@ def plot_trial(tr: Trial, path, n_neurons: int = 8) -> None:
         ax.tick_params(labelsize=8)
     axes[-1].set_xlabel("time since the trial's onset (ms)")
     axes[-1].set_xlim(tr.t[0] - tr.dt, tr.t[-1])
-    neurons = {"rate": "rate neurons", "poisson": "Poisson neurons", "lif": "LIF neurons"}.get(tr.model, tr.model)
+    neurons = MODEL_NAMES.get(tr.model, tr.model)
     title = (f"{tr.label}: {tr.realization} circuit, {neurons} — step {tr.step}, test example "
              f"{tr.probe}" + (f" (label {tr.probe_label})" if tr.probe_label >= 0 else ""))
     if not tr.whole_trial:

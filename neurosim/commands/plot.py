@@ -45,6 +45,7 @@ def trial(store, step, record, probe, populations, neurons, out):
     except (StoreError, TrialError) as exc:
         fail(str(exc))
     if out is None:
-        out = f"{Path(str(store).rstrip('/')).name.removesuffix('.zarr')}_trial_step{tr.step}_probe{tr.probe}.png"
+        stem = Path(str(store).rstrip("/")).name.removesuffix(".zarr")
+        out = f"{stem}_trial_step{tr.step}_probe{tr.probe}.png"
     plot_trial(tr, out, n_neurons=neurons)
     click.echo(f"figure written to {out}")
