@@ -222,3 +222,35 @@ def test_plot_trial_bad_input_is_one_line(stores, args, words):
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and words in lines[0], res.output
+
+
+def test_plot_trial_reads_stores_from_before_the_trial_records(stores, tmp_path):
+    """A store with the former ``dyn_*`` records (presentation and replay only, per weight-layer
+    index, no input population) is read under the population names."""
+    import xarray as xr
+
+    from neurosim.analysis.trial import load_trial
+
+    new = xr.open_zarr(str(stores / "g.zarr"))
+    shown = new.isel(trial_time=new["trial_phase"].values < 2)
+    ren = {"trial_time": "dyn_time", "trial_phase": "dyn_phase",
+           "trial_neuromodulator": "dyn_neuromodulator", "neuromodulator_bin_mean": "neuromodulator"}
+    for layer, pop in enumerate(("hidden_1", "hidden_2", "readout")):
+        for kind in ("rate", "spikes", "gate"):
+            if f"trial_{kind}_{pop}" in shown:
+                ren[f"trial_{kind}_{pop}"] = f"dyn_{kind}_{layer}"
+        ren[f"trial_eligibility_to_{pop}"] = f"dyn_eligibility_{layer}"
+    keep = [k for k in ren if k in shown.data_vars] + ["probe_label"]
+    old = shown[keep].rename(ren).drop_vars([c for c in shown.coords if c.startswith(("trial_", "synapse_to"))
+                                             and c not in ren], errors="ignore")
+    old.attrs = {k: v for k, v in new.attrs.items() if k != "neurosim_commit"}
+    path = tmp_path / "old.zarr"
+    old.to_zarr(str(path), zarr_format=3, consolidated=False)
+    tr = load_trial(path, probe=1)
+    assert not tr.whole_trial and tr.t.size == 8
+    assert [p.name for p in tr.pops] == ["hidden_1", "hidden_2", "readout"]
+    ref = load_trial(stores / "g.zarr", probe=1)
+    np.testing.assert_array_equal(tr.pops[1].rate, ref.pops[2].rate[:8])
+    np.testing.assert_array_equal(tr.M, ref.M[:8])
+    res = _cli(path, "--out", tmp_path / "old.png")
+    assert res.exit_code == 0 and (tmp_path / "old.png").exists(), res.output

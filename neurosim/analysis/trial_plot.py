@@ -21,9 +21,9 @@ from .figures import pyplot
 from .trial import Trial, phase_spans
 
 PHASE_COLORS = {"presentation": "#4c72b0", "replay": "#dd8452", "rest": "#999999"}
+#: trials up to this many steps are drawn as stairs (a value holds over its step)
+STAIRS_UP_TO = 200
 MODEL_NAMES = {"rate": "rate neurons", "poisson": "Poisson neurons", "lif": "LIF neurons"}
-#: a value is recorded at the end of its step and holds over the step
-STEPS = "steps-pre"
 POP_COLORS = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#937860", "#da8bc3"]
 
 
@@ -40,10 +40,28 @@ def _shade(ax, tr: Trial, labels: bool = False):
                 ax.axvline(tr.t[e], color="0.6", lw=0.5, ls=":")
 
 
+def _stairs(ax, tr: Trial, y, **kw):
+    """A recorded value holds over its integration step (t - dt, t]: drawn as stairs; on long
+    trials (more than :data:`STAIRS_UP_TO` steps, where a step is a pixel) as a line through
+    the step ends."""
+    y = np.asarray(y, dtype=float)
+    kw.setdefault("lw", 1.0)
+    if tr.t.size > STAIRS_UP_TO:
+        return ax.plot(tr.t, y, **kw)
+    edges = np.concatenate([[tr.t[0] - tr.dt], tr.t])
+    return ax.stairs(y, edges, baseline=None, **kw)
+
+
 def _most_modulated(rate, n):
-    """Indices of the n neurons whose rate varies most over the trial."""
+    """Indices of n neurons among those whose rate varies most over the trial, spread over
+    the candidates (neurons that vary alike, e.g. the temporal circuit's K input populations,
+    are not all taken from the first component)."""
     sd = np.nanstd(rate, axis=0)
-    return np.argsort(-sd, kind="stable")[:n]
+    order = np.argsort(-sd, kind="stable")
+    top = order[np.isclose(sd[order], sd[order[0]])]
+    if top.size > n:  # ties at the top: take them evenly
+        return top[np.linspace(0, top.size - 1, n).round().astype(int)]
+    return order[:n]
 
 
 def _population_row(ax, tr, pop, n_neurons, color):
@@ -55,6 +73,11 @@ def _population_row(ax, tr, pop, n_neurons, color):
             ax.plot(times, np.full(times.size, row), "|", color=color, ms=4, mew=0.8)
         ax.set_ylim(-1, len(keep))
         ax.set_ylabel(f"{pop.name}\nneuron", fontsize=9)
+        if not np.nansum(sp) > 0:  # a silent population says so (not an empty panel)
+            shown = tr.phase < 2
+            ax.text((tr.t[shown][0] - tr.dt + tr.t[shown][-1]) / 2, len(keep) / 2,
+                    f"no spikes in {sp.shape[1]} recorded neurons", ha="center", va="center",
+                    fontsize=9, color="#c44e52")
         rest = tr.phase == 2
         if rest.any() and np.isnan(sp[rest]).all():
             a = tr.t[rest][0] - tr.dt
@@ -63,8 +86,8 @@ def _population_row(ax, tr, pop, n_neurons, color):
         return
     r = pop.rate
     for j in _most_modulated(r, n_neurons):
-        ax.plot(tr.t, r[:, j], color=color, lw=0.8, alpha=0.6, ds=STEPS)
-    ax.plot(tr.t, r.mean(axis=1), color="k", lw=1.4, ds=STEPS, label="mean of the recorded neurons")
+        _stairs(ax, tr, r[:, j], color=color, lw=0.8, alpha=0.6)
+    _stairs(ax, tr, r.mean(axis=1), color="k", lw=1.4, label="mean of the recorded neurons")
     ax.set_ylabel(f"{pop.name}\nrate (Hz)", fontsize=9)
     lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
     pad = max(0.05 * (hi - lo), 0.5)
@@ -95,7 +118,7 @@ def plot_trial(tr: Trial, path, n_neurons: int = 8) -> None:
             _population_row(ax, tr, pop, n_neurons, colors[pop.name])
         elif kind == "gate":
             for p in gated:
-                ax.plot(tr.t, p.gate.mean(axis=1), color=colors[p.name], lw=1.3, ds=STEPS, label=p.name)
+                _stairs(ax, tr, p.gate.mean(axis=1), color=colors[p.name], lw=1.3, label=p.name)
             ax.set_ylim(-0.05, 1.05)
             ax.set_ylabel("gate open\n(fraction)", fontsize=9)
             ax.legend(loc="center left", bbox_to_anchor=(1.005, 0.5), fontsize=8, frameon=False)
@@ -103,10 +126,10 @@ def plot_trial(tr: Trial, path, n_neurons: int = 8) -> None:
             for c in range(K):
                 color = cmap(c % 10) if K > 1 else "k"
                 own = K > 1 and c == tr.probe_label
-                ax.plot(tr.t, tr.M[:, c], color=color, lw=2.0 if own else 1.0, ds=STEPS,
+                _stairs(ax, tr, tr.M[:, c], color=color, lw=2.0 if own else 1.0,
                         label=(f"ch {c}" + (" (label)" if own else "")) if K > 1 else "M(t)")
                 if tr.command is not None:
-                    ax.plot(tr.t, tr.command[:, c], color=color, lw=0.7, ls="--", alpha=0.6, ds=STEPS)
+                    _stairs(ax, tr, tr.command[:, c], color=color, lw=0.7, ls="--", alpha=0.6)
             ax.axhline(0, color="0.5", lw=0.5)
             ax.set_ylabel("neuromodulator\nM(t)", fontsize=9)
             ax.legend(loc="center left", bbox_to_anchor=(1.005, 0.5), fontsize=7, frameon=False,
@@ -117,7 +140,7 @@ def plot_trial(tr: Trial, path, n_neurons: int = 8) -> None:
                 ch = tr.synapse_channel[name]
                 y = E if kind == "E" else E * tr.M[:, ch]
                 for j in range(E.shape[1]):
-                    ax.plot(tr.t, y[:, j], color=colors[name], lw=0.8, alpha=0.8, ds=STEPS,
+                    _stairs(ax, tr, y[:, j], color=colors[name], lw=0.8, alpha=0.8,
                             label=f"onto {name}" if j == 0 else None)
             ax.axhline(0, color="0.5", lw=0.5)
             if kind == "E":

@@ -49,7 +49,8 @@ def population_of(dyn) -> dict:
 
 def synapses(dyn) -> dict:
     """Sampled synapses {layer: (post, pre, component)} (fixed per run, stream ``record``); the
-    first layer's presynaptic neurons among the input neurons the probe examples drive."""
+    first layer's presynaptic neurons among the input neurons the probe examples drive above
+    the background (MNIST: the pixels of the digits, not the black surround)."""
     if getattr(dyn, "_rec_syn", None) is None:
         out = {}
         x = None if dyn.last_probe is None else to_host(dyn.last_probe["x"])
@@ -58,7 +59,8 @@ def synapses(dyn) -> dict:
             rng = dyn.backend.rng("record", 17, i)
             k = N_SYNAPSES
             post = rng.integers(0, L.n_units, k)
-            active = np.flatnonzero(np.abs(x).max(axis=0) > 0) if (i == dyn.first and x is not None) \
+            # input neurons some probe example drives above the stimuli's background (their minimum)
+            active = np.flatnonzero(x.max(axis=0) > x.min()) if (i == dyn.first and x is not None) \
                 else np.zeros(0, dtype=np.int64)
             pre = active[rng.integers(0, active.size, k)] if active.size else rng.integers(0, L.n_in, k)
             out[i] = (post, pre, rng.integers(0, dyn.K, k))
