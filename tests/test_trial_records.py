@@ -203,6 +203,7 @@ def test_plot_trial_writes_the_figure(stores, tmp_path):
     assert [p.name for p in tr.pops] == ["input", "hidden_1", "hidden_2", "readout"]
     assert tr.pops[1].spikes is not None and tr.pops[0].spikes is None
     assert tr.M.shape == (tr.t.size, 10) and tr.t.size == 20
+    assert load_trial(stores / "g.zarr").step == 4  # the last record by default
     tr = load_trial(stores / "g.zarr", record=0, select=["hidden_2"])
     assert [p.name for p in tr.pops] == ["hidden_2"] and tr.step == 2
 
