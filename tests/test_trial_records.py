@@ -255,3 +255,27 @@ def test_plot_trial_reads_stores_from_before_the_trial_records(stores, tmp_path)
     np.testing.assert_array_equal(tr.M, ref.M[:8])
     res = _cli(path, "--out", tmp_path / "old.png")
     assert res.exit_code == 0 and (tmp_path / "old.png").exists(), res.output
+
+
+@pytest.mark.parametrize("case", ["grouped", "temporal"])
+def test_bin_mean_is_the_delayed_command(case):
+    """Without a filter or noise M is the command delayed: its mean over each delayed command
+    window is the (mixed) error component of that window, even when the delay is longer than
+    the rest interval (the command then arrives after the trial's end)."""
+    nm = {"delay_ms": 16.0, "tau_ms": 0.0, "noise": 0.0, "crosstalk": 0.2}
+    run = Run(proto(CASES[case], dict(DYN, neuromodulator=nm)))
+    real, dyn = run.exp.realization, run.exp.realization.dynamics
+    assert 16 > dyn.tl.n_interval  # beyond the trial
+    units = {i: np.arange(1) for i in dyn.layers}
+    rec = real.trajectory(run.exp.x_test[:2], run.exp.y_test[:2], units)
+    bm = rec["neuromodulator_bin_mean"][1]  # (probe, time_bin, channel)
+    u = rec["trial_command"][1]
+    if case == "grouped":
+        eps = u.max(axis=1) + u.min(axis=1)  # the one value each channel is commanded with
+        np.testing.assert_allclose(bm[:, 0, :], eps, rtol=1e-12)
+    else:  # bin μ's window carries ε_μ
+        tl = dyn.tl
+        p = tl.phase_start(1)
+        eps = np.stack([u[:, p + m * tl.n_bin + tl.n_settle] for m in range(dyn.K)], axis=1)
+        np.testing.assert_allclose(bm[:, :, 0], eps, rtol=1e-12)
+    assert np.abs(eps).max() > 1e-3

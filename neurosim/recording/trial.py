@@ -104,8 +104,9 @@ VARIABLES = {
         "(activity below -baseline/gain), per population a weight layer projects onto"),
     "neuromodulator_bin_mean": Declared(
         ("probe", "time_bin", "channel"), "1",
-        "neuromodulator at the synapses of channel μ, mean over each time bin's command window, "
-        "per probe example (per-example error units; without dynamics it is the error e_μ "
+        "neuromodulator at the synapses of channel μ, mean over each time bin's command window "
+        "delayed by the neuromodulator's delay (where that command arrives), per probe example "
+        "(per-example error units; without dynamics it is the error e_μ "
         "itself: grouped, channel μ carries e_μ in every bin; temporal, every channel carries "
         "e_μ in bin μ)"),
 }

@@ -358,15 +358,20 @@ class CircuitDynamics:
         _, e = self.learn_loss(self.decode(pres[-1]), y)
         u = self.command(mix(e * B, self.chi), B)
         nm = Neuromodulator(*self._nm_args)
+        # M over the trial and the delay after it (where a late command arrives; the steps
+        # beyond the trial only enter the recorded neuromodulator_bin_mean)
+        D = int(round(self.opts["neuromodulator"]["delay_ms"] / self.dt))
+        u_ext = self.xp.concatenate([u, self.xp.zeros((B, D, self.channels), dtype=u.dtype)], axis=1)
         M = []
         for b in range(B):  # one trial each, from rest
             nm.reset()
-            M.append(nm.signal(u[b], self._rnd(PROBE_STREAM, self.t, 99, b)))
+            M.append(nm.signal(u_ext[b], self._rnd(PROBE_STREAM, self.t, 99, b)))
         M = self.xp.stack(M)
         replay = None
         if tl.n_phase == 2 and self.replay_active() and self.stochastic:
             replay = self.simulate(x, (PROBE_STREAM, self.t, 1), keep=B)
-        self.last_probe = {"pres": pres, "replay": replay, "M": M, "u": u, "e": e, "x": x2}
+        self.last_probe = {"pres": pres, "replay": replay, "M": M[:, :tl.slot], "M_ext": M, "D": D,
+                           "u": u, "e": e, "x": x2}
         return self.states(x2, pres), e * B
 
     # ---- evaluation ------------------------------------------------------------

@@ -207,14 +207,15 @@ def records(dyn, units) -> dict:
     for name, vals in (("zero_rate_fraction", zero), ("mean_rate", mean_rate)):
         k, (dims, v, attrs) = variable(name, np.asarray(vals))
         rec[k] = (dims, v, {**attrs, "populations": names})
-    rec["neuromodulator_bin_mean"] = _bin_mean(dyn, M)
+    rec["neuromodulator_bin_mean"] = _bin_mean(dyn, to_host(last["M_ext"])[s], last["D"])
     return rec
 
 
-def _bin_mean(dyn, M):
-    """M averaged over each command window, (probe, time_bin, channel)."""
+def _bin_mean(dyn, M, D):
+    """M averaged over each command window delayed by the neuromodulator's delay (the window in
+    which that command reaches the synapses), (probe, time_bin, channel)."""
     tl = dyn.tl
-    cnt = np.flatnonzero(tl.counting())
+    cnt = np.flatnonzero(tl.counting()) + D
     K = dyn.K
     if dyn.name == "grouped":
         steps = tl.phase_start(1) + cnt
