@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..recording.trial import PHASES, populations
+from ..recording.trial import LEGACY, PHASES, populations
 
 
 class TrialError(ValueError):
@@ -94,7 +94,12 @@ def load_trial(path, step=None, record: int = -1, probe=None, select=None) -> Tr
     run = open_run(path)
     ds = run.ds
     new = "trial_time" in ds.variables
-    if not new and "dyn_time" not in ds.variables:
+    old = {v: k for k, v in LEGACY.items()}  # the names in stores from before the trial records
+
+    def name(n):
+        return n if new else old[n]
+
+    if not new and old["trial_time"] not in ds.variables:
         if "sim_step" in ds.dims:
             raise TrialError(f"{path} has trajectory records but no circuit in time: its protocol "
                              f"has no realization.dynamics section")
@@ -112,10 +117,10 @@ def load_trial(path, step=None, record: int = -1, probe=None, select=None) -> Tr
                model=str((dyn.get("neurons") or {}).get("model", "rate")),
                step=int(ds["sim_step"].values[k]), probe=int(ds["probe"].values[p]),
                probe_label=int(ds["probe_label"].values[p]) if "probe_label" in ds.variables else -1,
-               t=np.asarray(ds["trial_time" if new else "dyn_time"].values, dtype=np.float64),
-               phase=np.asarray(ds["trial_phase" if new else "dyn_phase"].values, dtype=np.int64),
+               t=np.asarray(ds[name("trial_time")].values, dtype=np.float64),
+               phase=np.asarray(ds[name("trial_phase")].values, dtype=np.int64),
                tbin=np.asarray(ds["trial_bin"].values if new else
-                               np.full(ds.sizes["dyn_time"], -1), dtype=np.int64),
+                               np.full(ds.sizes[name("trial_time")], -1), dtype=np.int64),
                whole_trial=new)
     if new:
         names = [n[len("trial_rate_"):] for n in ds.data_vars if n.startswith("trial_rate_")]
@@ -129,7 +134,7 @@ def load_trial(path, step=None, record: int = -1, probe=None, select=None) -> Tr
         names = populations(len(layers))[1:]
         src = {n: (f"dyn_rate_{i}", f"dyn_spikes_{i}", f"dyn_gate_{i}", f"dyn_eligibility_{i}",
                    f"dyn_synapse_{i}_component") for n, i in zip(names, layers)}
-        M_name, cmd_name = "dyn_neuromodulator", None
+        M_name, cmd_name = name("trial_neuromodulator"), None
     if select:
         bad = [s for s in select if s not in names]
         if bad:
