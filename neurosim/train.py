@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -216,6 +217,9 @@ class Run:
                                  check=lambda rec: check_resumable(self.protocol, rec))
             if mode == "resume":  # a verified store with a committed checkpoint
                 extended = check_resumable(self.protocol, self.recorder)
+                names = {p.name for p in Path(self.recorder.path).iterdir() if p.is_dir()}
+                for obs in self.exp.observers:  # records the store holds that they can extend
+                    obs.check_store(names, self.recorder.path)
                 self.restore()
                 attrs = {"status": "running"}
                 if extended:  # a longer schedule: record it, and lift a max_steps stop

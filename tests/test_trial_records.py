@@ -271,3 +271,25 @@ def test_bin_mean_is_the_delayed_command(case):
         eps = np.stack([u[:, p + m * tl.n_bin + tl.n_settle] for m in range(dyn.K)], axis=1)
         np.testing.assert_allclose(bm[:, :, 0], eps, rtol=1e-12)
     assert np.abs(eps).max() > 1e-3
+
+
+def test_resume_of_a_store_with_former_names_is_refused(tmp_path):
+    """A store whose trajectory records carry the names of an earlier neurosim is refused
+    before anything is written (new records cannot extend them)."""
+    import shutil
+
+    from neurosim.recording import StoreError
+    from neurosim.recording.store import Recorder
+    from neurosim.train import run_protocol
+
+    out = tmp_path / "former.zarr"
+    traj = {"every": 1, "samples": 1, "units": 1}
+    run_protocol(proto({"type": "grouped"}, out=str(out), traj=traj, max_steps=1, epochs=2))
+    shutil.copytree(out / "neuromodulator_bin_mean", out / "neuromodulator")  # an earlier version's name
+    before = Recorder(out).attrs
+    with pytest.raises(StoreError, match="earlier neurosim under former names \\(neuromodulator\\)"):
+        run_protocol(proto({"type": "grouped"}, out=str(out), traj=traj, max_steps=2, epochs=2),
+                     resume=True)
+    after = Recorder(out).attrs
+    assert after["status"] == before["status"] == "finished"
+    assert not (out / "trial_command" / "c" / "1").exists()  # no record appended

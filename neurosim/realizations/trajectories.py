@@ -55,6 +55,8 @@ import xarray as xr
 
 from ..core.options import ConfigError, Field, Section
 from ..recording.observers import Observer
+from ..recording.store import StoreError
+from ..recording.trial import LEGACY
 from .circuit import GEVBReference, cosine
 
 KEY = "recording.trajectories"
@@ -161,6 +163,18 @@ class TrajectoryObserver(Observer):
                 self.final[dim] = n_steps
                 notes.append((key, every))
         return notes
+
+    def check_store(self, names: set, path) -> None:
+        """A store recorded before the trial records holds the former names (``dyn_*``,
+        ``neuromodulator``) along ``sim_step``: new records cannot extend them."""
+        former = sorted(n for n in names if n in LEGACY or n.startswith("dyn_"))
+        if self.every > 0 and former:
+            raise StoreError(
+                f"cannot resume {path}: its trajectory records were written by an earlier neurosim "
+                f"under former names ({', '.join(former[:3])}{', ...' if len(former) > 3 else ''}); "
+                f"this version records whole trials under new names (docs/store.md) and one store "
+                f"cannot hold both. Write a new store (--out), or resume with the neurosim version "
+                f"that made it.")
 
     def _due(self, dim: str, step: int) -> bool:
         every = self.every if dim == "sim_step" else self.snapshot_every

@@ -51,6 +51,10 @@ class Observer:
             return [(self.every_key, self.every)]
         return []
 
+    def check_store(self, names: set, path) -> None:
+        """Before a resume: refuse (StoreError) a store whose records (``names``: the store's
+        arrays) this observer cannot extend."""
+
     def due(self, step: int) -> bool:
         return (self.every > 0 and step % self.every == 0) or step == self.final_step
 
