@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -226,6 +227,9 @@ class Run:
                                  check=lambda rec: check_resumable(self.protocol, rec))
             if mode == "resume":  # a verified store with a committed checkpoint
                 extended = check_resumable(self.protocol, self.recorder)
+                names = {p.name for p in Path(self.recorder.path).iterdir() if p.is_dir()}
+                for obs in self.exp.observers:  # records the store holds that they can extend
+                    obs.check_store(names, self.recorder.path)
                 self.restore()
                 attrs = {"status": "running"}
                 if extended:  # a longer schedule: record it, and lift a max_steps stop
@@ -255,6 +259,7 @@ class Run:
         n_batches = (n + bs - 1) // bs
         last = None
         if self.epoch < tr["epochs"] and not self.stopped:
+            self._plan_recording(n_batches)
             self._say("training")
         try:
             while self.epoch < tr["epochs"] and not self.stopped:
@@ -331,6 +336,18 @@ class Run:
     def _note(self, text: str) -> None:
         if hasattr(self.progress, "write"):
             self.progress.write(text)
+
+    def _plan_recording(self, n_batches: int) -> None:
+        """Tell the observers the run's length; a recording cadence longer than the run is
+        said in one line (those records are taken at the run's last step instead)."""
+        tr = self.exp.training
+        n_steps = tr["epochs"] * n_batches
+        if tr["max_steps"]:
+            n_steps = min(n_steps, tr["max_steps"])
+        long = [f"{key} = {every}" for obs in self.exp.observers for key, every in obs.plan(n_steps)]
+        if long:
+            self._note(f"note: this run takes {n_steps} optimizer steps, fewer than "
+                       f"{', '.join(long)}: recorded at its last step ({n_steps}) instead")
 
     def _say(self, text: str) -> None:
         if hasattr(self.progress, "phase"):

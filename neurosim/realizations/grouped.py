@@ -45,6 +45,7 @@ import numpy as np
 
 from ..core.backend import array_module
 from ..core.options import Field, Section
+from ..recording.trial import variable as trial_variable
 from ..rules.base import StepResult
 from . import dynamics
 from .base import Realization
@@ -285,10 +286,7 @@ class Grouped(Realization):
                     "long_name": f"gate G of group i (1 = not inhibited), layer {i}",
                     "units": "1", "layer": i})
         nm = np.repeat(h2(e)[:, None, :], T, axis=1)  # channel μ = e_μ in every bin
-        rec["neuromodulator"] = (("probe", "time_bin", "channel"), nm, {
-            "long_name": "neuromodulatory signal per example: channel μ carries e_μ to the "
-                         "component-μ synapses (grouped: spatially heterogeneous, temporally "
-                         "uniform)", "units": "1"})
+        rec["neuromodulator_bin_mean"] = trial_variable("neuromodulator_bin_mean", nm)[1]
         if self.dynamics is not None:
             from .dynamics.recording import records
 

@@ -63,6 +63,7 @@ import numpy as np
 from ..core.backend import array_module
 from ..core.options import ConfigError, Field, Section
 from ..losses import mse
+from ..recording.trial import variable as trial_variable
 from ..rules.base import StepResult
 from . import dynamics
 from .base import Realization
@@ -293,10 +294,7 @@ class Temporal(Realization):
                 "long_name": f"gate G of neuron i (1 = not inhibited) in time bin μ, layer {i} "
                              f"(gating: {self.gating})", "units": "1", "layer": i})
         nm = np.repeat(h2(e)[:, :, None], K, axis=2)  # bin μ: e_μ at every site
-        rec["neuromodulator"] = (("probe", "time_bin", "channel"), nm, {
-            "long_name": "neuromodulatory signal per example: e_μ broadcast to all synapses in "
-                         "time bin μ (temporal: temporally heterogeneous, spatially uniform; "
-                         f"error timing {self.error_timing})", "units": "1"})
+        rec["neuromodulator_bin_mean"] = trial_variable("neuromodulator_bin_mean", nm)[1]
         if self.dynamics is not None:
             from .dynamics.recording import records
 
