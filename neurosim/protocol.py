@@ -129,6 +129,10 @@ def schema() -> Section:
             "eval_train_subset": Field(int, default=None, nullable=True, min=1, units="example",
                                        doc="training examples used to measure train error (default all)"),
             "shuffle": Field(bool, default=True, doc="shuffle the training set every epoch"),
+            "input_noise": Field(float, default=0.0, min=0,
+                                 doc="standard deviation of Gaussian noise added to every training "
+                                     "batch's inputs (a denoising autoencoder); targets and "
+                                     "evaluation stay clean"),
         }, doc="the training schedule"),
         "recording": EpochRecords.OPTIONS.with_fields(trajectories=TrajectoryObserver.OPTIONS),
         "metrics": MetricsObserver.OPTIONS.with_fields(**FeedbackObserver.OPTIONS.fields),
