@@ -7,6 +7,9 @@ beside this file (or to ``--out``):
 * ``np_autoencoder_curves.csv``: per method, seed and evaluation, the train and test loss;
 * ``np_autoencoder_summary.csv``: per method, the final losses and the digit accuracy of a
   k-nearest-neighbour classifier on the 2-D code (mean and standard error over seeds);
+* ``np_autoencoder_feedback.csv``: ‖W − B‖/‖W‖, sign congruence and signal angle of the
+  feedback matrices during training (NP and FA);
+* ``np_autoencoder_tables.md``: the summary and feedback tables of the results page;
 * ``np_autoencoder_loss.png``: loss curves, mean ± s.e. over seeds (fig. 3A);
 * ``np_autoencoder_latent.png``: the 2-D bottleneck of test images coloured by digit (fig. 3B);
 * ``np_autoencoder_recon.png``: sample test reconstructions (fig. 3C).
@@ -118,6 +121,28 @@ def curves(rs) -> list[dict]:
     return rows
 
 
+FEEDBACK = ("fb_relative_error", "fb_sign_congruence", "fb_signal_angle")
+
+
+def feedback(rs) -> list[dict]:
+    """Per method, seed, recorded step and feedback layer: ‖W − B‖/‖W‖, sign congruence and
+    the angle between the synthetic and the true ∂L/∂a (rules with feedback matrices)."""
+    rows = []
+    for r in rs:
+        run = r["run"]
+        if not run.has("fb_relative_error"):
+            continue
+        ds = run.ds
+        for i, step in enumerate(ds["feedback_step"].values):
+            for j, layer in enumerate(ds["feedback_layer"].values):
+                vals = {k: float(ds[k].values[i, j]) for k in FEEDBACK}
+                if np.isnan(vals["fb_relative_error"]):
+                    continue  # the first layer has no feedback matrix
+                rows.append({"method": r["method"], "seed": r["seed"], "step": int(step),
+                             "layer": int(layer), **vals})
+    return rows
+
+
 def write_csv(rows, path: Path) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -211,6 +236,34 @@ def plot_reconstructions(x, rows, path: Path) -> Path:
     return path
 
 
+def summary_markdown(rows) -> str:
+    lines = ["| method | seeds | epochs | test loss | train loss | kNN digit accuracy of the code (%) "
+             "| wall s per run (shared cores) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['seeds']} | {r['epochs']:g} | {r['test_loss']:.2f} ± "
+                     f"{r['test_loss_se']:.2f} | {r['train_loss']:.2f} ± {r['train_loss_se']:.2f} | "
+                     f"{r['knn_digit_accuracy']:.1f} ± {r['knn_digit_accuracy_se']:.1f} | "
+                     f"{r['wall_s_per_run']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def feedback_markdown(fb) -> str:
+    """First and last recorded step, per method and layer: mean over seeds."""
+    lines = ["| method | layer | step | ‖W − B‖/‖W‖ | sign congruence | angle synthetic vs true ∂L/∂a (°) |",
+             "|---|---|---|---|---|---|"]
+    keys = sorted({(r["method"], r["layer"]) for r in fb}, key=lambda k: (_rank(k[0]), k[1]))
+    for m, layer in keys:
+        mine = [r for r in fb if r["method"] == m and r["layer"] == layer]
+        steps = sorted({r["step"] for r in mine})
+        for step in (steps[0], steps[-1]):
+            at = [r for r in mine if r["step"] == step]
+            v = {k: np.median([r[k] for r in at]) if k == "fb_relative_error" else
+                 np.mean([r[k] for r in at]) for k in FEEDBACK}
+            lines.append(f"| {m} | {layer} | {step} | {v['fb_relative_error']:.2f} | "
+                         f"{v['fb_sign_congruence']:.3f} | {v['fb_signal_angle']:.1f} |")
+    return "\n".join(lines) + "\n\n(‖W − B‖/‖W‖: median over seeds; the others: mean.)\n"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("store", help="the sweep store (runs/np_autoencoder_fig3.zarr)")
@@ -248,7 +301,12 @@ def main(argv=None) -> None:
              "train_loss": np.mean(v["train"]), "train_loss_se": _se(v["train"]),
              "knn_digit_accuracy": np.mean(v["knn"]), "knn_digit_accuracy_se": _se(v["knn"]),
              "wall_s_per_run": np.mean(v["wall"])} for m, v in summary.items()]
+    fb = feedback(rs)
+    tables = summary_markdown(rows) + "\n" + (feedback_markdown(fb) if fb else "")
+    (out / "np_autoencoder_tables.md").write_text(tables)
+    print(tables)
     for f in (write_csv(curves(rs), out / "np_autoencoder_curves.csv"),
+              *([write_csv(fb, out / "np_autoencoder_feedback.csv")] if fb else []),
               write_csv(rows, out / "np_autoencoder_summary.csv"),
               plot_losses(rs, out / "np_autoencoder_loss.png"),
               plot_latents(latents, labels, out / "np_autoencoder_latent.png"),
