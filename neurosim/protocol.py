@@ -171,6 +171,10 @@ def schema() -> Section:
                                            "one epoch, the first 10,000, as the run's first lines "
                                            "say)"),
             "shuffle": Field(bool, default=True, doc="shuffle the training set every epoch"),
+            "input_noise": Field(float, default=0.0, min=0,
+                                 doc="standard deviation of Gaussian noise added to every training "
+                                     "batch's inputs (a denoising autoencoder); targets and "
+                                     "evaluation stay clean"),
         }, doc="the training schedule"),
         "recording": EpochRecords.OPTIONS.with_fields(trajectories=TrajectoryObserver.OPTIONS),
         "metrics": MetricsObserver.OPTIONS.with_fields(**FeedbackObserver.OPTIONS.fields),

@@ -27,6 +27,8 @@ from .recording.observers import StepContext
 
 #: on the GPU the divergence check (a device sync) runs every this many steps
 GUARD_EVERY = 50
+#: sub-stream tag of the "noise" stream for ``training.input_noise``
+INPUT_NOISE_STREAM = 3
 
 
 class DivergenceError(RuntimeError):
@@ -64,6 +66,16 @@ def error_rate(logits, y) -> float:
         return float("nan")
     xp = array_module(logits)
     return float((xp.argmax(logits, axis=1) != y).mean()) * 100.0
+
+
+def corrupt(x, sigma: float, backend, step: int):
+    """The training inputs of step ``step`` with Gaussian noise added, x̃ = x + σξ,
+    ξ ~ N(0, I) (the denoising autoencoder's corruption, Vincent et al. 2008; Lansdell
+    et al. 2020, appendix C.2, σ = 0.3).  ξ comes from ``backend.rng("noise", 3, step)``
+    (sub-stream 3 of the noise stream: node perturbation uses 1, dropout 2), keyed by
+    the step, so a resumed run draws the same noise.  ``x`` is not modified."""
+    rng = backend.rng("noise", INPUT_NOISE_STREAM, step)
+    return x + backend.asarray(sigma * rng.standard_normal(x.shape))
 
 
 class Run:
@@ -271,7 +283,10 @@ class Run:
                 while self.batch < n_batches:
                     idx = perm[self.batch * bs : (self.batch + 1) * bs]
                     self.exp.net.begin_step(self.step + 1, self.epoch)  # training mode (dropout)
-                    res = exp.realization.step(exp.x_train[idx], exp.y_train[idx],
+                    xb = exp.x_train[idx]
+                    if tr["input_noise"]:
+                        xb = corrupt(xb, tr["input_noise"], exp.backend, self.step + 1)
+                    res = exp.realization.step(xb, exp.y_train[idx],
                                                self._before_update if exp.observers else None)
                     self.exp.net.end_step()
                     self.step += 1
