@@ -1,0 +1,125 @@
+"""Spiking circuits in time: their mean dynamics are the rate circuit's.
+
+* LIF neurons at rest (no stimulus, no bias) fire at the baseline r0 in every layer;
+* at initialisation the mean rate of every layer of a Poisson or LIF circuit equals the
+  rate circuit's within the spike count's sampling error, and the decoded logits are
+  unbiased (rates are rectified after the membrane, whose filter averages the synaptic
+  noise first);
+* an LIF circuit learns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from neurosim.protocol import validate_protocol
+from neurosim.train import Run
+
+
+def merge(a, b):
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+    return out
+
+
+def circuit(dyn, layers=(12, 8), real="grouped", n_train=64, lr=0.05, epochs=1, seed=3, noise=1.0, opt="sgd"):
+    raw = {
+        "name": "t",
+        "circuit": {"vectorized": True, "sign": "nonnegative", "init": "on_off",
+                    "layers": [{"type": "dense", "units": n} for n in layers]},
+        "realization": {"type": real, "dynamics": dyn},
+        "rule": {"name": "gevb"},
+        "data": {"dataset": "synthetic", "options": {"n_train": n_train, "n_test": 64, "shape": [1, 4, 4], "noise": noise}},
+        "optimizer": {"name": opt, "lr": lr},
+        "training": {"epochs": epochs, "batch_size": 16, "eval_every": 1},
+        "seed": seed,
+        "dtype": "float64",
+        "recording": {"out": "unused.zarr"},
+    }
+    return Run(validate_protocol(raw))
+
+
+def window_counts(dyn, run):
+    """Spikes per neuron over the counting window, (n_seg, ..., B, n)."""
+    c = np.flatnonzero(dyn.tl.counting())
+    return run.counts[:, c].sum(axis=1)
+
+
+def test_lif_at_rest_fires_at_the_baseline():
+    """No stimulus and no bias: every LIF neuron is at its rest state, the stationary firing at
+    r0 with a random phase; layer 1 receives exactly zero current, the later layers only the
+    (weak) fluctuations of the spikes below.  Mean rate per layer = r0 within the Poisson
+    error (an LIF neuron is more regular than that)."""
+    dyn = {"presentation_ms": 60.0, "settle_ms": 20.0, "neurons": {"model": "lif"}}
+    r = circuit(dyn)
+    d = r.exp.realization.dynamics
+    for i in d.layers:
+        d.real.b(i)[...] = 0.0
+        d.real.w(i)[...] *= 0.05  # quiet later layers: fluctuations << r0/g
+    B = 64
+    x = np.zeros((B,) + tuple(r.exp.x_train.shape[1:]))
+    runs = d.simulate(x, (3, 1, 0), keep=B)
+    T = d.tl.count_ms * 1e-3
+    for run in runs:
+        n = window_counts(d, run)
+        expect = 20.0 * T
+        se = math.sqrt(expect / n.size)
+        assert abs(n.mean() - expect) < 4 * se, (n.mean() / T, 20.0)
+
+
+SPIKING = {"presentation_ms": 250.0, "settle_ms": 150.0,
+           "neurons": {"tau_m_ms": 50.0, "tau_syn_ms": 1.0, "tau_ref_ms": 2.0},
+           "code": {"baseline_hz": 50.0, "gain_hz": 10.0}, "gating": {"tau_inh_ms": 5.0}}
+
+
+@pytest.mark.parametrize("model", ["poisson", "lif"])
+def test_spiking_mean_rates_and_decoded_logits_are_the_rate_circuits(model):
+    """Synaptic noise is large (1 ms synaptic filter: the presynaptic activity fluctuates by
+    ~7 units, beyond the -r0/g = -5 at which rates rectify), the membrane (50 ms) averages it
+    before the rate is rectified: the mean rates of every layer and the decoded logits equal
+    the rate circuit's within the spike count's sampling error."""
+    B = 48
+    rate = circuit(merge(SPIKING, {"neurons": {"model": "rate"}}))
+    spk = circuit(merge(SPIKING, {"neurons": {"model": model}}))
+    x = rate.exp.x_train[:B]
+    dr, ds = rate.exp.realization.dynamics, spk.exp.realization.dynamics
+    runs_r = dr.simulate(x, (3, 1, 0), keep=B)
+    runs_s = ds.simulate(x, (3, 1, 0), keep=B)
+    T = ds.tl.count_ms * 1e-3
+    for rr, rs in zip(runs_r, runs_s):
+        n = window_counts(ds, rs)
+        expect = float(rr.mean_rate) * T
+        se = math.sqrt(expect / n.size)
+        assert abs(n.mean() - expect) < 4 * se, (n.mean() / T, float(rr.mean_rate))
+    zr, zs = dr.decode(runs_r[-1]), ds.decode(runs_s[-1])
+    diff = zs - zr
+    # a Poisson count's error in activity units: sqrt(r T) / (T g) per logit
+    se = math.sqrt(float(np.mean(10.0 * zr + 50.0)) * T) / (T * 10.0) / math.sqrt(diff.size)
+    assert abs(diff.mean()) < 4 * se, (diff.mean(), se)
+
+
+@pytest.mark.slow  # ~6 s of CPU
+def test_an_lif_circuit_learns():
+    """The default LIF circuit (Adam, the plausible neuromodulator: 100 ms delay, 50 ms filter,
+    500 ms eligibility traces) learns a blob task: the test error of its own decoded readout
+    falls from chance to well below it."""
+    r = circuit({"presentation_ms": 30.0, "settle_ms": 10.0, "neurons": {"model": "lif"}},
+                layers=(32, 16), n_train=128, noise=0.3, opt="adam", lr=0.01)
+    real = r.exp.realization
+    x, y = r.exp.x_test, r.exp.y_test
+
+    def error():
+        return float((np.argmax(real.logits(x), axis=1) != y).mean())
+
+    before = error()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        perm = rng.permutation(128)
+        for s in range(0, 128, 16):
+            real.step(r.exp.x_train[perm[s:s + 16]], r.exp.y_train[perm[s:s + 16]])
+    after = error()
+    assert before > 0.8 and after < 0.7, (before, after)  # chance: 0.9 (64 test examples)
