@@ -123,3 +123,38 @@ def test_an_lif_circuit_learns():
             real.step(r.exp.x_train[perm[s:s + 16]], r.exp.y_train[perm[s:s + 16]])
     after = error()
     assert before > 0.8 and after < 0.7, (before, after)  # chance: 0.9 (64 test examples)
+
+
+def test_update_cosine_against_gevb_given_the_circuits_own_error(tmp_path):
+    """Poisson spikes, everything else ideal: the first layer's update (stimulus x gate x
+    neuromodulator) is GEVB's given the circuit's own decoded error — cosine 1 — while the
+    spike noise of the decoded error turns it away from GEVB given the noise-free error."""
+    import xarray as xr
+
+    from neurosim.train import run_protocol
+
+    ideal = {"dt_ms": 1.0, "presentation_ms": 10.0, "settle_ms": 0.0, "interval_ms": 0.0,
+             "neurons": {"model": "poisson", "tau_m_ms": 0.0, "tau_syn_ms": 0.0}, "code": {"rectify": True},
+             "gating": {"tau_inh_ms": 0.0}, "eligibility": {"tau_e_ms": 0.0},
+             "neuromodulator": {"delay_ms": 0.0, "tau_ms": 0.0, "noise": 0.0, "crosstalk": 0.0}}
+    raw = {
+        "name": "t",
+        "circuit": {"vectorized": True, "sign": "nonnegative", "init": "on_off",
+                    "layers": [{"type": "dense", "units": 12}, {"type": "dense", "units": 8}]},
+        "realization": {"type": "grouped", "dynamics": ideal},
+        "rule": {"name": "gevb"},
+        "data": {"dataset": "synthetic", "options": {"n_train": 32, "n_test": 16, "shape": [1, 4, 4]}},
+        "optimizer": {"name": "sgd", "lr": 0.05},
+        "training": {"epochs": 1, "batch_size": 16, "eval_every": 1},
+        "seed": 3, "dtype": "float64",
+        "recording": {"out": str(tmp_path / "s.zarr"),
+                      "trajectories": {"every": 1, "samples": 2, "units": 3, "snapshot_every": 0,
+                                       "chunk": 4, "synapses": 2}},
+    }
+    run_protocol(validate_protocol(raw))
+    ds = xr.open_zarr(str(tmp_path / "s.zarr"))
+    own, clean = ds["update_cosine_own_error"], ds["update_cosine"]
+    assert own.dims == ("sim_step", "circuit_layer") and own.attrs["units"] == "1"
+    assert "own" in own.attrs["long_name"]
+    np.testing.assert_allclose(own.values[:, 0], 1.0, atol=1e-12)
+    assert float(clean.values[:, 0].max()) < 0.999
