@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 
 from neurosim.realizations.dynamics.neuromodulator import Neuromodulator, mix
-from neurosim.realizations.dynamics.neurons import (Random, lif, lif_drive, lif_rate, lif_rest, poisson,
-                                                     synaptic)
+from neurosim.realizations.dynamics.neurons import (
+    Random,
+    lif,
+    lif_drive,
+    lif_rate,
+    lif_rest,
+    poisson,
+    synaptic,
+)
 from neurosim.realizations.dynamics.plasticity import Eligibility
 from neurosim.realizations.dynamics.timeline import Timeline, decay, relax, scan
 
@@ -152,7 +159,8 @@ def test_lif_rest_state_fires_at_the_baseline(dt):
     r0, tau, ref, T, N = 20.0, 0.01, 0.002, 30.0, 20_000
     rnd = Random(np, 5, 1)
     u, rho = lif_rest(r0, (N,), rnd, tau, ref, np.float64)
-    n = lif(lif_drive(np.full((1, 1, N), r0), tau, ref), u, rho, tau, ref, dt * 1e-3, int(round(T / dt)))[0].sum(axis=0)
+    drive = lif_drive(np.full((1, 1, N), r0), tau, ref)
+    n = lif(drive, u, rho, tau, ref, dt * 1e-3, int(round(T / dt)))[0].sum(axis=0)
     expect = r0 * T * 1e-3
     assert abs(n.mean() - expect) < 5 * math.sqrt(expect / N)
     # a regular neuron: each count is the floor or the ceiling of r0 T
@@ -193,6 +201,24 @@ def test_neuromodulator_noise_is_ou_with_sigma():
     white = Neuromodulator(np, np.float64, 1, dt, 0.0, 0.0, sigma).signal(np.zeros((100_000, 1)),
                                                                          Random(np, 0, 3, 9))
     assert abs(white.std() - sigma) < 0.01 and abs(np.corrcoef(white[:-1, 0], white[1:, 0])[0, 1]) < 0.02
+
+
+@pytest.mark.parametrize("tau", [0.0, 20.0])
+def test_neuromodulator_noise_does_not_depend_on_dt(tau):
+    """The noise is defined in continuous time: its mean over 30 ms windows has the same
+    standard deviation at dt = 1 and 0.25 ms — for white noise (tau_M = 0) sigma sqrt(1 ms / T)."""
+    T, ch, sigma = 30.0, 400, 0.7
+    stds = []
+    for dt in (1.0, 0.25):
+        n = int(round(T / dt))
+        nm = Neuromodulator(np, np.float64, ch, dt, 0.0, tau, sigma)
+        M = nm.signal(np.zeros((n * 50, ch)), Random(np, 9, 4, int(dt * 4)))
+        w = M.reshape(50, n, ch).mean(axis=1)[5:]  # window means (after the OU's onset)
+        stds.append(w.std())
+    se = stds[0] * math.sqrt(2.0 / (45 * ch))  # relative error of a sample std
+    assert abs(stds[0] - stds[1]) < 5 * se * math.sqrt(2)
+    if tau == 0.0:
+        assert abs(stds[1] - sigma * math.sqrt(1.0 / T)) < 5 * se
 
 
 def test_crosstalk_matrix():
