@@ -159,3 +159,29 @@ def test_update_cosine_against_gevb_given_the_circuits_own_error(tmp_path):
     assert "own" in own.attrs["long_name"]
     np.testing.assert_allclose(own.values[:, 0], 1.0, atol=1e-12)
     assert float(clean.values[:, 0].max()) < 0.999
+
+
+IDEAL = {"presentation_ms": 10.0, "settle_ms": 0.0, "interval_ms": 0.0,
+         "neurons": {"model": "rate", "tau_m_ms": 0.0}, "code": {"rectify": False},
+         "gating": {"tau_inh_ms": 0.0}, "eligibility": {"tau_e_ms": 0.0},
+         "neuromodulator": {"delay_ms": 0.0, "tau_ms": 0.0, "noise": 0.0, "crosstalk": 0.0}}
+
+
+@pytest.mark.parametrize("tau_M", [0.0, 4.0])
+def test_update_noise_does_not_depend_on_dt(tau_M):
+    """The same circuit at dt = 1 and 0.25 ms with a noisy neuromodulator: the noise part of the
+    update (with noise minus without) has the same standard deviation within its error."""
+    x = y = None
+    stds = []
+    for dt in (1.0, 0.25):
+        clean = circuit(merge(IDEAL, {"dt_ms": dt}))
+        noisy = circuit(merge(IDEAL, {"dt_ms": dt, "neuromodulator": {"noise": 1.0, "tau_ms": tau_M}}))
+        if x is None:
+            x, y = clean.exp.x_train[:16], clean.exp.y_train[:16]
+        dc, dn = clean.exp.realization.dynamics, noisy.exp.realization.dynamics
+        r = dc.net.readout
+        g0 = dc.trial(x, y)[4][(r, "b")]
+        samples = [dn.trial(x, y)[4][(r, "b")] - g0 for _ in range(60)]
+        stds.append(np.std(samples))
+    se = stds[0] * math.sqrt(1.0 / (60 * 10 - 1))  # sample std of 600 values (K = 10 channels)
+    assert abs(stds[0] - stds[1]) < 5 * se * math.sqrt(2), stds
