@@ -11,8 +11,9 @@ element (instantaneous); the *ideal dynamics* (every time constant, delay, noise
 0, rate neurons, no rectification) reproduce the circuit without dynamics.
 
 Field-level checks (types, ranges, finite numbers) are declared on the fields; the constraints
-between the section's fields (``dt_ms`` no larger than any nonzero time constant, durations
-that are whole numbers of steps, spiking needs rectified rates, ...) are the section's check
+between the section's fields (``dt_ms`` no larger than any nonzero time constant, the durations of
+the trial's layout -- presentation, settling, interval, delay -- whole numbers of steps,
+spiking needs rectified rates, ...) are the section's check
 :func:`check_section`; those that involve the realization's other options are
 :func:`check_protocol`, called from the realizations' ``check_protocol``.
 """
@@ -63,9 +64,6 @@ def check_section(dyn: dict, key: str) -> None:
     if neu["model"] == "lif":
         if neu["tau_m_ms"] <= 0:
             raise ConfigError("LIF neurons need a membrane time constant > 0", key=k("neurons.tau_m_ms"))
-        if 0 < neu["tau_ref_ms"] < dt:
-            raise ConfigError(f"refractory period {neu['tau_ref_ms']} ms is shorter than dt_ms = {dt} ms",
-                              key=k("neurons.tau_ref_ms"))
 
 
 DYNAMICS = Section({
@@ -97,7 +95,9 @@ DYNAMICS = Section({
                            "spikes at their rate; lif: leaky integrate-and-fire neurons"),
         "tau_m_ms": Field(float, default=10.0, min=0, units="ms",
                           doc="membrane / rate time constant (cortical 10-20 ms; 0 = instantaneous rates)"),
-        "tau_ref_ms": Field(float, default=2.0, min=0, units="ms", doc="LIF absolute refractory period"),
+        "tau_ref_ms": Field(float, default=2.0, min=0, units="ms",
+                            doc="LIF absolute refractory period (exact for any value: spike times "
+                                "and the end of the refractory period fall within steps)"),
         "tau_syn_ms": Field(float, default=5.0, min=0, units="ms",
                             doc="synaptic current filter of spike trains (AMPA ~2-5 ms; "
                                 "0 = spike counts per step)"),
