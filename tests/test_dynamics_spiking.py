@@ -185,3 +185,25 @@ def test_update_noise_does_not_depend_on_dt(tau_M):
         stds.append(np.std(samples))
     se = stds[0] * math.sqrt(1.0 / (60 * 10 - 1))  # sample std of 600 values (K = 10 channels)
     assert abs(stds[0] - stds[1]) < 5 * se * math.sqrt(2), stds
+
+
+def test_the_realization_says_whether_its_update_is_exact():
+    """The circuits' own account of their agreement with batched GEVB (what ``compare`` shows):
+    any departure from the ideal dynamics, spiking input included, makes them approximate."""
+    from neurosim.analysis.compare import RunData, agreement_note
+    from neurosim.realizations import REALIZATIONS
+
+    G, T = REALIZATIONS["grouped"], REALIZATIONS["temporal"]
+    assert G.agreement({}).startswith("exact") and T.agreement({}).startswith("exact")
+    assert G.agreement({"dynamics": IDEAL}).startswith("exact")
+    for change in ({"neurons": {"model": "lif", "tau_m_ms": 10.0}, "code": {"rectify": True}},
+                   {"neurons": {"input_spikes": True}, "code": {"rectify": True}},
+                   {"neuromodulator": {"noise": 0.1}}, {"eligibility": {"tau_e_ms": 5.0}}):
+        assert G.agreement({"dynamics": merge(IDEAL, change)}).startswith("approximate"), change
+    assert T.agreement({"gating": "first_bin"}).startswith("approximate")
+    assert "every 3 steps" in G.agreement({"relaxation": {"schedule": "every_n", "every": 3}})
+    run = RunData("x", "x", "temporal", "", np.zeros(0), np.zeros(0), np.zeros(0),
+                  realization_options={"gating": "external", "dynamics": None})
+    assert agreement_note(run) == T.agreement({"gating": "external"})
+    run.realization_options = {"gating": "sideways"}
+    assert agreement_note(run).startswith("unknown")

@@ -19,7 +19,7 @@ The model and its equations: ``docs/dynamics.md``.
 
 from __future__ import annotations
 
-from .options import DYNAMICS, check_protocol
+from .options import DYNAMICS, agreement, check_protocol, is_ideal
 
 
 def build(realization):
@@ -36,4 +36,4 @@ def build(realization):
     return TemporalDynamics(realization, opts)
 
 
-__all__ = ["DYNAMICS", "build", "check_protocol"]
+__all__ = ["DYNAMICS", "agreement", "build", "check_protocol", "is_ideal"]

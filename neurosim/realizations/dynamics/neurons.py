@@ -49,6 +49,7 @@ import math
 import numpy as np
 
 from ...core.backend import array_module, stream_seed
+from ...core.options import ConfigError
 from .timeline import at, decay, relax
 
 #: sub-stream tags of the backend's "noise" stream (node perturbation uses 1, dropout 2)
@@ -249,6 +250,14 @@ class NeuronModel:
         self.r0, self.g, self.rectify = code["baseline_hz"], code["gain_hz"], code["rectify"]
         self.threshold = -self.r0 / self.g  # the activity of a neuron at zero rate
 
+    @classmethod
+    def check(cls, dyn: dict, key) -> None:
+        """Constraints of this model on a validated ``dynamics`` section (``key(name)``: the
+        full key of a field); raise :class:`~neurosim.core.options.ConfigError`."""
+        if cls.spiking and not dyn["code"]["rectify"]:
+            raise ConfigError("spiking neurons need nonnegative rates: set code.rectify: true",
+                              key=key("code.rectify"))
+
     def membrane(self, v, n_bin: int):
         a = relax(v, self.a_m, 0.0, n_bin)
         if self.rectify:
@@ -290,6 +299,12 @@ class LIFNeurons(NeuronModel):
     firing state at the baseline (:func:`lif_rest`)."""
 
     name = "lif"
+
+    @classmethod
+    def check(cls, dyn, key):
+        super().check(dyn, key)
+        if dyn["neurons"]["tau_m_ms"] <= 0:
+            raise ConfigError("LIF neurons need a membrane time constant > 0", key=key("neurons.tau_m_ms"))
 
     def spikes(self, a, n_bin, rnd):
         r = a * self.g + self.r0

@@ -21,6 +21,7 @@ spiking needs rectified rates, ...) are the section's check
 from __future__ import annotations
 
 from ...core.options import ConfigError, Field, Section
+from .neurons import MODELS
 
 #: time constants (dotted key inside ``dynamics``) that must be 0 or >= dt
 TIME_CONSTANTS = ("neurons.tau_m_ms", "neurons.tau_syn_ms", "gating.tau_inh_ms",
@@ -58,12 +59,10 @@ def check_section(dyn: dict, key: str) -> None:
     _steps(dyn["interval_ms"], dt, k("interval_ms"))
     _steps(dyn["neuromodulator"]["delay_ms"], dt, k("neuromodulator.delay_ms"))
     neu = dyn["neurons"]
-    if (neu["model"] != "rate" or neu["input_spikes"]) and not dyn["code"]["rectify"]:
-        raise ConfigError("spiking neurons need nonnegative rates: set code.rectify: true",
+    if neu["input_spikes"] and not dyn["code"]["rectify"]:
+        raise ConfigError("spiking input neurons need nonnegative rates: set code.rectify: true",
                           key=k("code.rectify"))
-    if neu["model"] == "lif":
-        if neu["tau_m_ms"] <= 0:
-            raise ConfigError("LIF neurons need a membrane time constant > 0", key=k("neurons.tau_m_ms"))
+    MODELS[neu["model"]].check(dyn, k)
 
 
 DYNAMICS = Section({
@@ -90,7 +89,7 @@ DYNAMICS = Section({
                         "eligibility trace carries the coincidences to the neuromodulator "
                         "(temporal error_timing mse_online has no replay)"),
     "neurons": Section({
-        "model": Field(str, default="rate", choices=("rate", "poisson", "lif"),
+        "model": Field(str, default="rate", choices=tuple(MODELS),
                        doc="rate: leaky rate neurons; poisson: the same rate neurons emit Poisson "
                            "spikes at their rate; lif: leaky integrate-and-fire neurons"),
         "tau_m_ms": Field(float, default=10.0, min=0, units="ms",
@@ -142,6 +141,30 @@ DYNAMICS = Section({
 }, nullable=True, checks=(check_section,),
     doc="time, spikes, inhibitory gating, eligibility traces and neuromodulator transport "
         "(absent: the circuit without dynamics; {}: the biologically plausible defaults)")
+
+
+def is_ideal(dyn: dict) -> bool:
+    """Whether a validated ``dynamics`` section is the ideal limit, which reproduces the circuit
+    without dynamics: every time constant, delay, noise and crosstalk 0, rate neurons, the
+    signed code (``code.rectify: false``)."""
+    neu, nm = dyn["neurons"], dyn["neuromodulator"]
+    zero = (neu["tau_m_ms"], dyn["gating"]["tau_inh_ms"], dyn["eligibility"]["tau_e_ms"],
+            nm["delay_ms"], nm["tau_ms"], nm["noise"], nm["crosstalk"])
+    return (all(v == 0 for v in zero) and neu["model"] == "rate" and not neu["input_spikes"]
+            and not dyn["code"]["rectify"])
+
+
+#: why a circuit in time is not exact (:func:`agreement`)
+IN_TIME = ("approximate: the circuit runs in time (realization.dynamics): leak, inhibition, "
+           "eligibility traces and a late, filtered, noisy neuromodulator change its update")
+
+
+def agreement(dyn) -> str | None:
+    """The agreement note of a circuit's validated ``dynamics`` section, or None when it does not
+    change the circuit's update (absent, or the ideal limit)."""
+    if dyn is None or is_ideal(dyn):
+        return None
+    return IN_TIME
 
 
 def check_protocol(protocol: dict, realization: str) -> None:
