@@ -207,3 +207,53 @@ def test_the_realization_says_whether_its_update_is_exact():
     assert agreement_note(run) == T.agreement({"gating": "external"})
     run.realization_options = {"gating": "sideways"}
     assert agreement_note(run).startswith("unknown")
+
+
+@pytest.mark.parametrize("dyn, key", [
+    ({"dt_ms": 1e-7}, "realization.dynamics.dt_ms"),
+    ({"presentation_ms": 1e8}, "realization.dynamics.presentation_ms"),
+    ({"neuromodulator": {"delay_ms": 1e12}}, "realization.dynamics.neuromodulator.delay_ms"),
+    ({"dt_ms": 5e-324}, "realization.dynamics.presentation_ms"),
+    ({"presentation_ms": 200.0}, "realization.dynamics.presentation_ms"),
+])
+def test_the_memory_estimate_includes_the_time_course(dyn, key):
+    """A plausible circuit (512/256 units, batch 512, 200 ms presentations) and extreme durations
+    are refused at validation with the estimate, naming the key, within a 4 GiB budget; the
+    same circuit at 50 ms fits."""
+    from neurosim.core.options import ConfigError
+
+    def raw(d):
+        return {"name": "t", "circuit": {"vectorized": True, "sign": "nonnegative", "init": "on_off",
+                                         "layers": [{"type": "dense", "units": 512},
+                                                    {"type": "dense", "units": 256}]},
+                "realization": {"type": "grouped", "dynamics": d}, "rule": {"name": "gevb"},
+                "data": {"dataset": "synthetic", "options": {"n_train": 64, "n_test": 32,
+                                                             "shape": [1, 28, 28]}},
+                "training": {"batch_size": 512, "memory_gib": 4}, "recording": {"out": "unused.zarr"}}
+
+    with pytest.raises(ConfigError) as exc:
+        validate_protocol(raw(dyn))
+    assert exc.value.key == key, str(exc.value)
+    assert "GiB" in str(exc.value) or "steps of dt_ms" in str(exc.value)
+    validate_protocol(raw({"presentation_ms": 50.0, "dt_ms": 1.0}))
+
+
+def test_a_refractory_period_between_steps_is_exact():
+    """tau_ref 2.5 ms at dt 1 ms is accepted and not rounded: the circuit's LIF neurons fire at
+    the f-I curve's rate for tau_ref = 2.5 ms, not 2 or 3 ms."""
+    from neurosim.realizations.dynamics.neurons import lif_drive, lif_rate
+
+    dyn = {"presentation_ms": 400.0, "settle_ms": 100.0,
+           "neurons": {"model": "lif", "tau_ref_ms": 2.5, "tau_m_ms": 10.0},
+           "code": {"baseline_hz": 200.0, "gain_hz": 10.0}}
+    d = circuit(dyn).exp.realization.dynamics
+    for i in d.layers:
+        d.real.b(i)[...] = 0.0
+        d.real.w(i)[...] = 0.0  # every neuron at its rest drive: 200 Hz
+    runs = d.simulate(np.zeros((8, 1, 4, 4)), (3, 1, 0), keep=8)
+    n = window_counts(d, runs[0])
+    rate = n.mean() / (d.tl.count_ms * 1e-3)
+    assert abs(rate - 200.0) < 4 * math.sqrt(200.0 * d.tl.count_ms * 1e-3 / n.size) / (d.tl.count_ms * 1e-3)
+    # (the drive of 200 Hz at 2.5 ms fires at 222 Hz with 2 ms, at 182 Hz with 3 ms)
+    drive = lif_drive(np.array([200.0]), 0.01, 0.0025)
+    assert float(lif_rate(drive, 0.01, 0.002)[0]) > 215 and float(lif_rate(drive, 0.01, 0.003)[0]) < 185

@@ -31,6 +31,13 @@ class Realization:
         return "no circuit recordings"
 
     @classmethod
+    def memory_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -> dict:
+        """Memory this realization needs beyond the network's parameters and batches, for the
+        run's memory estimate at validation: {part: (bytes, key to change)}.  ``units``: the
+        neurons per vector unit of each weight layer."""
+        return {}
+
+    @classmethod
     def validated_options(cls, options: dict) -> dict:
         """``options`` (a stored or partial ``realization:`` mapping, without ``type``) with the
         defaults of :attr:`OPTIONS` filled in."""

@@ -80,6 +80,15 @@ class Grouped(Realization):
         dynamics.check_protocol(protocol, "grouped")
 
     @classmethod
+    def memory_parts(cls, protocol, units, K, itemsize):
+        """The time course of the circuit in time (:mod:`.dynamics.memory`)."""
+        o = protocol["realization"]
+        if o.get("dynamics") is None:
+            return {}
+        return dynamics.memory.estimate(o["dynamics"], o, cls.name, units, K, itemsize,
+                                        protocol["training"]["batch_size"])
+
+    @classmethod
     def agreement(cls, options):
         """Exact with complete relaxation every step (each step is batched GEVB's update; the
         optimizer runs per synapse) and without dynamics or with the ideal dynamics."""

@@ -88,6 +88,15 @@ class Temporal(Realization):
         dynamics.check_protocol(protocol, "temporal")
 
     @classmethod
+    def memory_parts(cls, protocol, units, K, itemsize):
+        """The time course of the circuit in time (:mod:`.dynamics.memory`)."""
+        o = protocol["realization"]
+        if o.get("dynamics") is None:
+            return {}
+        return dynamics.memory.estimate(o["dynamics"], o, cls.name, units, K, itemsize,
+                                        protocol["training"]["batch_size"])
+
+    @classmethod
     def agreement(cls, options):
         """Exact with the acausal ``gating: full`` (the network's gates), without dynamics or
         with the ideal dynamics."""

@@ -20,6 +20,8 @@ spiking needs rectified rates, ...) are the section's check
 
 from __future__ import annotations
 
+import math
+
 from ...core.options import ConfigError, Field, Section
 from .neurons import MODELS
 
@@ -34,8 +36,16 @@ def _get(d: dict, dotted: str):
     return d
 
 
+#: the most steps a duration may take (the memory estimate bounds what fits; this bounds the
+#: arithmetic before it)
+MAX_STEPS = 2 ** 40
+
+
 def _steps(value: float, dt: float, key: str) -> int:
     n = value / dt
+    if not math.isfinite(n) or n > MAX_STEPS:
+        raise ConfigError(f"{value} ms is {n:g} steps of dt_ms = {dt} ms (at most {MAX_STEPS:g}); "
+                          f"use a larger dt_ms or a shorter duration", key=key)
     if abs(n - round(n)) > 1e-6 * max(1.0, n):
         raise ConfigError(f"must be a whole number of dt_ms steps ({value} ms / {dt} ms = {n:g})", key=key)
     return int(round(n))
