@@ -179,8 +179,15 @@ class Run:
 
     def _first_nonfinite_parameter(self):
         xp = self.exp.backend.xp
-        for i, name, p in self.exp.net.parameters():
-            if not bool(xp.isfinite(p).all()):
+        params = list(self.exp.net.parameters())
+        if not params:
+            return None
+        # one read from the device for all parameters (on a GPU each read is a sync)
+        finite = xp.stack([xp.isfinite(p).all() for _, _, p in params])
+        if bool(finite.all()):
+            return None
+        for (i, name, _), ok in zip(params, finite.tolist()):
+            if not ok:
                 return f"layer {i} parameter {name}"
         return None
 

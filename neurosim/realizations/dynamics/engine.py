@@ -151,14 +151,14 @@ class CircuitDynamics:
         """Mean over the counting window of each segment: (S, 1|n_bin, ...) -> (S, ...)."""
         if arr.shape[1] == 1:
             return arr[:, 0]
-        c = self.xp.asarray(np.flatnonzero(self.tl.counting()))
+        c = self.tl.count_slice()
         return arr[:, c].mean(axis=1)
 
     def _count_mean(self, arr):
         """Scalar mean over segments and counting steps."""
         if arr.shape[1] == 1:
             return arr.mean()
-        c = self.xp.asarray(np.flatnonzero(self.tl.counting()))
+        c = self.tl.count_slice()
         return arr[:, c].mean()
 
     def _rnd(self, stream, *keys):
@@ -215,7 +215,7 @@ class CircuitDynamics:
         or the mean filtered spike train (``readout: filtered``)."""
         if counts is None or self.readout_mode == "filtered":
             return self.seg_mean(out)
-        c = self.xp.asarray(np.flatnonzero(self.tl.counting()))
+        c = self.tl.count_slice()
         n = counts[:, c].sum(axis=1)
         return (n * (1.0 / (self.tl.count_ms * 1e-3)) - self.r0) * (1.0 / self.g)
 
@@ -288,7 +288,7 @@ class CircuitDynamics:
         tl = self.tl
         if tl.n_settle == 0:
             return pre, G, w
-        c = self.xp.asarray(np.flatnonzero(tl.counting()))
+        c = tl.count_slice()
         sl = (lambda a: a if a is None or a.shape[1] == 1 else a[:, c])
         return sl(pre), sl(G), w[:, c]
 

@@ -88,8 +88,8 @@ class Random:
         return self.g.standard_normal(shape, dtype=dtype)
 
     def poisson(self, lam):
-        """Exact Poisson counts of means ``lam`` (float64 array)."""
-        return self.g.poisson(lam)
+        """Exact Poisson counts with means ``lam`` (an array on the device), in ``lam``'s dtype."""
+        return self.g.poisson(lam).astype(lam.dtype)
 
 
 def _terms(lmax: float, tail: float = 1e-9) -> int:
@@ -111,9 +111,13 @@ def poisson(lam, rnd: Random):
     Most samples of a spiking step are 0 (u < e^-lam); the CDF is continued only for the
     others, up to the term where the tail of the largest mean is below 1e-9; exact up to the
     resolution of the uniform numbers (float32, ~6e-8).  Larger means are drawn by the
-    generator's exact Poisson sampler.  Returns counts in ``lam``'s dtype.
+    generator's exact Poisson sampler.  Returns counts in ``lam``'s dtype.  On a GPU the
+    device generator's Poisson sampler draws them all (the selection above would read its
+    size back to the host at every step).
     """
     xp = array_module(lam)
+    if xp is not np:  # on a GPU: no selection of the nonzero samples (it syncs with the host)
+        return rnd.poisson(lam)
     u = rnd.uniform(lam.shape, np.float32).ravel()
     flat = xp.ascontiguousarray(lam).ravel()
     big = flat > POISSON_DIRECT
@@ -204,8 +208,12 @@ def lif(delta, u, rho, tau_s: float, tau_ref_s: float, dt_s: float, n_bin: int):
             R = xp.maximum(dt_s - rho, 0.0)  # time left to integrate in this step
             xp.maximum(rho - dt_s, 0.0, out=rho)
             uend = (u + d) * xp.exp(-R * inv_tau) - d
-            idx = xp.flatnonzero((uend <= 0.0) & (d > 0.0))
             cnt = out[s, k].reshape(-1)
+            if xp is not np:  # a GPU: masks over every neuron, no host syncs (see _crossings)
+                cnt[...] = 0
+                u[...] = _crossings(xp, u, uend, d, R, rho, cnt, tau_s, tau_ref_s, dt_s)
+                continue
+            idx = xp.flatnonzero((uend <= 0.0) & (d > 0.0))
             cnt[...] = 0
             u0, Ri, di = u[idx], R[idx], d[idx]
             u[...] = uend
@@ -220,6 +228,30 @@ def lif(delta, u, rho, tau_s: float, tau_ref_s: float, dt_s: float, n_bin: int):
                 idx, Ri, di = idx[again], rest[again], di[again]
                 u0 = xp.ones(idx.shape, dtype=u.dtype)
     return out
+
+
+def _crossings(xp, u0, uend, d, R, rho, cnt, tau_s: float, tau_ref_s: float, dt_s: float):
+    """The threshold crossings of one step for every neuron at once (what :func:`lif` does for
+    the crossing neurons only): no array's size depends on the data, so a GPU never waits for
+    the host.  A neuron crosses at most floor(dt / tau_ref) + 1 times in a step; with
+    tau_ref = 0 the loop asks the device whether any neuron crosses again.  Adds the spikes to
+    ``cnt``, updates ``rho``; returns u at the end of the step."""
+    hit = (uend <= 0.0) & (d > 0.0)
+    ds = xp.where(d > 0.0, d, 1.0)
+    start, Ri, u = u0, R, uend
+    n_max = int(dt_s // tau_ref_s) + 1 if tau_ref_s > 0 else None
+    it = 0
+    while (it < n_max) if n_max is not None else bool(hit.any()):
+        tc = tau_s * xp.log(xp.where(hit, (start + ds) / ds, 1.0))
+        rest = Ri - tc - tau_ref_s
+        cnt += hit
+        ur = (1.0 + d) * xp.exp(-xp.maximum(rest, 0.0) * (1.0 / tau_s)) - d
+        u = xp.where(hit, ur, u)
+        rho[...] = xp.where(hit, xp.maximum(-rest, 0.0), rho)
+        hit = hit & (ur <= 0.0)
+        start, Ri = xp.ones_like(u), rest
+        it += 1
+    return u
 
 
 def synaptic(counts, dt_s: float, a_syn: float, r0: float, n_bin: int):
