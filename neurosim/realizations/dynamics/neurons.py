@@ -184,7 +184,7 @@ def lif_rest(r0: float, shape, rnd: Random, tau_s: float, tau_ref_s: float, dtyp
     return u.astype(dtype), rho.astype(dtype)
 
 
-def lif(delta, u, rho, tau_s: float, tau_ref_s: float, dt_s: float, n_bin: int):
+def lif(delta, u, rho, tau_s: float, tau_ref_s: float, dt_s: float, n_bin: int, masks=None):
     """Spike counts per step of LIF neurons driven by ``delta`` (excess drive, (n_seg, 1|n_bin,
     ...)), integrated exactly in continuous time for a drive held constant over each step.
 
@@ -194,7 +194,9 @@ def lif(delta, u, rho, tau_s: float, tau_ref_s: float, dt_s: float, n_bin: int):
     ``u(t) = -delta + (u0 + delta) e^{-t/tau}``, a spike at ``t = tau ln((u0 + delta)/delta)``.
     ``u``, ``rho`` (remaining refractory time, s): the state at the phase onset (arrays of one
     step's shape; updated in place).  The segments follow each other without reset.  Spike
-    times, and so the f–I curve (:func:`lif_rate`), do not depend on dt.
+    times, and so the f–I curve (:func:`lif_rate`), do not depend on dt.  ``masks``: find the
+    crossings with masks over every neuron (:func:`_crossings`; default on a GPU) instead of
+    by index (default on the CPU).
     """
     xp = array_module(delta)
     S = delta.shape[0]
@@ -209,7 +211,7 @@ def lif(delta, u, rho, tau_s: float, tau_ref_s: float, dt_s: float, n_bin: int):
             xp.maximum(rho - dt_s, 0.0, out=rho)
             uend = (u + d) * xp.exp(-R * inv_tau) - d
             cnt = out[s, k].reshape(-1)
-            if xp is not np:  # a GPU: masks over every neuron, no host syncs (see _crossings)
+            if masks or (masks is None and xp is not np):  # no host syncs on a GPU
                 cnt[...] = 0
                 u[...] = _crossings(xp, u, uend, d, R, rho, cnt, tau_s, tau_ref_s, dt_s)
                 continue
