@@ -341,10 +341,7 @@ class LIFNeurons(NeuronModel):
             raise ConfigError("LIF neurons need a membrane time constant > 0", key=key("neurons.tau_m_ms"))
 
     def spikes(self, a, n_bin, rnd):
-        r = a * self.g + self.r0
-        if not self.rectify:
-            r = array_module(a).maximum(r, 0.0)
-        delta = lif_drive(r, self.tau_m_s, self.tau_ref_s)
+        delta = lif_drive(a * self.g + self.r0, self.tau_m_s, self.tau_ref_s)  # (0 Hz at r <= 0)
         u, rho = lif_rest(self.r0, a.shape[2:], rnd, self.tau_m_s, self.tau_ref_s, a.dtype)
         return lif(delta, u, rho, self.tau_m_s, self.tau_ref_s, self.dt_s, n_bin)
 
