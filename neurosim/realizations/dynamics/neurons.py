@@ -96,7 +96,7 @@ def _terms(lmax: float, tail: float = 1e-9) -> int:
     """Smallest k with P(N > k) < tail for a Poisson N of mean lmax (which bounds every smaller mean)."""
     p = F = math.exp(-lmax)
     k = 0
-    while 1.0 - F >= tail:
+    while 1.0 - F >= tail and k < 10_000:  # (means reach at most POISSON_DIRECT here)
         k += 1
         p *= lmax / k
         F += p
