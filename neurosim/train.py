@@ -47,6 +47,8 @@ class RunSummary:
     seconds: float
     history: list = field(default_factory=list)
     position: float | None = None  #: epochs completed, with the fraction of a cut-short one
+    n_epochs: int | None = None  #: ``training.epochs``
+    steps_per_epoch: int | None = None
 
     def line(self) -> str:
         return (f"{self.store}: epoch {self.epochs}, {self.steps} steps, train error "
@@ -67,11 +69,12 @@ class Run:
     """The training loop over one experiment, recording into one store."""
 
     def __init__(self, protocol: dict, out: str | None = None, device: str | None = None,
-                 progress=None):
+                 progress=None, arrays=None):
         self.protocol = protocol
         self.out = out or protocol["recording"]["out"]
         self.progress = progress
-        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None))
+        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None),
+                                    arrays=arrays)
         self.recorder = Recorder(self.out)
         # loop position
         self.epoch = 0  # completed epochs
@@ -111,9 +114,9 @@ class Run:
                               f"before any training step")
 
     def evaluate(self, interruptible: bool = False) -> dict:
-        exp, tr = self.exp, self.exp.training
+        exp = self.exp
         bs = exp.eval_batch_size
-        n = tr["eval_train_subset"] or exp.n_train
+        n = exp.eval_train_examples
         out = {}
         for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
                             ("test", exp.x_test, exp.y_test)):
@@ -234,6 +237,8 @@ class Run:
                 self.recorder.set_attrs(**attrs)
             else:  # "create", or "replace" a store with nothing committed / under --overwrite
                 self.recorder.create(self.exp.attrs(), replace=mode == "replace")
+            if self.exp.eval_train_note():
+                self._note(self.exp.eval_train_note())
             if self.recorder.records("epoch") == 0 and self.step == 0:
                 self._say("first evaluation (epoch 0)")
                 first = self.evaluate(interruptible=True)
@@ -279,7 +284,8 @@ class Run:
                     if self._stop_signal is not None:
                         self.checkpoint()
                         raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
-                                          f"{self.epoch + 1}, batch {self.batch}; checkpoint written")
+                                          f"{self.epoch + 1}/{tr['epochs']} batch {self.batch}/"
+                                          f"{n_batches}; checkpoint written")
                     if tr["max_steps"] and self.step >= tr["max_steps"]:
                         break
                 if self.batch >= n_batches:
@@ -312,7 +318,8 @@ class Run:
         stopped = self.stopped or "epochs"
         self.recorder.finish(status="finished", stopped=stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
-                          last["test_error"], stopped, seconds, position=self.epoch_position())
+                          last["test_error"], stopped, seconds, position=self.epoch_position(),
+                          n_epochs=tr["epochs"], steps_per_epoch=exp.steps_per_epoch)
 
     def _last_record(self) -> dict:
         """The errors of the store's last committed evaluation."""
@@ -320,6 +327,10 @@ class Run:
 
         ds = open_store(self.out)
         return {k: float(ds[k].values[-1]) for k in ("train_error", "test_error")}
+
+    def _note(self, text: str) -> None:
+        if hasattr(self.progress, "write"):
+            self.progress.write(text)
 
     def _say(self, text: str) -> None:
         if hasattr(self.progress, "phase"):
@@ -337,7 +348,8 @@ class Run:
 
 
 #: protocol keys that may differ between a store and the protocol resuming it
-RESUME_IGNORES = ("name", "description", "recording.out", "circuit.file", "circuit.description")
+RESUME_IGNORES = ("name", "description", "caveat", "recording.out", "circuit.file",
+                  "circuit.description")
 
 
 def protocol_differences(a, b, prefix="") -> list:
@@ -405,7 +417,7 @@ def check_resumable(protocol: dict, recorder) -> list:
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,
-                 progress=None) -> RunSummary:
+                 progress=None, arrays=None) -> RunSummary:
     """Convenience: build a :class:`Run` and train it.
 
     An existing store is continued only with ``resume`` (same protocol) and
@@ -418,5 +430,5 @@ def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=
         # refused here, before data and network are built; the store changes in Run.train
         prepare_store(out, resume=resume, overwrite=overwrite,
                       check=lambda rec: check_resumable(protocol, rec))
-        r = Run(protocol, out=out, device=device, progress=progress)  # data, network: may fail
+        r = Run(protocol, out=out, device=device, progress=progress, arrays=arrays)  # may fail
         return r.train(resume=resume, overwrite=overwrite)

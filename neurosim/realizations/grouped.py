@@ -65,9 +65,13 @@ class Grouped(Realization):
             "rate": Field(float, default=1.0, min=0, max=1,
                           doc="ρ: fraction of the way to the mean per relaxation"),
             "schedule": Field(str, default="every_step",
-                              choices=("every_step", "every_n", "per_epoch", "never")),
+                              choices=("every_step", "every_n", "per_epoch", "never"),
+                              doc=("when the K synapses of every pair relax toward their mean "
+                                   "(\"sleep\"): after every step, every `every` steps, after "
+                                   "every epoch, or never (the K copies drift apart)")),
             "every": Field(int, default=10, min=1, doc="steps between relaxations (every_n)"),
-        }),
+        }, doc=("relaxation of the K synapses of each pair toward their mean, w ← w + ρ (w̄ − w); "
+                "rate 1 every step is batched GEVB exactly")),
         "compensate_k": Field(bool, default=True,
                               doc="multiply the K-copy synapse updates by K (GEVB rate after relaxation)"),
         "time_bins": Field(int, default=1, min=1, doc="bins per example presentation"),
