@@ -74,7 +74,8 @@ def _layer(pre, pre_index, W, b, t, thr, tau_m, tau_inh, order, gated=True):
     component mu (the first layer: j, the one input population)."""
     K, n, n_in = W.shape
     eqs = """
-    dv/dt = (clip(G * (I + b), thr, inf) - v) / tau_m : 1
+    dv/dt = (G * (I + b) - v) / tau_m : 1
+    r = clip(v, thr, inf) : 1
     I : 1
     b : 1 (constant)
     """ + ("G : 1 (linked)" if gated else "G : 1 (constant)")
@@ -82,7 +83,8 @@ def _layer(pre, pre_index, W, b, t, thr, tau_m, tau_inh, order, gated=True):
                          namespace={"tau_m": tau_m * ms, "thr": thr})
     neu.b = b.reshape(-1)
     mu, i, j = np.meshgrid(np.arange(K), np.arange(n), np.arange(n_in), indexing="ij")
-    syn = b2.Synapses(pre, neu, "w : 1 (constant)\nI_post = w * v_pre : 1 (summed)")
+    syn = b2.Synapses(pre, neu, "w : 1 (constant)\nI_post = w * r_pre : 1 (summed)",
+                      namespace={"thr": thr})
     syn.connect(i=pre_index(mu, j).ravel(), j=(mu * n + i).ravel())
     syn.w = W.ravel()
     objs = [neu, syn]
@@ -97,7 +99,8 @@ def _layer(pre, pre_index, W, b, t, thr, tau_m, tau_inh, order, gated=True):
             gb : 1 (constant)
             """, order=order + 2)
         inh.gb = (t * b).sum(axis=0)
-        gsyn = b2.Synapses(pre, inh, "tw : 1 (constant)\ngs_post = tw * v_pre : 1 (summed)")
+        gsyn = b2.Synapses(pre, inh, "tw : 1 (constant)\ngs_post = tw * r_pre : 1 (summed)",
+                           namespace={"thr": thr})
         gsyn.connect(i=pre_index(mu, j).ravel(), j=i.ravel())
         gsyn.tw = (t[:, :, None] * W).ravel()
         gate = b2.NeuronGroup(n, """
@@ -121,7 +124,7 @@ def cascade(d: dict, target: str) -> dict:
     T, n0 = x.shape
     n_layers = int(d["n_layers"])
     xin = b2.TimedArray(x, dt=dt * ms)
-    inp = b2.NeuronGroup(n0, "v = xin(t, i) : 1", namespace={"xin": xin})
+    inp = b2.NeuronGroup(n0, "r = xin(t, i) : 1", namespace={"xin": xin})
     objs, mons = [inp], {}
     pre, pre_index = inp, (lambda mu, j: j)
     for layer in range(n_layers):
@@ -131,7 +134,7 @@ def cascade(d: dict, target: str) -> dict:
                               _scalar(d, "thr"), _scalar(d, "tau_m_ms"), _scalar(d, "tau_inh_ms"),
                               10 * (layer + 1), gated)
         objs += o
-        mons[f"a{layer}"] = b2.StateMonitor(neu, "v", record=True, when="end")
+        mons[f"a{layer}"] = b2.StateMonitor(neu, "r", record=True, when="end")
         if gate is not None:
             mons[f"G{layer}"] = b2.StateMonitor(gate, "G", record=True, when="end")
         n = W.shape[1]
@@ -140,7 +143,7 @@ def cascade(d: dict, target: str) -> dict:
     net.run(T * dt * ms)
     out = {}
     for k, m in mons.items():
-        v = np.asarray(m.v if k.startswith("a") else m.G).T  # (T, neurons)
+        v = np.asarray(m.r if k.startswith("a") else m.G).T  # (T, neurons)
         out[k] = v
     return out
 
@@ -326,7 +329,8 @@ def bench(d: dict, target: str) -> dict:
             drive_eqs = "I : 1"
             bias = b
         eqs = f"""
-        dv/dt = (clip(G * (I + b), thr, inf) - v) / tau_m : 1
+        dv/dt = (G * (I + b) - v) / tau_m : 1
+        va = clip(v, thr, inf) : 1
         {drive_eqs}
         b : 1 (constant)
         M : 1
@@ -335,9 +339,9 @@ def bench(d: dict, target: str) -> dict:
         kw = {}
         if spiking:
             eqs += "ds/dt = -s / tau_syn : Hz\no = (s - r0) / g : 1\n"
-            kw = {"threshold": "rand() < (r0 + g * v) * dt", "reset": "s += 1 / tau_syn"}
+            kw = {"threshold": "rand() < (r0 + g * va) * dt", "reset": "s += 1 / tau_syn"}
         else:
-            eqs += "o = v : 1\n"
+            eqs += "o = va : 1\n"
         neu = b2.NeuronGroup(K * n, eqs, method="exponential_euler" if pre_spiking else "exact",
                              order=base + 5, namespace=ns, **kw)
         neu.b = bias.reshape(-1)

@@ -17,6 +17,7 @@ so a store says exactly how it was made.  YAML is read by :mod:`neurosim.core.ya
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -552,12 +553,19 @@ def check_memory(p: dict, in_shape, layers, K: int) -> None:
     kw = memory_options(p, K)
     eval_batch = tr["eval_batch_size"] or memory.eval_batch_size(layers, K, in_shape, item, budget, **kw)
     est = memory.estimate(layers, K, in_shape, item, eval_batch=eval_batch, **kw)
+    keys = {"parameters": "circuit.layers", "training batch": "training.batch_size",
+            "evaluation batch": "training.eval_batch_size"}
+    from .realizations import REALIZATIONS
+
+    units = [math.prod(L.unit_shape) for L in layers]
+    for part, (size, key) in REALIZATIONS[p["realization"]["type"]].memory_parts(p, units, K, item).items():
+        est[part], keys[part] = size, key
+    est["total"] = sum(v for k, v in est.items() if k != "total")
     if est["total"] > budget:
         gib = 1 << 30
         parts = ", ".join(f"{k} {v / gib:.2f} GiB" for k, v in est.items() if k != "total")
         biggest = max((k for k in est if k != "total"), key=est.get)
-        key = {"parameters": "circuit.layers", "training batch": "training.batch_size",
-               "evaluation batch": "training.eval_batch_size"}[biggest]
+        key = keys[biggest]
         src = "training.memory_gib" if tr["memory_gib"] is not None else "half of the available memory"
         raise ConfigError(f"needs about {est['total'] / gib:.1f} GiB of memory ({parts}); the budget is "
                           f"{budget / gib:.1f} GiB ({src})", key=key)

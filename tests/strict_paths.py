@@ -71,7 +71,8 @@ def is_circuit(name) -> bool:
 def same_numbers_as_cpu(name) -> bool:
     circuit, rule, real, _ = PATHS[name]
     dyn = (real or {}).get("dynamics") or {}
-    return not (rule["name"] == "node_perturbation" or dyn.get("neurons", {}).get("model") == "poisson"
+    spikes = dyn.get("neurons", {}).get("model") in ("poisson", "lif")  # (LIF: random rest phases)
+    return not (rule["name"] == "node_perturbation" or spikes
                 or any(ls["type"] == "dropout" for ls in circuit["layers"]))
 
 

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from neurosim.realizations.dynamics.neuromodulator import Neuromodulator, mix
-from neurosim.realizations.dynamics.neurons import Random, lif, poisson, synaptic
+from neurosim.realizations.dynamics.neurons import (
+    Random,
+    lif,
+    lif_drive,
+    lif_rate,
+    lif_rest,
+    poisson,
+    synaptic,
+)
 from neurosim.realizations.dynamics.plasticity import Eligibility
 from neurosim.realizations.dynamics.timeline import Timeline, decay, relax, scan
 
@@ -93,24 +101,70 @@ def test_synaptic_filter_has_unit_gain():
     assert abs(s.sum() * 1e-3 - 1.0) < 1e-3  # one spike's worth of rate x time (truncated tail)
 
 
+def test_poisson_large_means_are_exact():
+    """Means far above a spike per step (1 MHz at 1 ms) are drawn exactly, not capped."""
+    for lam in (800.0, 1e4):
+        counts = poisson(np.full(20_000, lam), Random(np, 2, 3, 3))
+        se = math.sqrt(lam / counts.size)
+        assert abs(counts.mean() - lam) < 5 * se
+        assert abs(counts.var() / lam - 1) < 6 * math.sqrt(2 / counts.size)
+    mixed = poisson(np.array([0.0, 0.5, 50.0, 5e6]), Random(np, 2, 3, 4))
+    assert mixed[0] == 0 and abs(mixed[3] - 5e6) < 6 * math.sqrt(5e6)
+
+
+def _lif_spike_steps(mu, tau_m, tau_ref, dt, T):
+    n = int(round(T / dt))
+    u, rho = np.ones(1), np.zeros(1)
+    out = lif(np.full((1, 1, 1), tau_m * 1e-3 * mu - 1), u, rho, tau_m * 1e-3, tau_ref * 1e-3, dt * 1e-3, n)
+    return out[0, :, 0]
+
+
 @pytest.mark.parametrize("mu", [60.0, 100.0, 300.0])
-def test_lif_rate_is_the_f_i_curve(mu):
-    tau_m, tau_ref, dt = 20.0, 2.0, 0.05
-    n = int(round(2000 / dt))
-    out = lif(np.full((1, 1, 1), mu), decay(dt, tau_m), tau_m * 1e-3, int(round(tau_ref / dt)), n)
-    spikes = np.flatnonzero(out[0, :, 0])
-    isi = np.diff(spikes).mean() * dt * 1e-3
+@pytest.mark.parametrize("dt", [1.0, 0.25])
+def test_lif_spikes_at_the_exact_times(mu, dt):
+    """From V = 0 a constant drive gives spikes at t1 + k ISI, t1 = tau ln(x/(x-1)),
+    ISI = tau_ref + t1 (the f-I curve): each in the step that contains it, at any dt, also for
+    a refractory period that is not a whole number of steps."""
+    tau_m, tau_ref, T = 20.0, 2.5, 400.0
+    counts = _lif_spike_steps(mu, tau_m, tau_ref, dt, T)
     x = tau_m * 1e-3 * mu
-    expect = 1.0 / (tau_ref * 1e-3 + tau_m * 1e-3 * math.log(x / (x - 1)))
-    assert abs(1.0 / isi - expect) / expect < 2 * dt / (1e3 / expect)  # within ~2 steps per ISI
-    # first spike: the time to threshold from rest
-    t1 = (spikes[0] + 1) * dt
-    assert abs(t1 - tau_m * math.log(x / (x - 1))) <= dt + 1e-9
+    t1 = tau_m * math.log(x / (x - 1))
+    isi = 1e3 / float(lif_rate(x - 1, tau_m * 1e-3, tau_ref * 1e-3))
+    assert isi == pytest.approx(tau_ref + t1, rel=1e-12)
+    times = t1 + isi * np.arange(int((T - t1) // isi) + 1)
+    expect = np.zeros_like(counts)
+    np.add.at(expect, (np.ceil(times / dt - 1e-9) - 1).astype(int), 1)
+    np.testing.assert_array_equal(counts, expect)
+
+
+def test_lif_drive_inverts_the_f_i_curve():
+    tau, ref = 0.01, 0.002
+    r = np.array([0.5, 5.0, 20.0, 100.0, 400.0])
+    np.testing.assert_allclose(lif_rate(lif_drive(r, tau, ref), tau, ref), r, rtol=1e-10)
+    assert float(lif_drive(np.array([0.0]), tau, ref)[0]) == 0.0  # the rheobase
+    # float32 keeps low rates (the drive's excess over the rheobase is ~e^-(1/r)/tau)
+    r32 = np.array([2.0, 3.0, 8.0], dtype=np.float32)  # (below ~1.2 Hz e^-x underflows)
+    np.testing.assert_allclose(lif_rate(lif_drive(r32, tau, ref), tau, ref), r32, rtol=1e-5)
+    assert float(lif_rate(lif_drive(np.array([1e4]), tau, ref), tau, ref)[0]) == pytest.approx(0.99 / ref)
 
 
 def test_lif_below_rheobase_is_silent():
-    out = lif(np.full((1, 1, 3), 40.0), decay(0.1, 20.0), 0.02, 20, 5000)  # tau mu = 0.8 < 1
-    assert out.sum() == 0
+    assert _lif_spike_steps(40.0, 20.0, 1.0, 0.1, 500.0).sum() == 0  # tau mu = 0.8 < 1
+
+
+@pytest.mark.parametrize("dt", [1.0, 0.25])
+def test_lif_rest_state_fires_at_the_baseline(dt):
+    """Neurons started in the stationary state at r0 (random phases) fire at r0 in any
+    window: the mean count over 30 ms is r0 T within its sampling error."""
+    r0, tau, ref, T, N = 20.0, 0.01, 0.002, 30.0, 20_000
+    rnd = Random(np, 5, 1)
+    u, rho = lif_rest(r0, (N,), rnd, tau, ref, np.float64)
+    drive = lif_drive(np.full((1, 1, N), r0), tau, ref)
+    n = lif(drive, u, rho, tau, ref, dt * 1e-3, int(round(T / dt)))[0].sum(axis=0)
+    expect = r0 * T * 1e-3
+    assert abs(n.mean() - expect) < 5 * math.sqrt(expect / N)
+    # a regular neuron: each count is the floor or the ceiling of r0 T
+    assert set(np.unique(n)) <= {math.floor(expect), math.ceil(expect)}
 
 
 def test_neuromodulator_delay_lowpass_shape_and_carry():
@@ -149,6 +203,24 @@ def test_neuromodulator_noise_is_ou_with_sigma():
     assert abs(white.std() - sigma) < 0.01 and abs(np.corrcoef(white[:-1, 0], white[1:, 0])[0, 1]) < 0.02
 
 
+@pytest.mark.parametrize("tau", [0.0, 20.0])
+def test_neuromodulator_noise_does_not_depend_on_dt(tau):
+    """The noise is defined in continuous time: its mean over 30 ms windows has the same
+    standard deviation at dt = 1 and 0.25 ms — for white noise (tau_M = 0) sigma sqrt(1 ms / T)."""
+    T, ch, sigma = 30.0, 400, 0.7
+    stds = []
+    for dt in (1.0, 0.25):
+        n = int(round(T / dt))
+        nm = Neuromodulator(np, np.float64, ch, dt, 0.0, tau, sigma)
+        M = nm.signal(np.zeros((n * 50, ch)), Random(np, 9, 4, int(dt * 4)))
+        w = M.reshape(50, n, ch).mean(axis=1)[5:]  # window means (after the OU's onset)
+        stds.append(w.std())
+    se = stds[0] * math.sqrt(2.0 / (45 * ch))  # relative error of a sample std
+    assert abs(stds[0] - stds[1]) < 5 * se * math.sqrt(2)
+    if tau == 0.0:
+        assert abs(stds[1] - sigma * math.sqrt(1.0 / T)) < 5 * se
+
+
 def test_crosstalk_matrix():
     K, chi = 10, 0.3
     C = mix(np.eye(K), chi)
@@ -180,3 +252,19 @@ def test_eligibility_reordering_is_exact(tau):
         got += a * dt * s0 * E0
         np.testing.assert_allclose(el.carried_decay(L) * E0 + (v * c).sum(), E, atol=1e-12)
     np.testing.assert_allclose(got, direct, atol=1e-10)
+
+
+@pytest.mark.parametrize("tau_ref", [0.0, 0.4, 2.5])
+def test_lif_crossings_by_mask_equal_by_index(tau_ref):
+    """The GPU's way (masks over every neuron, a static bound on crossings per step) gives the
+    CPU's spikes and states, also with several spikes per step."""
+    rng = np.random.default_rng(4)
+    drive = rng.uniform(-0.5, 30.0, size=(2, 40, 300))  # excess over the rheobase, up to ~3 kHz
+    out = []
+    for masks in (False, True):
+        u, rho = np.ones(300), np.zeros(300)
+        out.append((lif(drive, u, rho, 0.01, tau_ref * 1e-3, 1e-3, 40, masks=masks), u, rho))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert out[0][0].max() >= 2 or tau_ref >= 1.0  # several spikes in a step are exercised
+    np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-12)
+    np.testing.assert_allclose(out[0][2], out[1][2], atol=1e-15)

@@ -117,41 +117,19 @@ def _layer_max(spread) -> np.ndarray:
     return np.where(np.isfinite(a), a, np.nan)
 
 
-def _ideal_dynamics(dyn: dict) -> bool:
-    """Whether a ``dynamics`` section is the ideal limit (docs/dynamics.md): every time
-    constant, delay, noise and crosstalk 0, rate neurons, the signed code."""
-    neurons = dyn.get("neurons") or {}
-    zero = [neurons.get("tau_m_ms"), (dyn.get("gating") or {}).get("tau_inh_ms"),
-            (dyn.get("eligibility") or {}).get("tau_e_ms")]
-    zero += list((dyn.get("neuromodulator") or {}).values())
-    return (all(float(v or 0) == 0 for v in zero) and neurons.get("model", "rate") == "rate"
-            and (dyn.get("code") or {}).get("rectify") is False)
-
-
 def agreement_note(run: RunData) -> str:
-    """Why this run's update agreement is (or is not) 1, from its realization options."""
-    o = run.realization_options
-    dyn = o.get("dynamics")
-    if isinstance(dyn, dict) and run.realization in ("grouped", "temporal") and not _ideal_dynamics(dyn):
-        return ("approximate: the circuit runs in time (realization.dynamics): leak, inhibition, "
-                "eligibility traces and a late, filtered, noisy neuromodulator change its update")
-    if run.realization == "grouped":
-        rel = o.get("relaxation") or {}
-        rate, sched = rel.get("rate", 1.0), rel.get("schedule", "every_step")
-        if sched == "every_step" and float(rate) == 1.0:
-            return "exact: complete relaxation every step"
-        when = {"every_n": f"every {rel.get('every')} steps", "per_epoch": "once per epoch",
-                "never": "never"}.get(sched, sched)
-        return (f"approximate: the K synapses of a pair drift apart between relaxations "
-                f"(relaxation {when}, rate {rate}); every_step at rate 1 is exact")
-    if run.realization == "temporal":
-        g = o.get("gating", "full")
-        if g == "full":
-            return "exact: gate from t·h over all K bins (acausal)"
-        if g == "first_bin":
-            return "approximate: gate decided in the first time bin (causal); gating full is exact"
-        return f"approximate: gating {g} (independent of the pre-activations); gating full is exact"
-    return "no circuit recordings"
+    """Why this run's update agreement is (or is not) 1: the realization's own account
+    (:meth:`~neurosim.realizations.base.Realization.agreement`) of its stored options."""
+    from ..core.options import ConfigError
+    from ..realizations import REALIZATIONS
+
+    cls = REALIZATIONS.get(run.realization)
+    if cls is None:
+        return "no circuit recordings"
+    try:
+        return cls.agreement(run.realization_options)
+    except ConfigError as exc:
+        return f"unknown: the stored realization options do not validate ({exc})"
 
 
 def summary(run: RunData) -> dict:

@@ -22,6 +22,27 @@ class Realization:
         validated protocol cannot run on this realization; ``hidden`` lists the circuit's
         hidden weight layers as ``(index, nonlinearity)``."""
 
+    @classmethod
+    def agreement(cls, options: dict) -> str:
+        """Whether this realization's update equals batched GEVB's on the same weights and batch,
+        for its ``realization:`` options (missing keys take their defaults): a sentence that
+        starts with ``exact`` or ``approximate`` and says why (``analysis.compare`` shows it
+        beside ``update_cosine``)."""
+        return "no circuit recordings"
+
+    @classmethod
+    def memory_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -> dict:
+        """Memory this realization needs beyond the network's parameters and batches, for the
+        run's memory estimate at validation: {part: (bytes, key to change)}.  ``units``: the
+        neurons per vector unit of each weight layer."""
+        return {}
+
+    @classmethod
+    def validated_options(cls, options: dict) -> dict:
+        """``options`` (a stored or partial ``realization:`` mapping, without ``type``) with the
+        defaults of :attr:`OPTIONS` filled in."""
+        return cls.OPTIONS.validate({k: v for k, v in options.items() if k != "type"}, "realization")
+
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         self.options = options
         self.backend = backend

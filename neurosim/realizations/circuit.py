@@ -120,8 +120,13 @@ class GEVBReference:
         self.net, self.loss_fn = net, loss_fn
         self.rule = build_rule("gevb", net, backend)
 
-    def __call__(self, x, y) -> dict:
-        return self.rule.step(self.net, x, y, self.loss_fn).grads
+    def __call__(self, x, y, e=None) -> dict:
+        """GEVB's update on (x, y); with ``e`` (B, K), GEVB given that error vector instead of
+        the network's own (the network's gates and activities, the error of a circuit)."""
+        if e is None:
+            return self.rule.step(self.net, x, y, self.loss_fn).grads
+        _, states = self.net.forward(x)
+        return self.rule.gradients(self.net, states, e)
 
 
 def cosine(a: dict, b: dict, layers) -> np.ndarray:

@@ -84,6 +84,31 @@ class Grouped(Realization):
         check_protocol(protocol, hidden, "grouped")
         dynamics.check_protocol(protocol, "grouped")
 
+    @classmethod
+    def memory_parts(cls, protocol, units, K, itemsize):
+        """The time course of the circuit in time (:mod:`.dynamics.memory`)."""
+        o = protocol["realization"]
+        if o.get("dynamics") is None:
+            return {}
+        return dynamics.memory.estimate(o["dynamics"], o, cls.name, units, K, itemsize,
+                                        protocol["training"]["batch_size"])
+
+    @classmethod
+    def agreement(cls, options):
+        """Exact with complete relaxation every step (each step is batched GEVB's update; the
+        optimizer runs per synapse) and without dynamics or with the ideal dynamics."""
+        o = cls.validated_options(options)
+        in_time = dynamics.agreement(o["dynamics"])
+        if in_time:
+            return in_time
+        rel = o["relaxation"]
+        if rel["schedule"] == "every_step" and rel["rate"] == 1.0:
+            return "exact: complete relaxation every step"
+        when = {"every_n": f"every {rel['every']} steps", "per_epoch": "once per epoch",
+                "never": "never"}[rel["schedule"]]
+        return (f"approximate: the K synapses of a pair drift apart between relaxations "
+                f"(relaxation {when}, rate {rel['rate']}); every_step at rate 1 is exact")
+
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
         check_network(net, "grouped")

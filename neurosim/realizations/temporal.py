@@ -99,6 +99,30 @@ class Temporal(Realization):
                               "(or plasticity: end_of_example)", key="optimizer.name")
         dynamics.check_protocol(protocol, "temporal")
 
+    @classmethod
+    def memory_parts(cls, protocol, units, K, itemsize):
+        """The time course of the circuit in time (:mod:`.dynamics.memory`)."""
+        o = protocol["realization"]
+        if o.get("dynamics") is None:
+            return {}
+        return dynamics.memory.estimate(o["dynamics"], o, cls.name, units, K, itemsize,
+                                        protocol["training"]["batch_size"])
+
+    @classmethod
+    def agreement(cls, options):
+        """Exact with the acausal ``gating: full`` (the network's gates), without dynamics or
+        with the ideal dynamics."""
+        o = cls.validated_options(options)
+        in_time = dynamics.agreement(o["dynamics"])
+        if in_time:
+            return in_time
+        g = o["gating"]
+        if g == "full":
+            return "exact: gate from t·h over all K bins (acausal)"
+        if g == "first_bin":
+            return "approximate: gate decided in the first time bin (causal); gating full is exact"
+        return f"approximate: gating {g} (independent of the pre-activations); gating full is exact"
+
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
         check_network(net, "temporal")

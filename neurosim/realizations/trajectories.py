@@ -31,6 +31,9 @@ On the training batch of the step (not the probe set):
 
 * ``update_cosine`` (sim_step, circuit_layer) — cosine between the circuit's update and the
   batched GEVB update of the network on the same batch,
+* ``update_cosine_own_error`` (sim_step, circuit_layer) — the same against batched GEVB
+  given the circuit's own error vector (decoded from its readout; in time, from spikes),
+  so that errors of decoding and of plasticity are told apart,
 * ``synapse_spread`` (sim_step, circuit_layer) — rms over synapse pairs of the std of the K
   synapses of a pair, relative to the rms weight (0 = exact weight sharing; always 0 in the
   temporal circuit; NaN for the first layer, whose K synapses are distinct parameters).
@@ -214,11 +217,18 @@ class TrajectoryObserver(Observer):
                 self.reference = GEVBReference(exp.net, self.backend, exp.loss_fn)
             x, y = self.real.last_batch
             cos = cosine(result.grads, self.reference(x, y), self.layers)
+            cos_own = cosine(result.grads, self.reference(x, y, result.e), self.layers)
         else:
-            cos = np.full(len(self.layers), np.nan)
+            cos = cos_own = np.full(len(self.layers), np.nan)
         rec["update_cosine"] = (("circuit_layer",), cos, {
             "long_name": "cosine between the circuit's update and the batched GEVB update on "
                          "the step's training batch (per weight layer, W and b together)",
+            "units": "1"})
+        rec["update_cosine_own_error"] = (("circuit_layer",), cos_own, {
+            "long_name": "cosine between the circuit's update and the batched GEVB update on "
+                         "the step's training batch given the circuit's own (decoded) error "
+                         "vector instead of the network's noise-free one: plasticity alone, "
+                         "without decoding (per weight layer, W and b together)",
             "units": "1"})
         spread = np.full(len(self.layers), np.nan)
         spread[1:] = self.real.synapse_spread()

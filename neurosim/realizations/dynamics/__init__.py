@@ -12,14 +12,16 @@ evaluation, recording and checkpoint state.  Modules, one job each:
 * :mod:`.plasticity` — eligibility traces met by the neuromodulator;
 * :mod:`.engine` — one trial (shared); :mod:`.grouped`, :mod:`.temporal` — how each circuit
   is wired;
-* :mod:`.recording` — time-resolved trajectory records in ms and Hz.
+* :mod:`.recording` — time-resolved trajectory records in ms and Hz;
+* :mod:`.memory` — the time course's memory, for the run's estimate at validation.
 
 The model and its equations: ``docs/dynamics.md``.
 """
 
 from __future__ import annotations
 
-from .options import DYNAMICS, check_protocol
+from . import memory
+from .options import DYNAMICS, agreement, check_protocol, is_ideal
 
 
 def build(realization):
@@ -36,4 +38,4 @@ def build(realization):
     return TemporalDynamics(realization, opts)
 
 
-__all__ = ["DYNAMICS", "build", "check_protocol"]
+__all__ = ["DYNAMICS", "agreement", "build", "check_protocol", "is_ideal", "memory"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .neuromodulator import Neuromodulator, mix
-from .neurons import EVAL_STREAM, PROBE_STREAM, TRAIN_STREAM, Random, lif, poisson, synaptic
+from .neurons import EVAL_STREAM, MODELS, PROBE_STREAM, TRAIN_STREAM, Random, synaptic
 from .plasticity import Eligibility
 from .timeline import Timeline, decay, relax
 
@@ -78,13 +78,10 @@ class CircuitDynamics:
         self.tl = Timeline(dt, self.n_segments(), n_bin, int(round(o["settle_ms"] / dt)),
                            self.n_phases(), int(round(o["interval_ms"] / dt)))
         neu, code = o["neurons"], o["code"]
-        self.model = neu["model"]
+        self.neurons = MODELS[neu["model"]](dt, neu, code)
         self.input_spikes = neu["input_spikes"]
         self.readout_mode = neu["readout"]
         self.r0, self.g, self.rectify = code["baseline_hz"], code["gain_hz"], code["rectify"]
-        self.a_m = decay(dt, neu["tau_m_ms"])
-        self.tau_m_s = neu["tau_m_ms"] * 1e-3
-        self.n_ref = int(round(neu["tau_ref_ms"] / dt))
         self.a_syn = decay(dt, neu["tau_syn_ms"])
         self.a_inh = decay(dt, o["gating"]["tau_inh_ms"])
         nm = o["neuromodulator"]
@@ -92,7 +89,7 @@ class CircuitDynamics:
         self._nm_args = (self.xp, self.dtype, self.channels, dt, nm["delay_ms"], nm["tau_ms"], nm["noise"])
         self.nm = Neuromodulator(*self._nm_args)
         self.elig = Eligibility(dt, o["eligibility"]["tau_e_ms"])
-        self.stochastic = self.model != "rate" or self.input_spikes
+        self.stochastic = self.neurons.spiking or self.input_spikes
         self.E = None  # carried eligibility {(layer, "W"|"b"): array}
         self.t = 0  # training trials (mini-batches) simulated
         self.n_eval = 0  # evaluation passes since training step _eval_at (keys their spikes)
@@ -176,7 +173,6 @@ class CircuitDynamics:
     def simulate(self, x, keys, keep: int = 0):
         """One phase from rest; ``keys`` (stream, ...) key its spikes; the time courses of the
         first ``keep`` examples are kept for recording.  Returns [LayerRun]."""
-        xp = self.xp
         B = x.shape[0]
         x2 = x.reshape(B, -1)
         nb = self.tl.n_bin
@@ -193,29 +189,18 @@ class CircuitDynamics:
                 v = self.apply_gate(G, I)
             h_mean = self.seg_mean(I)
             del I
-            zero = self._count_mean(v <= thr)
-            if self.rectify:
-                v = xp.maximum(v, thr)
-            counts = None
-            if self.model == "lif":
-                mu = xp.maximum(v * self.g + self.r0, 0.0)
-                counts = lif(mu, self.a_m, self.tau_m_s, self.n_ref, nb)
-                out = self._spike_train(counts)
-                rate = out[..., :keep, :] * self.g + self.r0
-                mean_rate = self._count_mean(counts) / (self.dt * 1e-3)
-            else:
-                a = relax(v, self.a_m, 0.0, nb)
-                del v
+            model = self.neurons
+            a = model.membrane(v, nb)
+            del v
+            zero = self._count_mean(a <= thr)
+            counts = model.spikes(a, nb, rnd_for(i + 1))
+            if counts is None:
+                out = a
                 mean_rate = self._count_mean(a) * self.g + self.r0
-                if self.model == "poisson":
-                    lam = xp.broadcast_to(a, (a.shape[0], nb) + a.shape[2:]) * (self.g * self.dt * 1e-3)
-                    lam += self.r0 * self.dt * 1e-3
-                    counts = poisson(lam, rnd_for(i + 1))
-                    del lam
-                    out = self._spike_train(counts)
-                else:
-                    out = a
-                rate = a[..., :keep, :] * self.g + self.r0
+            else:
+                out = self._spike_train(counts)
+                mean_rate = self._count_mean(counts) / (self.dt * 1e-3)
+            rate = model.recorded_rate(a[..., :keep, :], out[..., :keep, :])
             run = LayerRun(pre, G, out, rate, None if counts is None else counts[..., :keep, :],
                            h_mean, zero, mean_rate)
             if i == self.net.readout:

@@ -12,9 +12,13 @@ signal
    (:func:`mix`, applied to ε before the command is laid out);
 2. is delayed by ``delay_ms`` (a whole number of steps);
 3. is low-pass filtered, ``tau_M dM/dt = -M + command(t - delay)``;
-4. gets additive noise: an Ornstein-Uhlenbeck process with standard
-   deviation σ_M and correlation time tau_M (white, σ_M per step, if
-   tau_M = 0).
+4. gets additive noise, defined in continuous time so that its statistics do
+   not depend on dt: an Ornstein-Uhlenbeck process with standard deviation
+   σ_M and correlation time tau_M (updated exactly on the grid); for
+   tau_M = 0 white noise of intensity σ_M² · 1 ms,
+   ``<ξ(t) ξ(t')> = σ_M² (1 ms) δ(t − t')`` — its mean over a window T has
+   standard deviation σ_M sqrt(1 ms / T) at any dt (on the grid: σ_M
+   sqrt(1 ms / dt) per step; σ_M per step at dt = 1 ms).
 
 The signal lives on the example stream (see :mod:`.timeline`): a late
 neuromodulator spills into the next trials and, past the end of a
@@ -42,6 +46,10 @@ def mix(eps, chi: float):
     return (1.0 - chi) * eps + (chi / (K - 1)) * (total - eps)
 
 
+#: the reference time of white neuromodulator noise (tau_M = 0): intensity sigma^2 x WHITE_MS
+WHITE_MS = 1.0
+
+
 class Neuromodulator:
     """M(t) on the stream for ``ch`` channels; state carried across mini-batches."""
 
@@ -50,6 +58,9 @@ class Neuromodulator:
         self.D = int(round(delay_ms / dt))
         self.a = decay(dt, tau_ms)
         self.sigma = float(noise)
+        # the noise added per step: OU (stationary sigma) or white (sigma^2 WHITE_MS / dt)
+        self.step_sigma = self.sigma * (math.sqrt(1.0 - self.a * self.a) if self.a > 0
+                                        else math.sqrt(WHITE_MS / dt))
         self.reset()
 
     def reset(self) -> None:
@@ -73,7 +84,7 @@ class Neuromodulator:
         self.m = M[-1].copy()
         if self.sigma > 0:
             z = rnd.normal((L, self.ch), np.float32 if self.dtype == np.float32 else np.float64)
-            z = xp.asarray(z, dtype=self.dtype) * (self.sigma * math.sqrt(1.0 - a * a))
+            z = xp.asarray(z, dtype=self.dtype) * self.step_sigma
             xi = scan(z, a, self.xi) if a > 0 else z
             self.xi = xi[-1].copy()
             M = M + xi

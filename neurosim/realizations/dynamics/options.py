@@ -11,15 +11,19 @@ element (instantaneous); the *ideal dynamics* (every time constant, delay, noise
 0, rate neurons, no rectification) reproduce the circuit without dynamics.
 
 Field-level checks (types, ranges, finite numbers) are declared on the fields; the constraints
-between the section's fields (``dt_ms`` no larger than any nonzero time constant, durations
-that are whole numbers of steps, spiking needs rectified rates, ...) are the section's check
+between the section's fields (``dt_ms`` no larger than any nonzero time constant, the durations of
+the trial's layout -- presentation, settling, interval, delay -- whole numbers of steps,
+spiking needs rectified rates, ...) are the section's check
 :func:`check_section`; those that involve the realization's other options are
 :func:`check_protocol`, called from the realizations' ``check_protocol``.
 """
 
 from __future__ import annotations
 
+import math
+
 from ...core.options import ConfigError, Field, Section
+from .neurons import MODELS
 
 #: time constants (dotted key inside ``dynamics``) that must be 0 or >= dt
 TIME_CONSTANTS = ("neurons.tau_m_ms", "neurons.tau_syn_ms", "gating.tau_inh_ms",
@@ -32,8 +36,16 @@ def _get(d: dict, dotted: str):
     return d
 
 
+#: the most steps a duration may take (the memory estimate bounds what fits; this bounds the
+#: arithmetic before it)
+MAX_STEPS = 2 ** 40
+
+
 def _steps(value: float, dt: float, key: str) -> int:
     n = value / dt
+    if not math.isfinite(n) or n > MAX_STEPS:
+        raise ConfigError(f"{value} ms is {n:g} steps of dt_ms = {dt} ms (at most {MAX_STEPS:g}); "
+                          f"use a larger dt_ms or a shorter duration", key=key)
     if abs(n - round(n)) > 1e-6 * max(1.0, n):
         raise ConfigError(f"must be a whole number of dt_ms steps ({value} ms / {dt} ms = {n:g})", key=key)
     return int(round(n))
@@ -57,15 +69,10 @@ def check_section(dyn: dict, key: str) -> None:
     _steps(dyn["interval_ms"], dt, k("interval_ms"))
     _steps(dyn["neuromodulator"]["delay_ms"], dt, k("neuromodulator.delay_ms"))
     neu = dyn["neurons"]
-    if (neu["model"] != "rate" or neu["input_spikes"]) and not dyn["code"]["rectify"]:
-        raise ConfigError("spiking neurons need nonnegative rates: set code.rectify: true",
+    if neu["input_spikes"] and not dyn["code"]["rectify"]:
+        raise ConfigError("spiking input neurons need nonnegative rates: set code.rectify: true",
                           key=k("code.rectify"))
-    if neu["model"] == "lif":
-        if neu["tau_m_ms"] <= 0:
-            raise ConfigError("LIF neurons need a membrane time constant > 0", key=k("neurons.tau_m_ms"))
-        if 0 < neu["tau_ref_ms"] < dt:
-            raise ConfigError(f"refractory period {neu['tau_ref_ms']} ms is shorter than dt_ms = {dt} ms",
-                              key=k("neurons.tau_ref_ms"))
+    MODELS[neu["model"]].check(dyn, k)
 
 
 DYNAMICS = Section({
@@ -92,12 +99,14 @@ DYNAMICS = Section({
                         "eligibility trace carries the coincidences to the neuromodulator "
                         "(temporal error_timing mse_online has no replay)"),
     "neurons": Section({
-        "model": Field(str, default="rate", choices=("rate", "poisson", "lif"),
+        "model": Field(str, default="rate", choices=tuple(MODELS),
                        doc="rate: leaky rate neurons; poisson: the same rate neurons emit Poisson "
                            "spikes at their rate; lif: leaky integrate-and-fire neurons"),
         "tau_m_ms": Field(float, default=10.0, min=0, units="ms",
                           doc="membrane / rate time constant (cortical 10-20 ms; 0 = instantaneous rates)"),
-        "tau_ref_ms": Field(float, default=2.0, min=0, units="ms", doc="LIF absolute refractory period"),
+        "tau_ref_ms": Field(float, default=2.0, min=0, units="ms",
+                            doc="LIF absolute refractory period (exact for any value: spike times "
+                                "and the end of the refractory period fall within steps)"),
         "tau_syn_ms": Field(float, default=5.0, min=0, units="ms",
                             doc="synaptic current filter of spike trains (AMPA ~2-5 ms; "
                                 "0 = spike counts per step)"),
@@ -142,6 +151,30 @@ DYNAMICS = Section({
 }, nullable=True, checks=(check_section,),
     doc="time, spikes, inhibitory gating, eligibility traces and neuromodulator transport "
         "(absent: the circuit without dynamics; {}: the biologically plausible defaults)")
+
+
+def is_ideal(dyn: dict) -> bool:
+    """Whether a validated ``dynamics`` section is the ideal limit, which reproduces the circuit
+    without dynamics: every time constant, delay, noise and crosstalk 0, rate neurons, the
+    signed code (``code.rectify: false``)."""
+    neu, nm = dyn["neurons"], dyn["neuromodulator"]
+    zero = (neu["tau_m_ms"], dyn["gating"]["tau_inh_ms"], dyn["eligibility"]["tau_e_ms"],
+            nm["delay_ms"], nm["tau_ms"], nm["noise"], nm["crosstalk"])
+    return (all(v == 0 for v in zero) and neu["model"] == "rate" and not neu["input_spikes"]
+            and not dyn["code"]["rectify"])
+
+
+#: why a circuit in time is not exact (:func:`agreement`)
+IN_TIME = ("approximate: the circuit runs in time (realization.dynamics): leak, inhibition, "
+           "eligibility traces and a late, filtered, noisy neuromodulator change its update")
+
+
+def agreement(dyn) -> str | None:
+    """The agreement note of a circuit's validated ``dynamics`` section, or None when it does not
+    change the circuit's update (absent, or the ideal limit)."""
+    if dyn is None or is_ideal(dyn):
+        return None
+    return IN_TIME
 
 
 def check_protocol(protocol: dict, realization: str) -> None:
