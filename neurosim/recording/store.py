@@ -425,6 +425,7 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
     with StoreLock(given) as lock:
         lock.ensure()  # (a store that appeared since the lock was first taken)
         real = lock.store
+        _refuse_below_file(given, real)
         _refuse_inside_store(given, real)
         debris = _debris(real)
         if not os.path.lexists(real):
@@ -485,6 +486,15 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
         return "resume"
 
 
+
+
+def _refuse_below_file(given: Path, real: Path) -> None:
+    """A store cannot be made below something that is not a directory."""
+    d = real.parent
+    while not os.path.lexists(d) and d != d.parent:
+        d = d.parent
+    if not d.is_dir():
+        raise StoreError(f"cannot create {given}: {d} is not a directory")
 
 
 def _refuse_inside_store(given: Path, real: Path) -> None:
