@@ -10,6 +10,7 @@ trains exactly as ``neurosim run`` does and returns the run's store as an
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 
 import xarray as xr
@@ -19,10 +20,29 @@ def _overrides(overrides):
     """``{"training.max_steps": 40, "rule": {...}}`` -> the nested form ``--set`` gives."""
     from .protocol import Overrides
 
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping of dotted keys to values, e.g. "
+                        f"{{'training.epochs': 3}}, not a {type(overrides).__name__}")
     out = Overrides()
     for key, value in (overrides or {}).items():
-        out.add(str(key), copy.deepcopy(value), f"overrides[{key!r}]")
+        out.add(str(key), plain(value), f"overrides[{key!r}]")
     return out
+
+
+def plain(value):
+    """A copy of ``value`` with NumPy scalars (``np.float32(1e-3)``, ``np.int64(1)``,
+    ``np.bool_``) and arrays made Python values, as notebooks produce them."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def load(protocol, overrides: dict | None = None) -> dict:
@@ -36,7 +56,8 @@ def load(protocol, overrides: dict | None = None) -> dict:
     if not isinstance(protocol, dict):
         raise ConfigError(f"a protocol is a YAML path or a mapping, got {type(protocol).__name__}")
     try:
-        return validate_protocol(merge(protocol, over) if over else copy.deepcopy(protocol))
+        protocol = plain(protocol)
+        return validate_protocol(merge(protocol, over) if over else protocol)
     except ConfigError as exc:
         src = over.source_of(exc.key)
         raise exc.at(source=src) if src else exc from None

@@ -126,10 +126,17 @@ class RunStore:
 
 def open_run(path) -> RunStore:
     """Open a run store (:class:`neurosim.recording.StoreError` if it is none)."""
-    from ..recording import StoreError, open_store
+    from ..recording import StoreError, commit_record, open_store, read_root, verify_store
 
     if is_sweep(path):
         raise StoreError(f"{path} is a sweep store, not a run store (read it with neurosim report)")
+    attrs = read_root(path, commit=False).get("attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    if commit_record(attrs) is not None:
+        verify_store(path)  # damage: the message neurosim inspect gives
+    elif "protocol" not in attrs:
+        raise StoreError(f"{path} is a Zarr store but not a neurosim run store (no commit record, "
+                         f"no protocol attr)")
     with warnings.catch_warnings():  # zarr/xarray notes on consolidated metadata
         warnings.simplefilter("ignore")
         ds = open_store(path)

@@ -1082,8 +1082,10 @@ def _verify(path: Path, meta: dict) -> dict:
             raise StoreError(f"{path / key / ROOT} is damaged: it is a {disk.get('node_type')}, "
                              f"the commit has a {node.get('node_type')}")
         if not _same_meta(disk, node):
-            raise StoreError(f"{path / key / ROOT} does not match the last commit (its attrs, "
-                             f"codecs or data type were changed outside neurosim)")
+            what = ("its loop position or content hashes" if top in SLOTS and key == top
+                    else "its attrs, codecs or data type")
+            raise StoreError(f"{path / key / ROOT} does not match the last commit ({what} were "
+                             f"changed outside neurosim)")
         if node.get("node_type") != "array":
             continue
         want = list(node.get("shape") or [])
