@@ -401,7 +401,8 @@ def test_same_protocol_and_seed_give_identical_stores(tmp_path, references, dtyp
     run_inprocess(proto, tmp_path / "again.zarr")
     assert_same_store(ref, tmp_path / "again.zarr")
     with xr.open_zarr(ref) as A, xr.open_zarr(tmp_path / "again.zarr") as B:
-        drop = ("created", "neurosim_commit", "neurosim_seal", "protocol")  # protocol: the circuit file's path
+        # protocol: the circuit file's path
+        drop = ("created", "neurosim_commit", "neurosim_seal", "protocol")
         assert {k: v for k, v in A.attrs.items() if k not in drop} == \
             {k: v for k, v in B.attrs.items() if k not in drop}
         assert protocol_differences(json.loads(A.attrs["protocol"]),

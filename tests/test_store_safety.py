@@ -482,7 +482,8 @@ def test_a_long_string_repeated_by_aliases_or_axes_is_refused(tmp_path):
     one_line_error(cli("sweep", f, "--list"), "MiB of text through aliases")
     # the same text without aliases: one axis value repeated by the other axes' runs
     val = "y" * 600_000
-    f = _sweep_file(tmp_path, f"sweep:\n  description: ['{val}']\nseeds: [{', '.join(map(str, range(40)))}]\n")
+    seeds = ", ".join(map(str, range(40)))
+    f = _sweep_file(tmp_path, f"sweep:\n  description: ['{val}']\nseeds: [{seeds}]\n")
     one_line_error(cli("sweep", f, "--list"), "MiB of swept values")
 
 

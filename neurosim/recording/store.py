@@ -562,6 +562,11 @@ class Recorder:
         trash = None
         fd = None
         lock = StoreLock(real)
+        made = []  # folders made for the store, removed again if it cannot be created
+        d = real.parent
+        while not os.path.lexists(d) and d != d.parent:
+            made.append(d)
+            d = d.parent
         try:
             real.parent.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
@@ -577,6 +582,11 @@ class Recorder:
         except OSError as exc:
             taken = exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
             shutil.rmtree(tmp, ignore_errors=True)
+            for folder in made:  # deepest first, only while empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
             if fd is not None:
                 os.close(fd)
             if trash is not None and trash.exists() and not os.path.lexists(real):
