@@ -555,7 +555,7 @@ class Recorder:
         meta = _with_record({"attributes": _jsonable(attrs), "zarr_format": 3,
                              "consolidated_metadata": dict(_EMPTY_CONSOLIDATED),
                              "node_type": "group"},
-                            {"slot": None, "records": {}, "format": FORMAT})
+                            {"slot": None, "records": {}, "format": FORMAT, "record_hashes": {}})
         _remove_debris(real)
         tag = uuid.uuid4().hex[:12]
         tmp = real.with_name(f".{real.name}.{tag}.creating")
@@ -1079,7 +1079,7 @@ def _verify(path: Path, meta: dict) -> dict:
         raise StoreError(f"{root} is damaged: its commit record says format {fmt}, but its "
                          f"arrays were written in format 2 or later (the format was changed "
                          f"outside neurosim)")
-    if fmt >= 3 and not isinstance(chains, dict):
+    if fmt >= 3 and slot and not isinstance(chains, dict):
         raise StoreError(f"{root} is damaged: its commit record has no record hashes")
     n = 0
     for key in sorted(committed):

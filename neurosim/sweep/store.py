@@ -217,13 +217,14 @@ def _is_lock_file(f: Path) -> bool:
 
 
 def is_sweep_store(path) -> bool:
-    p = Path(path)
-    if not (p / "zarr.json").exists():
+    from ..recording.layout import read_regular
+
+    try:  # (a regular file only: a FIFO in its place must not block)
+        meta = json.loads(read_regular(Path(path) / "zarr.json"))
+    except Exception:  # noqa: BLE001 - unreadable: not a sweep store
         return False
-    try:
-        return zarr.open_group(str(p), mode="r", use_consolidated=False).attrs.get("kind") == KIND
-    except Exception:
-        return False
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return isinstance(attrs, dict) and attrs.get("kind") == KIND
 
 
 # ----------------------------------------------------------------------
