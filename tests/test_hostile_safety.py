@@ -297,8 +297,9 @@ SWEEP_CASES = {
     "name with a NUL": ("name: \"a\\0b\"\n", "plain name"),
     "hidden name": ("name: .hidden\n", "plain name"),
     "absolute name": ("name: /tmp/x\n", "plain name"),
-    "10,001 values": ("sweep:\n  optimizer.lr: [" + ", ".join(["1.0e-3"] * 10_001) + "]\n",
-                      "10,001 runs"),
+    "22 x 22 x 22 values": ("sweep:\n" + "".join(
+        f"  {k}: [" + ", ".join(str(i + 1) for i in range(22)) + "]\n"
+        for k in ("training.epochs", "training.batch_size", "training.eval_every")), "10,648 runs"),
 }
 
 
