@@ -4,6 +4,7 @@
     python -m benchmarks fc_mnist_vnn --epoch  # workloads matching a name, one full epoch
     python -m benchmarks --device gpu --json results/h100.json
     python -m benchmarks --no-torch --steps 20
+    python -m benchmarks dynamics_grouped --no-torch   # the circuits in time beside Brian2
 
 Prints one table; writes JSON (default benchmarks/results/<date>-<device>.json)
 so two runs can be diffed (``python -m benchmarks.diff A.json B.json``).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +37,16 @@ def main(argv=None) -> int:
     ap.add_argument("--epoch", action="store_true", help="time one full epoch instead of --steps")
     ap.add_argument("--n-train", type=int, default=None, help="use only the first N training examples")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    ap.add_argument("--no-brian2", action="store_true", help="skip the Brian2 column (circuits in time)")
+    ap.add_argument("--brian2-trials", type=int, default=2,
+                    help="trials the Brian2 column simulates (default 2)")
+    ap.add_argument("--brian2-target", choices=["cpp_standalone", "cython", "numpy"],
+                    default="cpp_standalone",
+                    help="Brian2's code generation (default cpp_standalone: the whole network as one "
+                         "C++ program, compiled once and rebuilt by make; cython: compiled per code "
+                         "object; numpy: no compilation)")
+    ap.add_argument("--brian2-threads", type=int, default=os.cpu_count() or 1,
+                    help="OpenMP threads of Brian2's C++ program (default: the CPUs, as neurosim uses)")
     ap.add_argument("--json", default=None, help="output JSON path (default benchmarks/results/...)")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     a = ap.parse_args(argv)
@@ -63,18 +75,28 @@ def main(argv=None) -> int:
     for w in workloads:
         try:
             r = run_workload(w, a.device, a.dtype, a.steps, a.warmup, a.epoch, not a.no_torch,
-                             peak["peak_gflops"], a.n_train)
+                             peak["peak_gflops"], a.n_train,
+                             None if a.no_brian2 else {"trials": a.brian2_trials,
+                                                       "target": a.brian2_target,
+                                                       "threads": a.brian2_threads})
         except Skip as exc:
             print(f"{w.name:26s} skipped: {exc}")
             results.append({"workload": w.name, "skipped": str(exc)})
             continue
         results.append(r)
-        for impl in ("neurosim", "torch"):
+        for impl in ("neurosim", "torch", "brian2"):
             d = r.get(impl)
             if d is None:
                 continue
             if "skipped" in d:
                 print(f"{'':26s} {impl:8s} skipped: {d['skipped']}")
+                continue
+            if impl == "brian2":  # trials (examples) per second and simulated time only
+                print(f"{'':26s} {impl:8s} {d['trials_per_s']:9.3g} {'':8s} {'':8s} {'':6s} "
+                      f"{'':8s} {'':8s} {'':9s} {fmt(d['sim_s_per_wall_s'], '12.3g')}   "
+                      f"neurosim/brian2 = {r['ratio_trials_neurosim_over_brian2']:.0f}x "
+                      f"(Brian2 {d['brian2_version']} {d['target']}, {d['threads']} thread(s), "
+                      f"{d['trials']} trials)")
                 continue
             ratio = r.get("ratio_speed_neurosim_over_torch") if impl == "neurosim" else None
             frac = d.get("fraction_of_peak")
@@ -95,6 +117,9 @@ def main(argv=None) -> int:
           "GFLOP/s from analytic matmul FLOPs (benchmarks/core.py:step_flops)")
     print("# syn upd/s = synapse updates per example x examples/s; sim s/wall s = biological time "
           "simulated per wall-clock second, circuits with dynamics only (both: benchmarks/synapses.py)")
+    print("# brian2 = the same circuit in time written in Brian2 (forward dynamics, gates, "
+          "neuromodulator, every synapse's eligibility trace; benchmarks/brian2_column.py), timed "
+          "right after neurosim; ex/s = trials/s")
     return 0
 
 

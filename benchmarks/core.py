@@ -357,10 +357,12 @@ def peak_rss_bytes() -> int | None:
 
 
 def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3, epoch=False,
-                 use_torch=True, peak=None, n_train=None) -> dict:
+                 use_torch=True, peak=None, n_train=None, brian2: dict | None = None) -> dict:
     """Time neurosim (and the PyTorch reference) on workload ``w``; ``peak_rss_bytes`` is the
     process's peak resident memory while it built and ran the workload (host memory: the
-    data set, the network, the optimizer state and the step's temporaries)."""
+    data set, the network, the optimizer state and the step's temporaries).  ``brian2``
+    (``{"trials": n, "target": "cython"}``): also time the Brian2 model of a grouped circuit
+    in time (:mod:`benchmarks.brian2_column`), right after neurosim, on the same network."""
     can_reset = reset_peak_rss()
     be, net, rule, optimizer, real, x, y, data_name = build(w, device, dtype, n_train)
     N, B = x.shape[0], w.batch_size
@@ -396,6 +398,14 @@ def run_workload(w: Workload, device="cpu", dtype="float32", steps=40, warmup=3,
                 res["neurosim"]["examples_per_s"] / res["torch"]["examples_per_s"])
     elif not w.torch:
         res["torch"] = {"skipped": "no plain-PyTorch reference for this workload"}
+    if brian2 is not None and res["simulated_s_per_step"] is not None:
+        from . import brian2_column
+
+        why = brian2_column.supported(w)
+        res["brian2"] = {"skipped": why} if why else brian2_column.run(real, x, **brian2)
+        if "trials_per_s" in res["brian2"]:
+            res["ratio_trials_neurosim_over_brian2"] = (
+                res["neurosim"]["examples_per_s"] / res["brian2"]["trials_per_s"])
     return res
 
 

@@ -7,6 +7,7 @@ In Python (a notebook)::
     ds = neurosim.run("protocols/grouped_mnist.yaml", out="runs/g.zarr",
                       overrides={"training.max_steps": 40})
     ds = neurosim.open("runs/g.zarr")      # an xarray.Dataset
+    net = neurosim.load("runs/g.zarr")     # the trained network: net.predict(x)
 
 See :mod:`neurosim.api`.
 """
@@ -17,7 +18,7 @@ from .core.version import VERSION as __version__
 # OpenMP passive waiting and malloc reuse of large blocks (see neurosim/core/host.py)
 _host.configure()
 
-__all__ = ["__version__", "open", "run"]
+__all__ = ["__version__", "load", "open", "run"]
 
 
 def __getattr__(name):  # the API loads the engine only when it is used
@@ -25,4 +26,8 @@ def __getattr__(name):  # the API loads the engine only when it is used
         from . import api
 
         return getattr(api, name)
+    if name == "load":  # the trained network of a store
+        from . import api
+
+        return api.load_network
     raise AttributeError(f"module 'neurosim' has no attribute {name!r}")

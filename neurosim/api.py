@@ -1,8 +1,10 @@
-"""The Python API: run a protocol, open a store — for notebooks and scripts.
+"""The Python API: run a protocol, open a store, get the trained network back.
 
-``neurosim.run(protocol, out=None, overrides=None, device=None, resume=False)`` validates and
-trains exactly as ``neurosim run`` does and returns the run's store as an
-:class:`xarray.Dataset`; ``neurosim.open(store)`` opens a store.  Errors are the CLI's:
+``neurosim.run(protocol, out=None, overrides=None, device=None, resume=False, data=None)``
+validates and trains exactly as ``neurosim run`` does (``data``: your own arrays) and returns
+the run's store as an :class:`xarray.Dataset`; ``neurosim.open(store)`` opens a store;
+``neurosim.load(store, checkpoint=None)`` returns the network at a checkpoint, ready to
+``predict``.  Errors are the CLI's:
 :class:`~neurosim.core.options.ConfigError` for a bad protocol or override,
 :class:`~neurosim.data.DataError`, :class:`~neurosim.recording.StoreError`.
 """
@@ -45,38 +47,92 @@ def plain(value):
     return copy.deepcopy(value)
 
 
-def load(protocol, overrides: dict | None = None) -> dict:
-    """A validated, resolved protocol from a YAML path or a mapping, with dotted ``overrides``."""
+def load(protocol, overrides: dict | None = None, replace: dict | None = None) -> dict:
+    """A validated, resolved protocol from a YAML path or a mapping, with dotted ``overrides``
+    (``replace``: top-level sections replacing the protocol's, before the overrides)."""
     from .core.options import ConfigError
-    from .protocol import load_protocol, merge, validate_protocol
+    from .protocol import load_protocol, merge, validate_all, validate_protocol
 
     over = _overrides(overrides)
     if isinstance(protocol, (str, Path)):
-        return load_protocol(protocol, over)
+        return load_protocol(protocol, over, replace)
     if not isinstance(protocol, dict):
         raise ConfigError(f"a protocol is a YAML path or a mapping, got {type(protocol).__name__}")
-    try:
-        protocol = plain(protocol)
-        return validate_protocol(merge(protocol, over) if over else protocol)
-    except ConfigError as exc:
+    raw = {**plain(protocol), **copy.deepcopy(replace or {})}
+
+    def sourced(exc):
         src = over.source_of(exc.key)
-        raise exc.at(source=src) if src else exc from None
+        return exc.at(source=src) if src else exc
+
+    return validate_all(merge(raw, over) if over else raw, validate_protocol, sourced)
+
+
+def _data_section(data, protocol, overrides):
+    """Arrays given to :func:`run` -> (the checked Dataset, the ``data`` section naming dataset
+    ``arrays`` with their shapes and fingerprint: the protocol is checked against them and the
+    store records what it was trained on).  The protocol's subsets and ``target`` are kept."""
+    from .core import yamlio
+    from .data.arrays import coerce, fingerprint
+
+    ds = coerce(data)
+    raw = protocol
+    if isinstance(protocol, (str, Path)):
+        try:
+            raw, _ = yamlio.read(Path(protocol))
+        except Exception:  # noqa: BLE001 - load() reports a bad file in its own words
+            raw = {}
+    old = (raw.get("data") if isinstance(raw, dict) else None) or {}
+    old = old if isinstance(old, dict) else {}
+    opts = {"shape": list(ds.in_shape), "n_classes": ds.n_classes, "n_train": len(ds.y_train),
+            "n_test": len(ds.y_test), "fingerprint": fingerprint(ds)}
+    target = (old.get("options") or {}).get("target") if isinstance(old.get("options"), dict) else None
+    if target is not None:
+        opts["target"] = target
+    section = {"dataset": "arrays", "options": opts}
+    section.update({k: old[k] for k in ("train_subset", "test_subset") if k in old})
+    return ds, section
 
 
 def run(protocol, out=None, overrides: dict | None = None, device: str | None = None,
-        resume: bool = False, overwrite: bool = False, progress=None) -> xr.Dataset:
+        resume: bool = False, overwrite: bool = False, progress=True, data=None) -> xr.Dataset:
     """Train ``protocol`` (a YAML path or a mapping) and return its store, opened.
 
     ``out``: the store (default: the protocol's ``recording.out``); ``overrides``: dotted keys
     as ``--set`` takes them, e.g. ``{"training.max_steps": 40}``; ``device``: cpu | gpu | auto;
-    ``resume``/``overwrite`` as on the command line.
+    ``resume``/``overwrite`` as on the command line; ``progress``: ``True`` (a bar on a
+    terminal, lines in a notebook or a log), ``"bar"``, ``"lines"`` or ``False``; ``data``:
+    your own data instead of the protocol's dataset (a mapping or ``xarray.Dataset`` with
+    ``x_train``, ``y_train``, ``x_test``, ``y_test``, a pair ``((x_train, y_train), (x_test,
+    y_test))`` or an ``.npz`` path; checked as the built-in datasets are).
     """
+    from .core.progress import make_progress, start_notes
     from .train import run_protocol
 
-    p = load(protocol, overrides)
+    arrays = replace = None
+    if data is not None:
+        arrays, section = _data_section(data, protocol, overrides)
+        replace = {"data": section}
+    p = load(protocol, overrides, replace)
     out = str(out or p["recording"]["out"])
-    run_protocol(p, out=out, device=device, resume=resume, overwrite=overwrite, progress=progress)
+    prog = make_progress(p, progress)
+    if hasattr(prog, "write"):
+        for line in start_notes(p):
+            prog.write(line)
+    try:
+        run_protocol(p, out=out, device=device, resume=resume, overwrite=overwrite,
+                     progress=prog, arrays=arrays)
+    finally:
+        if hasattr(prog, "close"):
+            prog.close()
     return open(out)
+
+
+def load_network(store, checkpoint: int | None = None, device: str | None = None):
+    """The network of a run store at ``checkpoint`` (index along ``epoch``; default the last),
+    ready to ``predict(x)``: a :class:`neurosim.trained.TrainedNetwork`."""
+    from .trained import load as load_trained
+
+    return load_trained(store, checkpoint, device)
 
 
 def open(store) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_zarr

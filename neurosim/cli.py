@@ -79,6 +79,7 @@ COMMANDS = [
     "neurosim.commands.report:report",
     "neurosim.commands.sweep:sweep",
     "neurosim.commands.compare:compare",
+    "neurosim.commands.plot:plot",
 ]
 
 

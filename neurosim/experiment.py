@@ -29,6 +29,9 @@ from .recording.epoch import EpochRecords
 from .recording.registry import build_observers
 from .rules import build_rule
 
+#: train-error examples of a short run (less than one epoch) without ``eval_train_subset``
+SHORT_RUN_TRAIN_SUBSET = 10_000
+
 
 @dataclass
 class Experiment:
@@ -74,6 +77,28 @@ class Experiment:
         return self._eval_batch
 
     @property
+    def eval_train_examples(self) -> int:
+        """Training examples the train error is measured on: ``training.eval_train_subset``;
+        by default all, except in a short run (``max_steps`` of less than one epoch), which
+        measures it on the first :data:`SHORT_RUN_TRAIN_SUBSET` (its first result is then
+        not mostly evaluation)."""
+        tr, n = self.training, self.n_train
+        if tr["eval_train_subset"]:
+            return min(int(tr["eval_train_subset"]), n)
+        if tr["max_steps"] and tr["max_steps"] * tr["batch_size"] < n:
+            return min(SHORT_RUN_TRAIN_SUBSET, n)
+        return n
+
+    def eval_train_note(self) -> str | None:
+        """The line a run prints when its train error is measured on a default subset."""
+        tr, k, n = self.training, self.eval_train_examples, self.n_train
+        if tr["eval_train_subset"] or k == n:
+            return None
+        return (f"train error on the first {k:,} of {n:,} training examples (a short run: "
+                f"training.max_steps={tr['max_steps']} sees {tr['max_steps'] * tr['batch_size']:,}); "
+                f"--set training.eval_train_subset=N measures it on N")
+
+    @property
     def steps_per_epoch(self) -> int:
         return -(-self.n_train // self.training["batch_size"])
 
@@ -97,6 +122,7 @@ class Experiment:
                                   for r in self.net.summary()]),
             "status": "running",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "train_error_examples": self.eval_train_examples,
         }
 
     # checkpoint state ------------------------------------------------------------
@@ -117,23 +143,28 @@ class Experiment:
         self.realization.load_state_dict(part("real."))
 
 
-def build(protocol: dict, device: str | None = None, data: bool = True, phase=None) -> Experiment:
+def build(protocol: dict, device: str | None = None, data: bool = True, phase=None,
+          arrays=None) -> Experiment:
     """Assemble ``protocol`` (validated, see :func:`neurosim.protocol.load_protocol`).
 
     ``device`` overrides the protocol's; ``data=False`` skips loading the data set (the
     network's input shape then comes from the dataset's description); ``phase(text)`` is
-    told what is being done (for progress displays).
+    told what is being done (for progress displays); ``arrays``: the data of dataset
+    ``arrays`` (``neurosim.run(protocol, data=...)``).
     """
+    from .protocol import load_plugins
+
+    load_plugins()  # a store's protocol may name a plug-in's rule, dataset or neuron model
     p = protocol
     say = phase or (lambda text: None)
     backend = Backend(device or p["device"], p["dtype"], p["seed"])
     d = p["data"]
-    shape_info = describe(d["dataset"], d["options"])
+    shape_info = describe(d["dataset"], d["options"], d.get("path"))
     dataset = None
     if data or shape_info is None:
         say(f"loading {d['dataset']}")
         dataset = load_dataset(d["dataset"], d["root"], d["train_subset"], d["test_subset"],
-                               **(d["options"] or {}))
+                               path=d.get("path"), arrays=arrays, **(d["options"] or {}))
         shape_info = (dataset.in_shape, dataset.n_classes)
     say("building the network")
     net = build_network(p["circuit"], backend, *shape_info)
@@ -160,10 +191,11 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
     return exp
 
 
-def examples(protocol: dict, split: str, n: int | None = None):
+def examples(protocol: dict, split: str, n: int | None = None, arrays=None):
     """The first ``n`` (x, y) host arrays of a split (``train`` | ``test``) of the protocol's data."""
     d = protocol["data"]
     subset = {"train_subset": n, "test_subset": None} if split == "train" else \
         {"train_subset": 1, "test_subset": n}
-    ds = load_dataset(d["dataset"], d["root"], **subset, **(d["options"] or {}))
+    ds = load_dataset(d["dataset"], d["root"], **subset, path=d.get("path"), arrays=arrays,
+                      **(d["options"] or {}))
     return (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)

@@ -72,10 +72,39 @@ def _check_data(values, key):
     given = values["options"] or {}
     checked = OPTIONS[values["dataset"]].validate(given, f"{key}.options")
     values["options"] = {k: checked[k] for k in given} or None
+    if values["dataset"] == "npz" and not values["path"]:
+        raise ConfigError("dataset npz needs path: the .npz file with x_train, y_train, x_test, "
+                          "y_test", key=f"{key}.path")
+    if values["dataset"] != "npz" and values["path"]:
+        raise ConfigError(f"path names the file of dataset npz; dataset {values['dataset']} is "
+                          f"not read from a file of yours", key=f"{key}.path")
+
+
+_PLUGINS_LOADED = False
+
+
+def load_plugins(refresh: bool = False) -> dict:
+    """Register the rules, datasets and neuron models of installed plug-ins (entry points,
+    :mod:`neurosim.core.plugins`), once per process (``refresh``: again, e.g. after installing
+    one).  Called before any protocol is read: a registry is complete by then, and a plug-in
+    that imports neurosim finds it fully imported."""
+    global _PLUGINS_LOADED
+    from .core import plugins
+
+    if refresh or not _PLUGINS_LOADED:
+        from . import data, rules
+        from .model import nonlinearity
+
+        _PLUGINS_LOADED = True
+        rules.register_plugins()
+        data.register_plugins()
+        nonlinearity.register_plugins()
+    return plugins.REGISTERED
 
 
 def schema() -> Section:
     """The protocol's schema, assembled from every component's declared ``OPTIONS``."""
+    load_plugins()
     from . import losses
     from .data import DATASETS
     from .optim import OPTIMIZERS
@@ -89,6 +118,10 @@ def schema() -> Section:
     return Section({
         "name": Field(str, default=None, nullable=True, doc="run name (default: the file's stem)"),
         "description": Field(str, default="", nullable=True),
+        "caveat": Field(str, default=None, nullable=True,
+                        doc="a warning about this protocol (e.g. a configuration known not to "
+                            "learn), printed at the start of every run of it and by `compare` "
+                            "and `report`"),
         "seed": Field(int, default=0, min=0, doc="seed of every random stream (init, data order, noise)"),
         "device": Field(str, default="cpu", choices=("cpu", "gpu", "auto"),
                         doc="cpu (NumPy + Numba), gpu (CuPy) or auto"),
@@ -102,7 +135,13 @@ def schema() -> Section:
         "loss": Field(str, default="cross_entropy", choices=tuple(losses.LOSSES),
                       doc="loss (defines the error vector e)"),
         "data": Section({
-            "dataset": Field(str, choices=tuple(DATASETS), doc="data set (read from the data directory)"),
+            "dataset": Field(str, choices=tuple(DATASETS),
+                             doc="data set: a built-in one (read from the data directory), `npz` "
+                                 "(your file, `path`), `arrays` (`neurosim.run(..., data=...)`) "
+                                 "or a plug-in's"),
+            "path": Field(str, default=None, nullable=True,
+                          doc="the `.npz` file of dataset `npz` (x_train, y_train, x_test, y_test; "
+                              "relative to the protocol's folder, else the current one)"),
             "root": Field(str, default=None, nullable=True,
                           doc="data directory (default: $NEUROSIM_DATA_DIR, else the cache directory)"),
             "train_subset": Field(int, default=None, nullable=True, min=1, doc="first N training examples"),
@@ -127,7 +166,10 @@ def schema() -> Section:
                                 units="GiB", doc="memory the run may use (default: half of the "
                                                  "memory available when it starts)"),
             "eval_train_subset": Field(int, default=None, nullable=True, min=1, units="example",
-                                       doc="training examples used to measure train error (default all)"),
+                                       doc="training examples the train error is measured on "
+                                           "(default: all; in a short run, max_steps of less than "
+                                           "one epoch, the first 10,000, as the run's first lines "
+                                           "say)"),
             "shuffle": Field(bool, default=True, doc="shuffle the training set every epoch"),
         }, doc="the training schedule"),
         "recording": EpochRecords.OPTIONS.with_fields(trajectories=TrajectoryObserver.OPTIONS),
@@ -220,6 +262,18 @@ def resolve_circuit_path(value: str, proto_dir: Path) -> Path:
                       f"{proto_dir.parent / 'circuits'}, ./circuits)", key="circuit")
 
 
+def resolve_data_path(value: str, proto_dir: Path) -> str:
+    """A data file named in a protocol: next to the protocol, else in the current directory
+    (kept as given when it is in neither: the data check then says it is missing)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    for base in (proto_dir, Path.cwd()):
+        if (base / p).exists():
+            return str((base / p).resolve())
+    return value
+
+
 def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
     try:
         c = circuit_schema().validate(spec, key_prefix)
@@ -271,26 +325,93 @@ def check_shapes(circuit: dict, in_shape, n_classes: int, err):
     return plan
 
 
-def load_protocol(path, overrides: dict | None = None) -> dict:
+def load_protocol(path, overrides: dict | None = None, replace: dict | None = None) -> dict:
     """Read, merge ``overrides`` (from ``--set``), validate and resolve.
 
+    ``replace``: top-level sections put in place of the file's before the overrides (the
+    ``data`` section of arrays given in Python).
     An error in a value that an override set names that ``--set`` as its source."""
     path = Path(path)
     raw, text = load_yaml(path)
+    if replace:
+        raw = {**raw, **copy.deepcopy(replace)}
     if overrides:
         if isinstance(raw.get("circuit"), str) and isinstance(overrides.get("circuit"), dict):
             raw = {**raw, "circuit": {"file": raw["circuit"]}}  # override keys of the named circuit
         raw = merge(raw, overrides)
-    try:
-        return validate_protocol(raw, path, text)
-    except ConfigError as exc:
+
+    def sourced(exc):
         src = overrides.source_of(exc.key) if isinstance(overrides, Overrides) else None
-        if src is not None:
-            raise exc.at(source=src) from None
-        raise
+        return exc.at(source=src) if src is not None else exc
+
+    return validate_all(raw, lambda r: validate_protocol(r, path, text), sourced, path)
+
+
+#: most errors one validation reports
+MAX_ERRORS = 20
+
+
+def validate_all(raw: dict, validate, sourced=lambda e: e, path=None):
+    """``validate(raw)``, reporting every error of the protocol at once.
+
+    After an error at a key of the protocol itself (file or ``--set``), the key is taken out and
+    the protocol validated again, until it passes or an error cannot be taken out (a required
+    key, a circuit file's own key, a check across sections): all the errors found so far are
+    raised together (:class:`ConfigErrors`, one line each; a single one as itself)."""
+    from .core.options import ConfigErrors
+
+    errors, removed, work = [], [], copy.deepcopy(raw)
+    while True:
+        try:
+            result = validate(work)
+        except ConfigError as exc:
+            exc = sourced(exc)
+            if any(exc.key and _covers(k, exc.key) for k in removed):
+                break  # what taking a key out caused (e.g. a required key now missing)
+            errors.append(exc)
+            own = exc.file is None or path is None or Path(exc.file) == Path(path)
+            if not own or len(errors) >= MAX_ERRORS or not _remove(work, exc.key):
+                break
+            removed.append(exc.key)
+            continue
+        if not errors:
+            return result
+        break
+    if len(errors) == 1:
+        raise errors[0]
+    # in the order of the file, then the overrides
+    raise ConfigErrors(sorted(errors, key=lambda e: (e.source is not None, e.line or 0)))
+
+
+def _covers(a: str, b: str) -> bool:
+    """Whether keys ``a`` and ``b`` are one another's prefix (``rule`` and ``rule.name``)."""
+    return a == b or b.startswith((a + ".", a + "[")) or a.startswith((b + ".", b + "["))
+
+
+def _remove(raw: dict, key: str | None) -> bool:
+    """Take dotted key ``key`` (``a.b[2].c``) out of ``raw``; False if it is not there."""
+    import re
+
+    if not key:
+        return False
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", key) if p]
+    node = raw
+    for p in parts[:-1]:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            return False
+    last = parts[-1]
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    return False
 
 
 def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> dict:
+    load_plugins()
     proto_dir = path.parent if path else Path.cwd()
     try:
         for k in ("sweep", "seeds"):  # expanded by neurosim.sweep, which strips them
@@ -328,9 +449,15 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
                                line=line_of(text, f"circuit.{ckey}"))
 
         check_nonlinearities(circuit, circuit_error)
-        from .data import describe
+        from .data import DataError, describe
 
-        shape_info = describe(p["data"]["dataset"], p["data"]["options"])
+        if p["data"]["path"]:
+            p["data"]["path"] = resolve_data_path(p["data"]["path"], proto_dir)
+        try:
+            shape_info = describe(p["data"]["dataset"], p["data"]["options"], p["data"]["path"])
+        except DataError as exc:
+            raise ConfigError(str(exc), key="data.path" if p["data"]["path"] else "data.dataset") \
+                from None
         plan = None if shape_info is None else check_shapes(circuit, *shape_info, circuit_error)
         _check_combination(p, plan)
         if plan is not None:
@@ -378,6 +505,15 @@ def _check_combination(p: dict, plan) -> None:
     if target == "input" and (circuit["vectorized"] or p["loss"] != "mse"):
         raise ConfigError("target: input (an autoencoder) needs a conventional circuit "
                           "(circuit.vectorized: false) and loss: mse", key="data.options.target")
+
+
+def train_examples(p: dict) -> int | None:
+    """Training examples of a resolved protocol's data set, known without loading it (None
+    when unknown: a plug-in's or a file's)."""
+    from .data import train_size
+
+    d = p["data"]
+    return train_size(d["dataset"], d["options"], d["train_subset"])
 
 
 def hidden_weight_layers(plan) -> list:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,8 @@ class RunSummary:
     seconds: float
     history: list = field(default_factory=list)
     position: float | None = None  #: epochs completed, with the fraction of a cut-short one
+    n_epochs: int | None = None  #: ``training.epochs``
+    steps_per_epoch: int | None = None
 
     def line(self) -> str:
         return (f"{self.store}: epoch {self.epochs}, {self.steps} steps, train error "
@@ -67,11 +70,12 @@ class Run:
     """The training loop over one experiment, recording into one store."""
 
     def __init__(self, protocol: dict, out: str | None = None, device: str | None = None,
-                 progress=None):
+                 progress=None, arrays=None):
         self.protocol = protocol
         self.out = out or protocol["recording"]["out"]
         self.progress = progress
-        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None))
+        self.exp = experiment.build(protocol, device, phase=getattr(progress, "phase", None),
+                                    arrays=arrays)
         self.recorder = Recorder(self.out)
         # loop position
         self.epoch = 0  # completed epochs
@@ -111,9 +115,9 @@ class Run:
                               f"before any training step")
 
     def evaluate(self, interruptible: bool = False) -> dict:
-        exp, tr = self.exp, self.exp.training
+        exp = self.exp
         bs = exp.eval_batch_size
-        n = tr["eval_train_subset"] or exp.n_train
+        n = exp.eval_train_examples
         out = {}
         for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
                             ("test", exp.x_test, exp.y_test)):
@@ -179,8 +183,15 @@ class Run:
 
     def _first_nonfinite_parameter(self):
         xp = self.exp.backend.xp
-        for i, name, p in self.exp.net.parameters():
-            if not bool(xp.isfinite(p).all()):
+        params = list(self.exp.net.parameters())
+        if not params:
+            return None
+        # one read from the device for all parameters (on a GPU each read is a sync)
+        finite = xp.stack([xp.isfinite(p).all() for _, _, p in params])
+        if bool(finite.all()):
+            return None
+        for (i, name, _), ok in zip(params, finite.tolist()):
+            if not ok:
                 return f"layer {i} parameter {name}"
         return None
 
@@ -216,6 +227,9 @@ class Run:
                                  check=lambda rec: check_resumable(self.protocol, rec))
             if mode == "resume":  # a verified store with a committed checkpoint
                 extended = check_resumable(self.protocol, self.recorder)
+                names = {p.name for p in Path(self.recorder.path).iterdir() if p.is_dir()}
+                for obs in self.exp.observers:  # records the store holds that they can extend
+                    obs.check_store(names, self.recorder.path)
                 self.restore()
                 attrs = {"status": "running"}
                 if extended:  # a longer schedule: record it, and lift a max_steps stop
@@ -227,6 +241,8 @@ class Run:
                 self.recorder.set_attrs(**attrs)
             else:  # "create", or "replace" a store with nothing committed / under --overwrite
                 self.recorder.create(self.exp.attrs(), replace=mode == "replace")
+            if self.exp.eval_train_note():
+                self._note(self.exp.eval_train_note())
             if self.recorder.records("epoch") == 0 and self.step == 0:
                 self._say("first evaluation (epoch 0)")
                 first = self.evaluate(interruptible=True)
@@ -243,6 +259,7 @@ class Run:
         n_batches = (n + bs - 1) // bs
         last = None
         if self.epoch < tr["epochs"] and not self.stopped:
+            self._plan_recording(n_batches)
             self._say("training")
         try:
             while self.epoch < tr["epochs"] and not self.stopped:
@@ -272,7 +289,8 @@ class Run:
                     if self._stop_signal is not None:
                         self.checkpoint()
                         raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
-                                          f"{self.epoch + 1}, batch {self.batch}; checkpoint written")
+                                          f"{self.epoch + 1}/{tr['epochs']} batch {self.batch}/"
+                                          f"{n_batches}; checkpoint written")
                     if tr["max_steps"] and self.step >= tr["max_steps"]:
                         break
                 if self.batch >= n_batches:
@@ -305,7 +323,8 @@ class Run:
         stopped = self.stopped or "epochs"
         self.recorder.finish(status="finished", stopped=stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
-                          last["test_error"], stopped, seconds, position=self.epoch_position())
+                          last["test_error"], stopped, seconds, position=self.epoch_position(),
+                          n_epochs=tr["epochs"], steps_per_epoch=exp.steps_per_epoch)
 
     def _last_record(self) -> dict:
         """The errors of the store's last committed evaluation."""
@@ -313,6 +332,22 @@ class Run:
 
         ds = open_store(self.out)
         return {k: float(ds[k].values[-1]) for k in ("train_error", "test_error")}
+
+    def _note(self, text: str) -> None:
+        if hasattr(self.progress, "write"):
+            self.progress.write(text)
+
+    def _plan_recording(self, n_batches: int) -> None:
+        """Tell the observers the run's length; a recording cadence longer than the run is
+        said in one line (those records are taken at the run's last step instead)."""
+        tr = self.exp.training
+        n_steps = tr["epochs"] * n_batches
+        if tr["max_steps"]:
+            n_steps = min(n_steps, tr["max_steps"])
+        long = [f"{key} = {every}" for obs in self.exp.observers for key, every in obs.plan(n_steps)]
+        if long:
+            self._note(f"note: this run takes {n_steps} optimizer steps, fewer than "
+                       f"{', '.join(long)}: recorded at its last step ({n_steps}) instead")
 
     def _say(self, text: str) -> None:
         if hasattr(self.progress, "phase"):
@@ -330,7 +365,8 @@ class Run:
 
 
 #: protocol keys that may differ between a store and the protocol resuming it
-RESUME_IGNORES = ("name", "description", "recording.out", "circuit.file", "circuit.description")
+RESUME_IGNORES = ("name", "description", "caveat", "recording.out", "circuit.file",
+                  "circuit.description")
 
 
 def protocol_differences(a, b, prefix="") -> list:
@@ -418,7 +454,7 @@ def _refuse_shorter(path, old: dict, new: dict) -> None:
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,
-                 progress=None) -> RunSummary:
+                 progress=None, arrays=None) -> RunSummary:
     """Convenience: build a :class:`Run` and train it.
 
     An existing store is continued only with ``resume`` (same protocol) and
@@ -431,5 +467,5 @@ def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=
         # refused here, before data and network are built; the store changes in Run.train
         prepare_store(out, resume=resume, overwrite=overwrite,
                       check=lambda rec: check_resumable(protocol, rec))
-        r = Run(protocol, out=out, device=device, progress=progress)  # data, network: may fail
+        r = Run(protocol, out=out, device=device, progress=progress, arrays=arrays)  # may fail
         return r.train(resume=resume, overwrite=overwrite)

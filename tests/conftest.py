@@ -4,7 +4,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurosim.core.backend import Backend
+#: The real data beside a checkout (``../shared/data``): the suite uses it when
+#: ``NEUROSIM_DATA_DIR`` is unset, so the README's test command and CI run the same tests.
+#: Set here, at conftest import, before any test module reads the variable; subprocesses
+#: inherit it.  The package itself still reads only ``NEUROSIM_DATA_DIR`` or its cache.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not os.environ.get("NEUROSIM_DATA_DIR") and SHARED_DATA.is_dir():
+    os.environ["NEUROSIM_DATA_DIR"] = str(SHARED_DATA)
+
+
+from neurosim.core.backend import Backend  # noqa: E402  (after the data directory is set)
+
+
+def pytest_report_header(config):
+    unset = "(unset: real-data tests skip)"
+    return f"NEUROSIM_DATA_DIR: {os.environ.get('NEUROSIM_DATA_DIR', unset)}"
 
 
 @pytest.fixture

@@ -194,15 +194,15 @@ def test_recorded_neuromodulator_structure(tmp_path):
                 tmp_path, "g")
     t = _record({"type": "temporal"}, tmp_path, "t")
     for ds in (g, t):
-        assert ds["neuromodulator"].dims == ("sim_step", "probe", "time_bin", "channel")
+        assert ds["neuromodulator_bin_mean"].dims == ("sim_step", "probe", "time_bin", "channel")
         assert ds.sizes["sim_step"] == 2  # 4 steps, every 2 (flushed at the checkpoint)
         assert ds.sizes["snapshot"] == 1
         assert ds["update_cosine"].dims == ("sim_step", "circuit_layer")
-    nm = g["neuromodulator"].values
+    nm = g["neuromodulator_bin_mean"].values
     assert nm.shape[2] == 4 and nm.shape[3] == 10
     assert np.all(nm == nm[:, :, :1, :])  # grouped: constant across time bins
     assert np.abs(nm - nm[:, :, :, :1]).max() > 1e-3  # ... and heterogeneous across channels
-    nt = t["neuromodulator"].values
+    nt = t["neuromodulator_bin_mean"].values
     assert np.all(nt == nt[:, :, :, :1])  # temporal: constant across channels within a bin
     assert np.abs(nt - nt[:, :, :1, :]).max() > 1e-3  # ... and heterogeneous across bins
     assert float(g["neuromod_temporal_var"].max()) < 1e-20 and float(g["neuromod_spatial_var"].min()) > 0
@@ -235,7 +235,7 @@ def test_grouped_checkpoint_resume_is_exact(tmp_path):
     run_protocol(p2, resume=True)
     a, b = xr.open_zarr(str(full)), xr.open_zarr(str(part))
     assert list(b["sim_step"].values) == [2, 4, 6] and list(b["snapshot"].values) == [3, 6]
-    for k in ("synapse_weight_1", "neuromodulator", "circuit_h_1", "synapse_spread"):
+    for k in ("synapse_weight_1", "neuromodulator_bin_mean", "circuit_h_1", "synapse_spread"):
         assert np.array_equal(a[k].values, b[k].values, equal_nan=True), k
     from neurosim.recording import Recorder
 

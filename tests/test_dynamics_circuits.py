@@ -422,8 +422,9 @@ def test_checkpoint_resume_is_exact(tmp_path):
     run_protocol(proto(real, out=str(part), max_steps=3, **kw))
     run_protocol(proto(real, out=str(part), max_steps=6, **kw), resume=True)
     a, b = xr.open_zarr(str(full)), xr.open_zarr(str(part))
-    for k in ("dyn_neuromodulator", "dyn_eligibility_1", "dyn_rate_1", "dyn_spikes_0"):
-        assert np.array_equal(a[k].values, b[k].values), k
+    for k in ("trial_neuromodulator", "trial_eligibility_to_hidden_2", "trial_rate_hidden_2",
+              "trial_spikes_hidden_1"):
+        assert np.array_equal(a[k].values, b[k].values, equal_nan=True), k
     for k in ("test_error", "train_error"):  # (the interrupted run also evaluated at its stop)
         assert a[k].values[-1] == b[k].values[-1], k
     s1, _ = Recorder(full).load_checkpoint()
@@ -460,32 +461,40 @@ def test_recordings_in_real_units(tmp_path):
         run_protocol(proto({**real, "dynamics": d}, out=str(out), layers=(6, 4),
                            traj={"every": 2, "samples": 3, "units": 3, "chunk": 2}, max_steps=4))
         ds = xr.open_zarr(str(out))
-        dyn_vars = [k for k in ds.data_vars if k.startswith("dyn_")]
-        assert {"dyn_neuromodulator", "dyn_rate_0", "dyn_gate_0", "dyn_spikes_0", "dyn_eligibility_0",
-                "dyn_zero_rate_fraction", "dyn_mean_rate"} <= set(dyn_vars)
-        for k in dyn_vars + ["dyn_time", "dyn_phase"]:
+        dyn_vars = [k for k in ds.data_vars if k.startswith("trial_")]
+        assert {"trial_neuromodulator", "trial_command", "trial_rate_input", "trial_rate_hidden_1",
+                "trial_gate_hidden_1", "trial_spikes_hidden_1", "trial_eligibility_to_hidden_1",
+                "trial_rate_readout", "zero_rate_fraction", "mean_rate"} <= set(ds.data_vars)
+        assert not [k for k in ds.variables if k.startswith("dyn_")]
+        for k in dyn_vars + ["trial_time", "trial_phase", "trial_bin", "trial_counting"]:
             assert ds[k].attrs.get("units") and ds[k].attrs.get("long_name"), k
-        assert ds["dyn_time"].attrs["units"] == "ms"
-        assert ds["dyn_rate_1"].attrs["units"] == "Hz"
+        assert ds["trial_time"].attrs["units"] == "ms"
+        assert ds["trial_rate_hidden_2"].attrs["units"] == "Hz"
+        assert ds["trial_eligibility_to_hidden_1"].attrs["units"] == "activity"
         K, S = 10, (1 if real["type"] == "grouped" else 10)
-        np.testing.assert_allclose(ds["dyn_time"].values, np.arange(1, 2 * S * 4 + 1) * 1.0)
-        rates = ds["dyn_rate_0"].values
+        # the whole trial: presentation, replay, rest
+        np.testing.assert_allclose(ds["trial_time"].values, np.arange(1, 2 * S * 4 + 3 + 1) * 1.0)
+        assert list(np.unique(ds["trial_phase"].values, return_counts=True)[1]) == [S * 4, S * 4, 3]
+        rates = ds["trial_rate_hidden_1"].values
         assert np.all(rates >= 0)
-        G = ds["dyn_gate_0"].values
+        rest = ds["trial_phase"].values == 2
+        assert np.all(rates[:, :, rest] == 20.0)  # at rest: the baseline
+        assert np.isnan(ds["trial_spikes_hidden_1"].values[:, :, rest]).all()  # (not simulated)
+        G = ds["trial_gate_hidden_1"].values
         assert np.all((G >= 0) & (G <= 1))
-        M = ds["dyn_neuromodulator"].values
+        M = ds["trial_neuromodulator"].values
         if real["type"] == "grouped":
             assert M.shape[-1] == K  # K channels
         else:
-            assert M.ndim == 3  # one broadcast signal: (sim_step, probe, time)
-        assert ds["dyn_rate_0"].dims[:3] == ("sim_step", "probe", "dyn_time")
+            assert M.ndim == 3  # one broadcast signal: (sim_step, probe, trial_time)
+        assert ds["trial_rate_hidden_1"].dims[:3] == ("sim_step", "probe", "trial_time")
         assert np.abs(M).max() > 0
         # the probe set: the same test examples at every record, the trace starts at 0
         assert list(ds["probe"].values) == [0, 1, 2]
-        E = ds["dyn_eligibility_1"].values
-        assert np.all(E[:, 0, 0] == 0)  # no coincidence counts during settling
-        # legacy records: M averaged over the command windows
-        assert ds["neuromodulator"].dims == ("sim_step", "probe", "time_bin", "channel")
+        E = ds["trial_eligibility_to_hidden_2"].values
+        assert np.all(E[:, :, 0] == 0)  # no coincidence counts during settling
+        # M averaged over the command windows
+        assert ds["neuromodulator_bin_mean"].dims == ("sim_step", "probe", "time_bin", "channel")
         sub = ds[dyn_vars]
         sub.attrs = {}
         sub.to_netcdf(tmp_path / f"{real['type']}.nc")  # the variables and their attrs export

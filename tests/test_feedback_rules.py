@@ -131,8 +131,15 @@ def test_dropout_train_only_and_consistent_mask():
     np.testing.assert_array_equal(net.forward(x)[0], clean)  # evaluation: identity
 
 
-def test_autoencoder_output_units_and_input_target(tmp_path):
-    proto = validate_protocol({
+#: Bound on the autoencoder's final/initial test loss (2 epochs, float32).  Measured (python -m
+#: tests.threshold_audit --only autoencoder; seeds 0-4 x threads x Numba): 0.41-0.59.  The
+#: decoder alone reaches it (hidden updates dropped: 0.40-0.56), so this checks the arbitrary-size
+#: output and the input target end to end, not node perturbation's hidden signal.
+AUTOENCODER_BOUND = 0.8
+
+
+def autoencoder_protocol(out, seed: int = 0):
+    return validate_protocol({
         "circuit": {"vectorized": False, "sign": "mixed", "init": "he",
                     "layers": [{"type": "dense", "units": 16, "nonlinearity": "tanh"},
                                {"type": "dense", "units": 2, "nonlinearity": "identity"},
@@ -143,14 +150,24 @@ def test_autoencoder_output_units_and_input_target(tmp_path):
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
         "training": {"epochs": 2, "batch_size": 32, "eval_every": 2},
         "metrics": {"feedback_every": 16},
-        "recording": {"out": str(tmp_path / "ae.zarr")}})
-    run = Run(proto)
+        "recording": {"out": str(out)}, "seed": seed})
+
+
+def autoencoder_loss_ratio(out, seed: int = 0) -> float:
+    """Node perturbation trains a 64-16-2-16-64 autoencoder for 2 epochs (float32)."""
+    Run(autoencoder_protocol(out, seed)).train()
+    loss = xr.open_zarr(out).test_loss.values
+    return float(loss[-1] / loss[0])
+
+
+def test_autoencoder_output_units_and_input_target(tmp_path):
+    run = Run(autoencoder_protocol(tmp_path / "ae.zarr"))
     assert run.exp.net.n_out == 64 and run.exp.y_train.shape == (512, 64)
     assert run.exp.data.labels_train.shape == (512,)
     s = run.train()
     assert np.isnan(s.test_error)
     ds = xr.open_zarr(tmp_path / "ae.zarr")
-    assert ds.test_loss.values[-1] < 0.8 * ds.test_loss.values[0]
+    assert ds.test_loss.values[-1] < AUTOENCODER_BOUND * ds.test_loss.values[0]
     assert ds.fb_relative_error.sizes["feedback_step"] == 2
 
 
@@ -168,11 +185,24 @@ def test_vectorized_circuit_rejects_output_units():
 ])
 def test_rules_train_tiny_task(name, opts):
     """Each rule learns the synthetic blobs task (chance: 90 % error)."""
+    assert tiny_task_error(name, opts) < TINY_TASK_BOUND
+
+
+#: Bound on the tiny task's test error (%, float32).  Measured (python -m tests.threshold_audit
+#: --only tiny; seeds 0-4 x threads x Numba): 0-9.4 % for node perturbation and IFA, 1.2-25.4 %
+#: for sign symmetry (12.5 % at seed 0 in every setting).  The readout alone solves this task
+#: (hidden layers frozen: 0-1.6 %), so it checks that each rule trains end to end in float32;
+#: the rules' hidden-layer signals are checked exactly in test_rule_signals.py.
+TINY_TASK_BOUND = 30.0
+
+
+def tiny_task_error(name, opts, seed: int = 0) -> float:
+    """Test error (%) of ``name`` after 300 SGD steps on the synthetic blobs (float32)."""
     from neurosim.data import load_dataset
     from neurosim.optim import build_optimizer
     from neurosim.train import error_rate
 
-    be = Backend("cpu", "float32", seed=0)
+    be = Backend("cpu", "float32", seed=seed)
     ds = load_dataset("synthetic")
     net = make_net(be, sizes=(32, 16), nl="tanh", n_in=64, n_out=10)
     rule = build_rule(name, net, be, **opts)
@@ -183,7 +213,7 @@ def test_rules_train_tiny_task(name, opts):
         idx = be.rng("data", step).integers(0, len(x), 32)
         opt.step(rule.step(net, x[idx], ds.y_train[idx], losses.mse).grads)
     logits = net.predict(be.asarray(ds.x_test.reshape(len(ds.x_test), -1)))
-    assert error_rate(logits, ds.y_test) < 20.0
+    return float(error_rate(logits, ds.y_test))
 
 
 @pytest.mark.parametrize("name", ["np_mnist_fc", "np_mnist_fc_fa", "np_mnist_fc_bp",

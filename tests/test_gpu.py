@@ -135,3 +135,18 @@ def test_run_end_to_end_gpu_equals_cpu(tmp_path):
     for v in c.data_vars:
         if v.startswith("W_"):
             np.testing.assert_allclose(g[v].values, c[v].values, rtol=RTOL, atol=ATOL)
+
+
+def test_a_loaded_checkpoint_predicts_on_the_gpu_as_on_the_cpu(tmp_path):
+    """neurosim.load(store, device="gpu"): the same logits as on the CPU (float64 run)."""
+    import neurosim
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 12)), rng.integers(0, 3, 120)
+    proto = {"name": "g", "circuit": {"layers": [{"type": "dense", "units": 8}]}, "rule": {"name": "gevb"},
+             "training": {"epochs": 2, "batch_size": 20, "eval_every": 1}, "dtype": "float64"}
+    neurosim.run(proto, out=tmp_path / "g.zarr", data=((x[:80], y[:80]), (x[80:], y[80:])), progress=False)
+    cpu = neurosim.load(tmp_path / "g.zarr").predict(x)
+    gpu = neurosim.load(tmp_path / "g.zarr", device="gpu")
+    assert gpu.experiment.backend.is_gpu
+    np.testing.assert_allclose(gpu.predict(x), cpu, rtol=1e-10, atol=1e-12)

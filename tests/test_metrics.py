@@ -382,12 +382,19 @@ def test_cluster_quality_against_pairwise_reference(rng):
     assert cluster_quality(tight, np.repeat(np.arange(3), 10)) > 0.99
 
 
-def test_cluster_quality_tsne_embedding(rng):
-    pytest.importorskip("sklearn")
+def tsne_cluster_quality(seed: int = 0):
+    """Cluster quality of 3 separated Gaussian clusters after t-SNE, and of shuffled labels."""
     from neurosim.metrics import representation_quality
 
+    rng = np.random.default_rng(seed)
     X = np.repeat(rng.normal(size=(3, 40)) * 5, 15, axis=0) + rng.normal(size=(45, 40))
     lab = np.repeat(np.arange(3), 15)
     q = representation_quality(X, lab, method="tsne", max_iter=250)
     q_rand = representation_quality(X, rng.permutation(lab), method="pca")
+    return q, q_rand
+
+
+def test_cluster_quality_tsne_embedding():
+    pytest.importorskip("sklearn")
+    q, q_rand = tsne_cluster_quality()
     assert q > 0.5 and q_rand < 0.3  # 250 iterations: early exaggeration only

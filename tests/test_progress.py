@@ -123,10 +123,13 @@ def test_quiet_prints_nothing():
     ("epochs", 1, "stopped: 1 epoch done"),
     ("early stop (zero train error)", 40, "stopped: zero train error at epoch 40"),
     ("max_steps 40", 0.0853, "stopped: step limit training.max_steps=40 reached at epoch 0.09"),
+    ("max_steps 40", 0.0853, "stopped: step limit training.max_steps=40 reached at epoch 1/3 batch 40/469"),
+    ("max_steps 500", 1.0661, "stopped: step limit training.max_steps=500 reached at epoch 2/3 batch 31/469"),
 ])
 def test_summary_line_in_words(stopped, epochs, words):
+    spe = {"0.09": None}.get(words[-4:], 469)  # the position as the bar counts it, when known
     s = SimpleNamespace(store="runs/grouped_mnist.zarr", epochs=epochs, steps=1407, train_error=2.85,
-                        test_error=3.83, stopped=stopped, seconds=504.5)
+                        test_error=3.83, stopped=stopped, seconds=504.5, n_epochs=3, steps_per_epoch=spe)
     assert summary_line(s) == (f"runs/grouped_mnist.zarr: {words}; 1407 steps; train error 2.85%, "
                                f"test error 3.83%; training time 8 min 24 s")
 

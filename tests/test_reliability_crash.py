@@ -218,7 +218,7 @@ def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, references):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, err[-2000:]
-    m = re.search(r"stopped by signal 2 at epoch (\d+), batch (\d+); checkpoint written", err)
+    m = re.search(r"stopped by signal 2 at epoch (\d+)/\d+ batch (\d+)/\d+; checkpoint written", err)
     assert m, err
     assert f"Resume with: neurosim run {proto} --out {out} --resume" in err
     with xr.open_zarr(out) as ds:

@@ -58,11 +58,20 @@ CASES = [(r, True, "nonnegative") for r in sorted(RULES)] + [
 @pytest.mark.parametrize("rule,vectorized,sign", CASES)
 def test_every_rule_learns_a_synthetic_task(rule, vectorized, sign):
     """Each rule lowers the loss of a small separable task."""
+    loss_ratio, err = synthetic_task(rule, vectorized, sign)
+    # float64; over seeds 3-5 the ratio is 0.0003-0.051 for every case, and 0.42-0.85 when the
+    # hidden layers do not learn (python -m tests.threshold_audit --only synthetic [--freeze])
+    assert loss_ratio < 0.2
+    assert err < 0.2
+
+
+def synthetic_task(rule, vectorized, sign, seed: int = 3):
+    """25 Adam epochs of a 4-class synthetic task (float64): (last/first loss, test error)."""
     from neurosim.data import load_dataset
     from neurosim.optim import build_optimizer
 
     net, be = small_net(vectorized=vectorized, sign=sign, layers=(32, 16),
-                        in_shape=(1, 4, 4), n_classes=4, seed=3)
+                        in_shape=(1, 4, 4), n_classes=4, seed=seed)
     ds = load_dataset("synthetic", n_classes=4, shape=(1, 4, 4), n_train=256, noise=0.5)
     r = build_rule(rule, net, be)
     opt = build_optimizer(net, {"name": "adam", "lr": 3e-3})
@@ -74,5 +83,4 @@ def test_every_rule_learns_a_synthetic_task(rule, vectorized, sign):
             first = res.loss if first is None else first
     logits, _ = net.forward(ds.x_test)
     err = (logits.argmax(1) != ds.y_test).mean()
-    assert res.loss < 0.5 * first
-    assert err < 0.2
+    return float(res.loss / first), float(err)

@@ -82,7 +82,7 @@ def check_store(ds, labels) -> None:
     assert ds["synapse_1_pre"].dims == ("synapse_1",) and "synapse_1_pre" in ds.coords
     one = w.sel(synapse_1=0)
     assert one.dims[0] == "snapshot" and int(one["synapse_1_post"]) == int(ds["synapse_1_post"][0])
-    for name in ("synapse_weight_1", "circuit_activity_1", "neuromodulator"):
+    for name in ("synapse_weight_1", "circuit_activity_1", "neuromodulator_bin_mean"):
         df = ds[name].to_dataframe()
         assert df.columns.is_unique and name in df.columns
         assert len(df) == ds[name].size
@@ -91,7 +91,7 @@ def check_store(ds, labels) -> None:
     # received at every record is that of the same label (softmax - onehot: its only
     # negative component is the label's)
     assert np.array_equal(ds["probe_label"].values, labels)
-    nm = ds["neuromodulator"].values  # (sim_step, probe, time_bin, channel)
+    nm = ds["neuromodulator_bin_mean"].values  # (sim_step, probe, time_bin, channel)
     if ds.attrs["realization"] == "grouped":
         e = nm[:, :, 0, :]  # channel μ carries e_μ
     else:
@@ -223,7 +223,7 @@ def test_probe_records_equal_the_batched_network(realization):
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     e[np.arange(4), np.asarray(exp.y_test)[[5, 1, 22, 9]]] -= 1
-    nm = rec["neuromodulator"][1]
+    nm = rec["neuromodulator_bin_mean"][1]
     got = nm[:, 0, :] if realization["type"] == "grouped" else nm[:, :, 0]
     np.testing.assert_allclose(got, e, atol=1e-12)
 

@@ -99,9 +99,10 @@ def collect(path) -> list[dict]:
             cos = ds["update_cosine"].values  # (records, weight layer)
             for layer in range(cos.shape[1]):
                 row[f"update_cosine_{layer}"] = _mean(cos[:, layer])
-        for var in ("dyn_zero_rate_fraction", "dyn_mean_rate"):
-            if var in ds:
-                v = ds[var].values  # (records, weight layer)
+        for var in ("zero_rate_fraction", "mean_rate"):
+            name = var if var in ds else f"dyn_{var}"  # (the name in stores written before)
+            if name in ds:
+                v = ds[name].values  # (records, weight layer)
                 row[var] = _mean(v[:, :-1])  # hidden layers (the readout is not gated)
         rows.append(row)
     return rows

@@ -32,10 +32,13 @@ AGREEMENT_TEXT = (
     "update agreement = cos(circuit's weight update, batched GEVB update of the same network on "
     "the same batch), mean over weight layers and records. 1.000 = the circuit computes batched "
     "GEVB exactly. Below 1 the circuit is an approximation of it: grouped circuits because the K "
-    "synapses of a pair drift apart between relaxations (relaxation every step at rate 1 gives "
-    "1.000), temporal circuits with gating: first_bin because the gate is decided in the first "
-    "time bin, not by t·h over all bins (gating: full gives 1.000). The two approximations are "
-    "different, so their numbers are not a ranking of the circuits.")
+    "synapses of a pair drift apart between relaxations (without dynamics, relaxation every step "
+    "at rate 1 gives 1.000), temporal circuits with gating: first_bin because the gate is decided "
+    "in the first time bin, not by t·h over all bins (without dynamics, gating: full gives 1.000), "
+    "and circuits in time (realization.dynamics) because leak, inhibition, eligibility traces and "
+    "a late, filtered neuromodulator change the update (only their ideal limit gives 1.000). The "
+    "approximations are different, so their numbers are not a ranking of the circuits; each "
+    "run's own reason is under Runs below.")
 
 
 @dataclass
@@ -53,6 +56,7 @@ class RunData:
     temporal_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spread: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     realization_options: dict = field(default_factory=dict)
+    caveat: str = ""  #: the protocol's ``caveat`` (a configuration known not to learn, ...)
 
 
 def load_run(path) -> RunData:
@@ -69,7 +73,7 @@ def load_run(path) -> RunData:
         path=str(path),
         label=run.label,
         realization=str(rtype),
-        options=", ".join(f"{k}={_short(v)}" for k, v in real.items()),
+        options=", ".join(f"{k}: {_short(v)}" for k, v in real.items()),
         epoch=get("epoch"),
         train_error=get("train_error"),
         test_error=get("test_error"),
@@ -79,12 +83,21 @@ def load_run(path) -> RunData:
         temporal_var=get("neuromod_temporal_var"),
         spread=get("synapse_spread", 2),
         realization_options=real,
+        caveat=" ".join(str(run.protocol.get("caveat") or "").split()),
     )
 
 
 def _short(v):
+    """A value as YAML flow style, nested mappings and lists included (as a protocol file
+    writes it)."""
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{k}: {_short(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_short(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
     return str(v)
 
 
@@ -282,6 +295,9 @@ def report(runs) -> str:
     for r in runs:
         opts = f" ({r.options})" if r.options else ""
         out.append(f"  {r.label}: {r.realization}{opts}")
+        if r.caveat:
+            out.append(textwrap.fill(f"CAVEAT: {r.caveat}", 100, initial_indent="    ",
+                                     subsequent_indent="      "))
         if np.isfinite(r.update_cosine).any():
             out.append(textwrap.fill(f"update agreement: {agreement_note(r)}", 100,
                                      initial_indent="    ", subsequent_indent="      "))

@@ -127,6 +127,7 @@ def summary_rows(runs) -> list[dict]:
             "test_error": st.last("test_error"),
             "paper_train_error": paper.get("train", math.nan),
             "paper_test_error": paper.get("test", math.nan),
+            "caveat": " ".join(str(r.protocol.get("caveat") or "").split()),
         }
         row["test_minus_paper"] = row["test_error"] - row["paper_test_error"]
         ang = final_angles(st.ds)
@@ -196,8 +197,11 @@ MD_COLUMNS = [("run", "run"), ("cell", "cell"), ("seed", "seed"), ("epochs", "ep
 
 def write_markdown(rows, cells, path: Path, extra_cols=()) -> Path:
     cols = MD_COLUMNS + [(c, c.replace("_", " ")) for c in extra_cols]
-    lines = ["# neurosim report", "",
-             "A *cell* is the runs that are the same experiment except for the seed (equal "
+    caveats = [r for r in rows if r.get("caveat")]
+    lines = ["# neurosim report", ""]
+    if caveats:
+        lines += ["## Caveats", ""] + [f"- **{r['run']}**: {r['caveat']}" for r in caveats] + [""]
+    lines += ["A *cell* is the runs that are the same experiment except for the seed (equal "
              "protocols apart from seed, names, paths, recording and device); only a cell's runs "
              "are averaged.", "",
              "## Per cell (mean ± std over its n runs)", "",

@@ -36,8 +36,8 @@ def compare(stores, plot_path):
         click.echo(f"figure written to {plot_path}")
 
 
-def _check_plot_path(path) -> None:
-    """``--plot`` needs a file type matplotlib writes and an existing folder."""
+def _check_plot_path(path, option: str = "--plot") -> None:
+    """``--plot`` (or ``option``) needs a file type matplotlib writes and an existing folder."""
     from pathlib import Path
 
     from matplotlib.backend_bases import FigureCanvasBase
@@ -46,7 +46,7 @@ def _check_plot_path(path) -> None:
     kinds = FigureCanvasBase.get_supported_filetypes()
     if p.suffix.lower().lstrip(".") not in kinds:
         others = ", ".join(k for k in sorted(kinds) if k not in ("png", "pdf", "svg"))
-        fail(f"--plot {path}: unknown figure type; end the file name in .png, .pdf or .svg "
+        fail(f"{option} {path}: unknown figure type; end the file name in .png, .pdf or .svg "
              f"(matplotlib also writes {others})")
     if not p.parent.is_dir():
-        fail(f"--plot {path}: folder {p.parent} does not exist")
+        fail(f"{option} {path}: folder {p.parent} does not exist")

@@ -52,6 +52,7 @@ def inspect(store, as_json):
         "integrity": check,
         "size_bytes": {"recordings": sizes["recordings"], "checkpoints": sizes["checkpoints"]},
         "checkpoint_slots": sizes["slots"],
+        "checkpoint_parts": checkpoint_parts(store, check["slot"]),
     }
     if "epoch" in ds.dims and ds.sizes["epoch"]:
         info["epochs"] = [float(e) for e in ds["epoch"].values]
@@ -97,6 +98,40 @@ def inspect(store, as_json):
     slots = len(sizes["slots"])
     click.echo(f"size       recordings {_size(sizes['recordings'])}, checkpoints "
                f"{_size(sizes['checkpoints'])} ({slots} slot{'s' if slots != 1 else ''})")
+    parts = info["checkpoint_parts"]
+    if parts:
+        what = ", ".join(f"{k} {_size(v)}" for k, v in parts.items())
+        click.echo(f"checkpoint {what}: the whole state a resume continues from"
+                   f"{' (two slots while a run goes on)' if slots > 1 else ''}")
+
+
+#: what the arrays of a checkpoint slot are, by name prefix (docs/store.md#checkpoints)
+PARTS = (("real.syn.", "circuit synapses (K per pair)"), ("real.opt.", "circuit synapses' optimizer state"),
+         ("real.", "realization state"), ("net.", "network parameters"),
+         ("opt.", "optimizer state"), ("rule.", "rule state"))
+
+
+def checkpoint_parts(store, slot) -> dict:
+    """Bytes on disk of the committed checkpoint slot, by part (largest first)."""
+    import os
+    from pathlib import Path
+
+    if not slot:
+        return {}
+    out: dict = {}
+    folder = Path(store) / slot
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if not entry.is_dir():  # the slot's own metadata (its attrs: position, hashes)
+            out["metadata"] = out.get("metadata", 0) + entry.lstat().st_size
+            continue
+        part = next((name for prefix, name in PARTS if entry.name.startswith(prefix)), "other")
+        for root, _, files in os.walk(entry):
+            for f in files:
+                try:
+                    out[part] = out.get(part, 0) + os.lstat(os.path.join(root, f)).st_size
+                except OSError:
+                    pass
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _num(e: float):

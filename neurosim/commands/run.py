@@ -7,6 +7,7 @@ import shlex
 import click
 
 from ..core.options import ConfigError
+from ..core.progress import start_notes
 from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail, summary_line
 
 
@@ -20,7 +21,11 @@ from .common import EXIT_DIVERGED, EXIT_INTERRUPTED, Progress, fail, summary_lin
 @click.option("--resume", is_flag=True, help="Continue the store from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def run(protocol, device, out, sets, resume, overwrite, quiet):
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines"]),
+              default="auto", show_default=True,
+              help="A live bar, or a line per evaluation and a status line every 30 s "
+                   "(auto: a bar on a terminal, lines in a log).")
+def run(protocol, device, out, sets, resume, overwrite, quiet, progress_mode):
     """Train a PROTOCOL (YAML) and record it to a Zarr store."""
     from ..core.backend import DeviceError, resolve_device
     from ..data import DataError
@@ -36,7 +41,9 @@ def run(protocol, device, out, sets, resume, overwrite, quiet):
     again = " ".join(shlex.quote(a) for a in (protocol, "--out", str(out),
                                               *[x for v in sets for x in ("--set", v)], "--resume"))
     prog = Progress(proto["training"]["epochs"], enabled=not quiet,
-                    max_steps=proto["training"]["max_steps"])
+                    max_steps=proto["training"]["max_steps"], mode=progress_mode)
+    for line in start_notes(proto):
+        click.echo(line, err=True)  # even with --quiet: these change what the run means
     try:
         resolve_device(device or proto["device"])  # before any data loads
         try:

@@ -11,6 +11,7 @@ statefully).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -40,8 +41,35 @@ class DeviceError(RuntimeError):
     """The requested device cannot be used here (bad input: ``neurosim run`` exits 2)."""
 
 
+#: a module standing in for CuPy as device ``gpu`` and the type of its arrays, while
+#: :func:`gpu_standin` is active (tests: ``tests/strict_device.py``); None: CuPy
+_STANDIN: tuple | None = None
+
+
+@contextlib.contextmanager
+def gpu_standin(module, array_type):
+    """Device ``gpu`` is ``module`` (CuPy's API, arrays of ``array_type``) within the block."""
+    global _STANDIN
+    old, _STANDIN = _STANDIN, (module, array_type)
+    try:
+        yield module
+    finally:
+        _STANDIN = old
+
+
+def gpu_module():
+    """The array module of device ``gpu``: CuPy, or the stand-in of :func:`gpu_standin`."""
+    if _STANDIN is not None:
+        return _STANDIN[0]
+    import cupy
+
+    return cupy
+
+
 def gpu_problem() -> str | None:
     """Why device ``gpu`` cannot be used on this machine, or None when it can."""
+    if _STANDIN is not None:
+        return None
     try:
         import cupy
     except ImportError:
@@ -116,9 +144,7 @@ class Backend:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, not {self.dtype!r}")
         self.device = resolve_device(self.device)
         if self.device == "gpu":
-            import cupy
-
-            self.xp = cupy
+            self.xp = gpu_module()
         else:
             self.xp = np
 
@@ -134,10 +160,18 @@ class Backend:
     def rng(self, stream: str, *keys: int) -> np.random.Generator:
         """A host NumPy generator for ``stream`` (keyed by ``keys``).
 
-        Random numbers are always drawn on the host with NumPy, then moved to
-        the device: the same seed gives the same network on CPU and GPU.
+        Numbers drawn once (the network) or once per epoch (the batch order) come from here
+        and are moved to the device: the same seed gives the same network on CPU and GPU.
+        Numbers needed at every step come from :meth:`device_rng`.
         """
         return np.random.default_rng(stream_seed(self.seed, stream, *keys))
+
+    def device_rng(self, stream: str, *keys: int) -> DeviceRandom:
+        """Draws made on the run's device from ``stream`` (keyed by ``keys``): for numbers
+        needed at every step (noise, dropout masks), which must not be drawn on the host and
+        copied over.  On the CPU the numbers are :meth:`rng`'s; on the GPU CuPy's generator
+        is seeded from the same seed sequence (reproducible, but device-specific numbers)."""
+        return DeviceRandom(self, stream_seed(self.seed, stream, *keys))
 
     # --- transfers -------------------------------------------------------
     def asarray(self, a, dtype=None):
@@ -153,12 +187,29 @@ class Backend:
     def describe(self) -> dict:
         info = {"device": self.device, "dtype": self.dtype, "numpy": np.__version__}
         if self.is_gpu:
-            import cupy
-
-            info["cupy"] = cupy.__version__
-            props = cupy.cuda.runtime.getDeviceProperties(0)
+            info["cupy"] = self.xp.__version__
+            props = self.xp.cuda.runtime.getDeviceProperties(0)
             info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         return info
+
+
+class DeviceRandom:
+    """Uniform and normal float64 numbers on a backend's device (see :meth:`Backend.device_rng`)."""
+
+    def __init__(self, backend: Backend, ss: np.random.SeedSequence):
+        self.host = backend.xp is np
+        if self.host:
+            self.g = np.random.default_rng(ss)
+        else:
+            self.g = backend.xp.random.RandomState(int(ss.generate_state(1)[0]))
+
+    def random(self, shape):
+        """Uniform on [0, 1)."""
+        return self.g.random(shape) if self.host else self.g.random_sample(shape, dtype=np.float64)
+
+    def standard_normal(self, shape):
+        return self.g.standard_normal(shape) if self.host else \
+            self.g.standard_normal(shape, dtype=np.float64)
 
 
 def to_host(a) -> np.ndarray:
@@ -180,6 +231,8 @@ def array_module(a):
         import cupy
 
         return cupy
+    if _STANDIN is not None and type(a) is _STANDIN[1]:
+        return _STANDIN[0]
     return np
 
 

@@ -149,15 +149,12 @@ def _use_numba(*arrays) -> bool:
 # --------------------------------------------------------------------------
 # Adam
 
-_cupy_adam = None
+_CUPY: dict = {}  #: CuPy kernels, by (array module, name)
 
 
-def _get_cupy_adam():  # pragma: no cover - GPU only
-    global _cupy_adam
-    if _cupy_adam is None:
-        import cupy
-
-        _cupy_adam = cupy.ElementwiseKernel(
+def _get_cupy_adam(cupy):
+    if (cupy, "adam") not in _CUPY:
+        _CUPY[cupy, "adam"] = cupy.ElementwiseKernel(
             "T g, T b1, T b2, T eps, T step, T sqrt_c2",
             "T p, T m, T v",
             """
@@ -168,7 +165,7 @@ def _get_cupy_adam():  # pragma: no cover - GPU only
             """,
             "neurosim_adam",
         )
-    return _cupy_adam
+    return _CUPY[cupy, "adam"]
 
 
 def adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2):
@@ -192,8 +189,8 @@ def adam_update(p, g, m, v, b1, b2, eps, step, sqrt_c2):
               dt(1.0 / sqrt_c2))
         else:
             adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2)
-    else:  # pragma: no cover - GPU only
-        k = _get_cupy_adam()
+    else:  # CuPy (or the strict test device, tests/strict_device.py)
+        k = _get_cupy_adam(array_module(p))
         dt = p.dtype.type
         # scalars as 0-d host values of p's dtype: no device round trip, no sync
         k(g, dt(b1), dt(b2), dt(eps), dt(step), dt(sqrt_c2), p, m, v)
@@ -210,17 +207,12 @@ def gate_reference(h, t):
     return h * G, G
 
 
-_CUPY: dict = {}
-
-
-def _cupy_kernels() -> dict:  # pragma: no cover - GPU only
+def _cupy_kernels(cupy) -> dict:
     """CuPy kernels of the gate and the contraction: one launch each instead of
     the 3-10 the xp reference takes (launch latency dominates small steps)."""
-    if _CUPY:
-        return _CUPY
-    import cupy
-
-    _CUPY["gate"] = cupy.ElementwiseKernel(
+    if (cupy, "gate") in _CUPY:
+        return {"gate": _CUPY[cupy, "gate"], "contract": _CUPY[cupy, "contract"]}
+    _CUPY[cupy, "gate"] = cupy.ElementwiseKernel(
         "raw T h, raw T t, int32 K, int32 U", "T G",
         """
         const long long b = i / U, u = i % U;
@@ -229,7 +221,7 @@ def _cupy_kernels() -> dict:  # pragma: no cover - GPU only
         G = (s >= 0) ? (T)1 : (T)0;
         """,
         "neurosim_gate")
-    _CUPY["contract"] = cupy.ElementwiseKernel(
+    _CUPY[cupy, "contract"] = cupy.ElementwiseKernel(
         "raw T e, raw T a, int32 K, int32 J", "T P",
         """
         const long long b = i / J, j = i % J;
@@ -238,18 +230,17 @@ def _cupy_kernels() -> dict:  # pragma: no cover - GPU only
         P = s;
         """,
         "neurosim_contract")
-    return _CUPY
+    return _cupy_kernels(cupy)
 
 
-def _gate_cupy(h, t):  # pragma: no cover - GPU only
-    import cupy
-
+def _gate_cupy(h, t):
+    cupy = array_module(h)
     B, K = h.shape[:2]
     h = cupy.ascontiguousarray(h)
     tt = cupy.ascontiguousarray(cupy.broadcast_to(t.astype(h.dtype, copy=False), h.shape[1:]))
     G = cupy.empty((B, 1) + h.shape[2:], dtype=h.dtype)
     U = G.size // B
-    _cupy_kernels()["gate"](h, tt, np.int32(K), np.int32(U), G)
+    _cupy_kernels(cupy)["gate"](h, tt, np.int32(K), np.int32(U), G)
     return h * G, G
 
 
@@ -259,7 +250,7 @@ def gate(h, t):
 
     Returns ``a`` (h's shape) and ``G`` of shape (B, 1, *units) in h's dtype.
     """
-    if array_module(h) is not np:  # pragma: no cover - GPU only
+    if array_module(h) is not np:  # CuPy (or the strict test device)
         return _gate_cupy(h, t) if h.ndim >= 2 else gate_reference(h, t)
     if h.ndim >= 2 and isinstance(t, np.ndarray) \
             and t.dtype == h.dtype and _use_numba(h):
@@ -299,13 +290,12 @@ def contract_components_reference(e, a):
 
 def contract_components(e, a):
     """P[b, j] = Σ_μ e[b, μ] a[b, μ, j] for e (B, K) and a (B, K, J)."""
-    if array_module(a) is not np and a.ndim == 3:  # pragma: no cover - GPU only
-        import cupy
-
+    if array_module(a) is not np and a.ndim == 3:  # CuPy (or the strict test device)
+        cupy = array_module(a)
         B, K, J = a.shape
         P = cupy.empty((B, J), dtype=a.dtype)
-        _cupy_kernels()["contract"](cupy.ascontiguousarray(e, dtype=a.dtype),
-                                    cupy.ascontiguousarray(a), np.int32(K), np.int32(J), P)
+        _cupy_kernels(cupy)["contract"](cupy.ascontiguousarray(e, dtype=a.dtype),
+                                        cupy.ascontiguousarray(a), np.int32(K), np.int32(J), P)
         return P
     if _use_numba(e, a) and a.ndim == 3:
         P = np.empty((a.shape[0], a.shape[2]), dtype=a.dtype)

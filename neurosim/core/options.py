@@ -51,6 +51,23 @@ class ConfigError(ValueError):
         return ConfigError(self.reason, file=file, key=self.key, line=line, source=source)
 
 
+class ConfigErrors(ConfigError):
+    """Several errors of one protocol, reported together: one line each (``errors``)."""
+
+    def __init__(self, errors: list):
+        first = errors[0]
+        super().__init__(first.reason, file=first.file, key=first.key, line=first.line,
+                         source=first.source)
+        self.errors = list(errors)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    def at(self, file=None, line=None, source=None) -> ConfigError:
+        return self
+
+
 def short(value, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters (messages never echo huge values)."""
     try:
@@ -331,9 +348,14 @@ def rows(spec, prefix: str = "") -> list:
     if isinstance(spec, Tagged):
         out.append((_join(prefix, spec.tag), "string; one of " + ", ".join(f"`{c}`" for c in spec.choices),
                     "required" if spec.default is MISSING else f"`{spec.default}`", "", spec.doc))
+        # a key several tags declare alike (e.g. the dynamics of two realizations) is one row
+        merged: dict = {}
         for name, sec in spec.sections().items():
-            for key, t, d, u, doc in rows(sec, prefix):
-                out.append((key, t, d, u, f"({spec.tag} `{name}`) {doc}".rstrip()))
+            for row in rows(sec, prefix):
+                merged.setdefault(row, []).append(name)
+        for (key, t, d, u, doc), names in merged.items():
+            tags = ", ".join(f"`{n}`" for n in names)
+            out.append((key, t, d, u, f"({spec.tag} {tags}) {doc}".rstrip()))
         return out
     for k, f in spec.fields.items():
         key = _join(prefix, k)

@@ -21,7 +21,7 @@ from ..core.options import Field, Section
 from . import cifar10, mnist, synthetic
 from .store import DataError, data_dir
 
-__all__ = ["DATASETS", "DataError", "Dataset", "data_dir", "load_dataset"]
+__all__ = ["DATASETS", "DataError", "Dataset", "data_dir", "from_arrays", "load_dataset"]
 
 
 @dataclass
@@ -62,12 +62,31 @@ def _synthetic(root=None, seed=0, n_train=512, n_test=256, n_classes=10, shape=(
     return Dataset("synthetic", xtr.astype(np.float32), ytr, xte.astype(np.float32), yte, n_classes)
 
 
+def _npz(root=None, path=None):
+    from .arrays import load_npz
+
+    if not path:
+        raise DataError("dataset npz needs data.path: the .npz file with x_train, y_train, x_test, "
+                        "y_test")
+    return load_npz(path)
+
+
+def _arrays(root=None):
+    raise DataError("dataset arrays is the data given in Python: neurosim.run(protocol, data=...); "
+                    "a file is named with dataset: npz and path: FILE.npz")
+
+
 DATASETS = {
     "mnist": _images("mnist", mnist.load),
     "cifar10": _images("cifar10", cifar10.load),
     "cifar10_partial": _images("cifar10_partial", cifar10.load_partial),
     "synthetic": _synthetic,
+    "npz": _npz,
+    "arrays": _arrays,
 }
+
+#: datasets whose data is not in the data directory (own files, arrays, plug-ins' own)
+OWN_DATA = {"npz", "arrays"}
 
 
 _COMMON = {
@@ -94,6 +113,20 @@ OPTIONS = {
                        doc="example shape (channels, height, width)"),
         "noise": Field(float, default=1.0, min=0, doc="standard deviation around each class centre"),
     }),
+    "npz": Section({"target": _COMMON["target"]}),
+    "arrays": Section({
+        "target": _COMMON["target"],
+        "shape": Field(list, default=None, nullable=True, item=Field(int, min=1),
+                       doc="example shape (C, H, W) (filled in from the arrays given)"),
+        "n_classes": Field(int, default=None, nullable=True, min=2,
+                           doc="classes (filled in from the arrays given)"),
+        "n_train": Field(int, default=None, nullable=True, min=1,
+                         doc="training examples (filled in from the arrays given)"),
+        "n_test": Field(int, default=None, nullable=True, min=1,
+                        doc="test examples (filled in from the arrays given)"),
+        "fingerprint": Field(str, default=None, nullable=True,
+                             doc="content hash of the arrays given (a resume needs the same)"),
+    }),
 }
 
 
@@ -105,11 +138,26 @@ SHAPES = {
 }
 
 
-def describe(name: str, options: dict | None = None):
+def describe(name: str, options: dict | None = None, path=None):
     """(in_shape, n_classes) of a dataset without loading it, or None if unknown.
 
-    Used to check a circuit against its data before anything runs.
+    Used to check a circuit against its data before anything runs.  An ``npz`` file is read
+    (and checked: :class:`DataError`) to know its shapes.
     """
+    if name == "npz":
+        from .arrays import load_npz
+
+        if not path:
+            return None
+        ds = load_npz(path)
+        return ds.in_shape, ds.n_classes
+    if name == "arrays":
+        opts = dict(options or {})
+        if opts.get("shape") and opts.get("n_classes"):
+            return tuple(int(s) for s in opts["shape"]), int(opts["n_classes"])
+        return None
+    if name in PLUGIN_SHAPES:
+        return PLUGIN_SHAPES[name](options or {})
     if name == "synthetic":
         import inspect
 
@@ -119,7 +167,29 @@ def describe(name: str, options: dict | None = None):
     return SHAPES.get(name)
 
 
-def load_dataset(name: str, root=None, train_subset=None, test_subset=None, **options) -> Dataset:
+#: training examples of the built-in datasets with a fixed size
+TRAIN_SIZES = {"mnist": 60_000, "cifar10": 50_000}
+
+
+def train_size(name: str, options: dict | None = None, train_subset=None) -> int | None:
+    """Training examples of a dataset without loading it (None when unknown): for
+    estimates such as a sweep's time left."""
+    opts = dict(options or {})
+    if name == "synthetic":
+        n = int(opts.get("n_train", 512))
+    elif name == "arrays":
+        n = opts.get("n_train")
+    else:
+        n = TRAIN_SIZES.get(name)
+    if n is None:
+        return None
+    return min(int(n), int(train_subset)) if train_subset else int(n)
+
+
+def load_dataset(name: str, root=None, train_subset=None, test_subset=None, path=None,
+                 arrays=None, **options) -> Dataset:
+    """The dataset ``name``, checked; ``path``: the file of dataset ``npz``; ``arrays``: the data
+    of dataset ``arrays`` (anything :func:`neurosim.data.arrays.coerce` takes)."""
     try:
         loader = DATASETS[name]
     except KeyError:
@@ -130,7 +200,22 @@ def load_dataset(name: str, root=None, train_subset=None, test_subset=None, **op
     pixels = options.pop("pixels", "symmetric")
     if pixels not in ("symmetric", "unit"):
         raise DataError(f"data option pixels must be 'symmetric' or 'unit', not {pixels!r}")
-    ds = loader(root, **options)
+    if name == "npz":
+        ds = loader(root, path=path)
+    elif name == "arrays":
+        if arrays is None:
+            loader(root)
+        from .arrays import coerce, fingerprint
+
+        ds = coerce(arrays)
+        fp = options.get("fingerprint")
+        if fp and fingerprint(ds) != fp:
+            raise DataError(f"the arrays given are not those the protocol declares (fingerprint "
+                            f"{fingerprint(ds)}, expected {fp})")
+    else:
+        ds = loader(root, **options)
+        if name in PLUGIN_SHAPES:  # a plug-in's data gets the checks of everyone's
+            ds = _checked_plugin(name, ds)
     if train_subset:
         ds.x_train, ds.y_train = ds.x_train[:train_subset], ds.y_train[:train_subset]
     if test_subset:
@@ -143,3 +228,75 @@ def load_dataset(name: str, root=None, train_subset=None, test_subset=None, **op
         ds.y_train = ds.x_train.reshape(ds.x_train.shape[0], -1)
         ds.y_test = ds.x_test.reshape(ds.x_test.shape[0], -1)
     return ds
+
+
+#: plug-in datasets (entry point group ``neurosim.datasets``): name -> shapes(options)
+PLUGIN_SHAPES: dict = {}
+
+
+def _checked_plugin(name: str, ds) -> Dataset:
+    from .arrays import coerce
+
+    out = coerce(ds, where=f"dataset {name} (plug-in)")
+    out.name = name
+    return out
+
+
+def from_arrays(x_train, y_train, x_test, y_test, n_classes=None) -> Dataset:
+    """A checked :class:`Dataset` from arrays (see :mod:`neurosim.data.arrays`)."""
+    from .arrays import from_arrays as make
+
+    return make(x_train, y_train, x_test, y_test, n_classes)
+
+
+_BUILTIN = frozenset(DATASETS)
+
+
+def _accept(obj) -> str | None:
+    if not callable(obj):
+        return f"{obj!r} is not a loader (a callable returning the data set)"
+    opts = getattr(obj, "OPTIONS", None)
+    if opts is not None and not isinstance(opts, (Section, dict)):
+        return "its OPTIONS is neither a neurosim.core.options.Section nor a dict of Fields"
+    return None
+
+
+def register_plugins() -> list:
+    """(Re)register the datasets of installed plug-ins (entry point group ``neurosim.datasets``).
+
+    A plug-in dataset is a loader ``load(root=None, **options)`` returning a :class:`Dataset`,
+    a mapping of ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optionally ``n_classes``)
+    or ``((x_train, y_train), (x_test, y_test))``: its data get the checks of
+    :mod:`neurosim.data.arrays`.  Optional attributes: ``OPTIONS`` (a Section, or a dict of
+    Fields, of its ``data.options``) and ``SHAPE`` (``(in_shape, n_classes)``, or a function
+    of the options returning it; lets a protocol be checked before the data load)."""
+    from ..core import plugins
+
+    for k in [k for k in DATASETS if k not in _BUILTIN]:
+        for reg in (DATASETS, OPTIONS, PLUGIN_SHAPES):
+            reg.pop(k, None)
+    added = plugins.register("neurosim.datasets", DATASETS, _accept, _BUILTIN)
+    for name in added:
+        loader = DATASETS[name]
+        opts = getattr(loader, "OPTIONS", None) or {}
+        fields = dict(opts.fields if isinstance(opts, Section) else opts)
+        OPTIONS[name] = Section({**_COMMON, **fields})
+        shape = getattr(loader, "SHAPE", None)
+        PLUGIN_SHAPES[name] = _shape_of(shape, fields)
+    return added
+
+
+def _shape_of(shape, fields):
+    def known(options):
+        if shape is None:
+            return None
+        if callable(shape):
+            opts = {k: f.default for k, f in fields.items()} | dict(options)
+            opts = {k: v for k, v in opts.items() if k in fields}
+            in_shape, n = shape(opts)
+        else:
+            in_shape, n = shape
+        return tuple(int(s) for s in in_shape), int(n)
+
+    return known
+

@@ -7,10 +7,11 @@ dropped as a whole (one mask value shared by its K components).
 
 Training mode is entered by :meth:`Network.begin_step` (the training loop
 calls it before each optimizer step and :meth:`Network.end_step` after).  The
-mask is drawn once per step from ``backend.rng("noise", 2, step, layer)``
-and reused by every forward pass and the backward pass of that step, so a
-rule that runs extra forward passes (node perturbation's perturbed pass)
-sees the same mask, and a resumed run draws the same masks.
+mask is drawn once per step, on the run's device, from
+``backend.device_rng("noise", 2, step, layer)`` and reused by every forward
+pass and the backward pass of that step, so a rule that runs extra forward
+passes (node perturbation's perturbed pass) sees the same mask, and a resumed
+run draws the same masks.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Dropout(Layer):
         else:  # network input (B, *in) before the first weight layer
             shape = tuple(a.shape)
         if self._mask is None or tuple(self._mask.shape) != shape:
-            rng = self._backend.rng("noise", DROPOUT_STREAM, *self._key)
+            rng = self._backend.device_rng("noise", DROPOUT_STREAM, *self._key)  # on the device
             keep = rng.random(shape) >= self.p
             self._mask = self._backend.asarray(keep / (1.0 - self.p))
         return self._mask

@@ -86,7 +86,7 @@ class Network:
     def begin_step(self, step: int, epoch: int = 0) -> None:
         """Enter training mode for optimizer step ``step`` (1-based) of epoch
         ``epoch`` (0-based): stochastic layers (``dropout``) draw their noise
-        from ``backend.rng("noise", ..., step, layer)``, the same for every
+        from ``backend.device_rng("noise", ..., step, layer)``, the same for every
         forward pass of the step (so a rule's clean and perturbed passes see
         one mask) and the same after a resume."""
         self.training, self.step, self.epoch = True, int(step), int(epoch)

@@ -71,3 +71,23 @@ def get(name: str) -> Nonlinearity:
         return NONLINEARITIES[name]()
     except KeyError:
         raise KeyError(f"unknown nonlinearity {name!r}; known: {sorted(NONLINEARITIES)}") from None
+
+
+_BUILTIN = frozenset(NONLINEARITIES)
+
+
+def _accept(obj) -> str | None:
+    if isinstance(obj, type) and issubclass(obj, Nonlinearity):
+        return None
+    return f"{obj!r} is not a subclass of neurosim.model.nonlinearity.Nonlinearity"
+
+
+def register_plugins() -> list:
+    """(Re)register the neuron models (unit nonlinearities) of installed plug-ins (entry point
+    group ``neurosim.nonlinearities``); returns their names."""
+    from ..core import plugins
+
+    for k in [k for k in NONLINEARITIES if k not in _BUILTIN]:
+        del NONLINEARITIES[k]
+    return plugins.register("neurosim.nonlinearities", NONLINEARITIES, _accept, _BUILTIN)
+

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..core.backend import array_module
 from ..core.options import Field, Section
+from ..recording.trial import variable as trial_variable
 from ..rules.base import StepResult
 from . import dynamics
 from .base import Realization
@@ -65,9 +66,13 @@ class Grouped(Realization):
             "rate": Field(float, default=1.0, min=0, max=1,
                           doc="ρ: fraction of the way to the mean per relaxation"),
             "schedule": Field(str, default="every_step",
-                              choices=("every_step", "every_n", "per_epoch", "never")),
+                              choices=("every_step", "every_n", "per_epoch", "never"),
+                              doc=("when the K synapses of every pair relax toward their mean "
+                                   "(\"sleep\"): after every step, every `every` steps, after "
+                                   "every epoch, or never (the K copies drift apart)")),
             "every": Field(int, default=10, min=1, doc="steps between relaxations (every_n)"),
-        }),
+        }, doc=("relaxation of the K synapses of each pair toward their mean, w ← w + ρ (w̄ − w); "
+                "rate 1 every step is batched GEVB exactly")),
         "compensate_k": Field(bool, default=True,
                               doc="multiply the K-copy synapse updates by K (GEVB rate after relaxation)"),
         "time_bins": Field(int, default=1, min=1, doc="bins per example presentation"),
@@ -281,10 +286,7 @@ class Grouped(Realization):
                     "long_name": f"gate G of group i (1 = not inhibited), layer {i}",
                     "units": "1", "layer": i})
         nm = np.repeat(h2(e)[:, None, :], T, axis=1)  # channel μ = e_μ in every bin
-        rec["neuromodulator"] = (("probe", "time_bin", "channel"), nm, {
-            "long_name": "neuromodulatory signal per example: channel μ carries e_μ to the "
-                         "component-μ synapses (grouped: spatially heterogeneous, temporally "
-                         "uniform)", "units": "1"})
+        rec["neuromodulator_bin_mean"] = trial_variable("neuromodulator_bin_mean", nm)[1]
         if self.dynamics is not None:
             from .dynamics.recording import records
 

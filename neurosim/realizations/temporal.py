@@ -63,6 +63,7 @@ import numpy as np
 from ..core.backend import array_module
 from ..core.options import ConfigError, Field, Section
 from ..losses import mse
+from ..recording.trial import variable as trial_variable
 from ..rules.base import StepResult
 from . import dynamics
 from .base import Realization
@@ -72,9 +73,20 @@ from .circuit import check_network, check_protocol, clamp_, engine_states
 class Temporal(Realization):
     name = "temporal"
     OPTIONS = Section({
-        "gating": Field(str, default="full", choices=("full", "first_bin", "external")),
-        "error_timing": Field(str, default="replay", choices=("replay", "mse_online")),
-        "plasticity": Field(str, default="end_of_example", choices=("end_of_example", "per_bin")),
+        "gating": Field(str, default="full", choices=("full", "first_bin", "external"), doc=(
+            "how a neuron's gate is decided: full, G = Θ(Σ_μ t_μ h_μ) over all K bins (exact, "
+            "acausal: the bins are buffered; = batched GEVB); first_bin, Θ(t_0 h_0) decided in "
+            "bin 0 and held (causal); external, fixed random half-spaces of the input, Θ(r·x) "
+            "(causal, independent of h)")),
+        "error_timing": Field(str, default="replay", choices=("replay", "mse_online"), doc=(
+            "when the neuromodulator carries e_μ: replay, after all K bins (cross-entropy needs "
+            "them all) while the K bins are presented again; mse_online, at the end of bin μ "
+            "(causal; the circuit then learns with the MSE error z_μ − y_μ)")),
+        "plasticity": Field(str, default="end_of_example", choices=("end_of_example", "per_bin"),
+                            doc=("when the three-factor change −η e_μ a_jμ G_i is applied: "
+                                 "end_of_example, summed over the K bins and applied through the "
+                                 "optimizer after the example (integrates to GEVB, eq. 9); per_bin, "
+                                 "at the end of every bin as plain SGD (needs optimizer.name: sgd)")),
         "dynamics": dynamics.DYNAMICS,
     })
 
@@ -282,10 +294,7 @@ class Temporal(Realization):
                 "long_name": f"gate G of neuron i (1 = not inhibited) in time bin μ, layer {i} "
                              f"(gating: {self.gating})", "units": "1", "layer": i})
         nm = np.repeat(h2(e)[:, :, None], K, axis=2)  # bin μ: e_μ at every site
-        rec["neuromodulator"] = (("probe", "time_bin", "channel"), nm, {
-            "long_name": "neuromodulatory signal per example: e_μ broadcast to all synapses in "
-                         "time bin μ (temporal: temporally heterogeneous, spatially uniform; "
-                         f"error timing {self.error_timing})", "units": "1"})
+        rec["neuromodulator_bin_mean"] = trial_variable("neuromodulator_bin_mean", nm)[1]
         if self.dynamics is not None:
             from .dynamics.recording import records
 

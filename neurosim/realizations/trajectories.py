@@ -55,6 +55,8 @@ import xarray as xr
 
 from ..core.options import ConfigError, Field, Section
 from ..recording.observers import Observer
+from ..recording.store import StoreError
+from ..recording.trial import LEGACY
 from .circuit import GEVBReference, cosine
 
 KEY = "recording.trajectories"
@@ -148,17 +150,44 @@ class TrajectoryObserver(Observer):
         self.steps = {"sim_step": [], "snapshot": []}
         self.epochs = {"sim_step": [], "snapshot": []}
         self._coords_written = set()
+        self.final = {}  # {dim: the run's last step} when a cadence exceeds the run (plan)
 
     # ------------------------------------------------------------------
+    def plan(self, n_steps: int) -> list:
+        """A run shorter than a cadence records its last step instead (see Observer.plan)."""
+        notes = []
+        self.final = {}
+        for dim, every, key in (("sim_step", self.every, f"{KEY}.every"),
+                                ("snapshot", self.snapshot_every, f"{KEY}.snapshot_every")):
+            if every > n_steps:
+                self.final[dim] = n_steps
+                notes.append((key, every))
+        return notes
+
+    def check_store(self, names: set, path) -> None:
+        """A store recorded before the trial records holds the former names (``dyn_*``,
+        ``neuromodulator``) along ``sim_step``: new records cannot extend them."""
+        former = sorted(n for n in names if n in LEGACY or n.startswith("dyn_"))
+        if self.every > 0 and former:
+            raise StoreError(
+                f"cannot resume {path}: its trajectory records were written by an earlier neurosim "
+                f"under former names ({', '.join(former[:3])}{', ...' if len(former) > 3 else ''}); "
+                f"this version records whole trials under new names (docs/store.md) and one store "
+                f"cannot hold both. Write a new store (--out), or resume with the neurosim version "
+                f"that made it.")
+
+    def _due(self, dim: str, step: int) -> bool:
+        every = self.every if dim == "sim_step" else self.snapshot_every
+        return (every > 0 and step % every == 0) or step == self.final.get(dim)
+
     def due(self, step: int) -> bool:
-        return ((self.every > 0 and step % self.every == 0)
-                or (self.snapshot_every > 0 and step % self.snapshot_every == 0))
+        return self._due("sim_step", step) or self._due("snapshot", step)
 
     def observe(self, exp, ctx):
         step = ctx.step
-        if self.every > 0 and step % self.every == 0:
+        if self._due("sim_step", step):
             self._keep("sim_step", self._trajectory(exp, ctx.result), ctx)
-        if self.snapshot_every > 0 and step % self.snapshot_every == 0:
+        if self._due("snapshot", step):
             self._keep("snapshot", self.real.synapse_snapshot(self.syn), ctx)
         return self._emit(ctx, force=False)
 
@@ -173,7 +202,7 @@ class TrajectoryObserver(Observer):
     # ------------------------------------------------------------------
     def _trajectory(self, exp, result) -> dict:
         rec = self.real.trajectory(self.px, self.py, self.units)
-        nm = rec["neuromodulator"][1]  # (probe, time_bin, channel)
+        nm = rec["neuromodulator_bin_mean"][1]  # (probe, time_bin, channel)
         rec["neuromod_spatial_var"] = ((), np.asarray(nm.var(axis=2).mean()), {
             "long_name": "variance of the neuromodulator across channels within a time bin "
                          "(mean over probe examples and bins)", "units": "1"})

@@ -30,7 +30,8 @@ class EpochRecords:
     OPTIONS = Section({
         "out": Field(str, default=None, nullable=True,
                      doc="the run's store (default: runs/<name>.zarr)"),
-        "weights": Field(bool, default=False, doc="record weight snapshots W_<layer> along epoch"),
+        "weights": Field(bool, default=False, doc="record parameter snapshots W_<layer>, b_<layer> "
+                                                   "along epoch (neurosim.load at any checkpoint)"),
         "weights_every": Field(int, default=1, min=1, units="checkpoint",
                                doc="checkpoints between weight snapshots"),
     }, doc="what the run's store records")
@@ -53,16 +54,22 @@ class EpochRecords:
             # Zarr's fill value, so those chunks are not even written
             snap = n_prev % self.weights_every == 0
             for i, name, p in self.net.parameters():
-                if name != "W":
-                    continue
-                W = self.backend.to_host(p)
-                W = W if snap else np.full_like(W, np.nan)
-                if W.ndim == 3 and self.net.layers[i].first:
-                    dims = ("epoch", "component", f"post_{i}", f"pre_{i}")
-                else:
-                    dims = ("epoch", f"post_{i}", f"pre_{i}") if W.ndim == 2 else \
-                        ("epoch",) + tuple(f"w{i}_{k}" for k in range(W.ndim))
-                data[f"W_{i}"] = (dims, W[None], {"long_name": f"weights of layer {i}", "units": "1"})
+                v = self.backend.to_host(p)
+                v = v if snap else np.full_like(v, np.nan)
+                if name == "W":
+                    if v.ndim == 3 and self.net.layers[i].first:
+                        dims = ("epoch", "component", f"post_{i}", f"pre_{i}")
+                    else:
+                        dims = ("epoch", f"post_{i}", f"pre_{i}") if v.ndim == 2 else \
+                            ("epoch",) + tuple(f"w{i}_{k}" for k in range(v.ndim))
+                    long_name = f"weights of layer {i}"
+                else:  # biases (K, units) of dense layers; generic dims otherwise
+                    dense = v.ndim == 2 and v.shape[0] == self.net.K and \
+                        v.shape[1] == self.net.layers[i].n_units
+                    dims = ("epoch", "component", f"post_{i}") if dense else \
+                        ("epoch",) + tuple(f"{name}{i}_{k}" for k in range(v.ndim))
+                    long_name = f"{'biases' if name == 'b' else name} of layer {i}"
+                data[f"{name}_{i}"] = (dims, v[None], {"long_name": long_name, "units": "1"})
         return xr.Dataset(data, coords={"epoch": ("epoch", [float(epoch)],
                                                   {"long_name": "training epochs completed",
                                                    "units": "epoch"})})

@@ -30,6 +30,8 @@ class FeedbackObserver(Observer):
                                     "N steps (0 = off)"),
     })
 
+    every_key = "metrics.feedback_every"
+
     def __init__(self, every: int):
         self.every = int(every)
 

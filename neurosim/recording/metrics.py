@@ -84,8 +84,10 @@ class MetricsObserver(Observer):
         }
         self.on_off = bool(cfg["on_off_drift"]) and on_off
 
+    every_key = "metrics.every"
+
     def due(self, step: int) -> bool:
-        return self.every > 0 and (step == 1 or step % self.every == 0)
+        return self.every > 0 and (step == 1 or step % self.every == 0 or step == self.final_step)
 
     def observe(self, exp, ctx):
         c = self.cfg

@@ -37,9 +37,26 @@ class StepContext:
 
 class Observer:
     every = 1
+    #: protocol key of ``every`` (for :meth:`plan`'s note); None: no cadence to check
+    every_key = None
+    #: a run shorter than the cadence records its last step instead (set by :meth:`plan`)
+    final_step = None
+
+    def plan(self, n_steps: int) -> list:
+        """Called once before training with the run's planned optimizer steps.  A cadence
+        longer than the run would record nothing: the observer records the run's last step
+        instead and returns ``[(protocol key, cadence)]`` for the run's one-line note."""
+        if self.every_key and self.every > n_steps:
+            self.final_step = n_steps
+            return [(self.every_key, self.every)]
+        return []
+
+    def check_store(self, names: set, path) -> None:
+        """Before a resume: refuse (StoreError) a store whose records (``names``: the store's
+        arrays) this observer cannot extend."""
 
     def due(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0
+        return (self.every > 0 and step % self.every == 0) or step == self.final_step
 
     def observe(self, exp, ctx: StepContext) -> list:
         return []

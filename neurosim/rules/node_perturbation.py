@@ -43,7 +43,8 @@ epochs (W frozen).  SGD on B is stable only while feedback_lr × batch × ‖ẽ
 (the curvature of the batch-sum objective): small for classification
 (‖e‖² ≲ 1), but ~1e-5 for an MNIST autoencoder (‖e‖² ≈ 80).
 
-Noise is drawn on the host from ``backend.rng("noise", 1, t)`` with ``t`` the
+Noise is drawn on the run's device from ``backend.device_rng("noise", 1, t)`` (on the CPU:
+the host stream ``backend.rng("noise", 1, t)``) with ``t`` the
 rule's step counter, which is checkpointed with B (and the ridge sums), so a
 resumed run is identical to an uninterrupted one.
 """
@@ -156,7 +157,7 @@ class NodePerturbation(Rule):
     # ------------------------------------------------------------------
     def draw_noise(self, states, key):
         """{layer: c·ξ} for the perturbed layers, from the step's noise stream."""
-        rng = self.backend.rng("noise", NOISE_STREAM, *key)
+        rng = self.backend.device_rng("noise", NOISE_STREAM, *key)  # drawn on the device
         out = {}
         for k in sorted(set(self.targets.values())):
             shape = states[k].a.shape

@@ -56,6 +56,7 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
                 check_resumable(protocol, rec)
             log({"event": "start", "run": name, "worker": worker})
             epochs = protocol["training"]["epochs"]
+            max_steps = protocol["training"]["max_steps"]
 
             last = [time.time()]
 
@@ -63,8 +64,10 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
                 now = time.time()
                 if batch == n_batches or now - last[0] > 20.0:
                     last[0] = now
+                    # the run's length in epochs: max_steps may end it early
+                    target = min(epochs, max_steps / n_batches) if max_steps else epochs
                     log({"event": "epoch", "run": name, "epoch": epoch - 1 + batch / n_batches,
-                         "epochs": epochs})
+                         "epochs": epochs, "target": target})
 
             s = run_protocol(protocol, out=str(path), device=device, resume=rec.exists,
                              progress=progress)
@@ -134,9 +137,25 @@ def _hms(s: float) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
+def run_length(protocol: dict) -> float:
+    """A run's length in epochs: ``training.epochs``, or less where ``training.max_steps`` ends
+    it first (known without loading the data for datasets of known size; otherwise the
+    run's first progress event says it)."""
+    from ..protocol import train_examples
+
+    tr = protocol["training"]
+    epochs = float(tr["epochs"])
+    if not tr["max_steps"]:
+        return epochs
+    n = train_examples(protocol)
+    if not n:
+        return epochs
+    return min(epochs, tr["max_steps"] / -(-n // tr["batch_size"]))
+
+
 class Progress:
-    """Counts and an ETA from epochs completed in this session (an upper bound when runs
-    stop early)."""
+    """Counts and an ETA from epochs completed in this session, each run counted to its own
+    length (``training.max_steps`` included; an upper bound when runs stop early)."""
 
     def __init__(self, total: int, skipped: int, todo: dict, echo=print):
         self.total, self.skipped = total, skipped
@@ -154,6 +173,8 @@ class Progress:
             self.running.add(name)
         elif msg.get("event") == "epoch":
             self.done_epoch[name] = max(self.done_epoch.get(name, 0), float(msg.get("epoch", 0)))
+            if msg.get("target") is not None:  # the run's own length (max_steps), now known
+                self.todo[name] = (self.todo[name][0], float(msg["target"]))
 
     def complete(self, name: str, ok: bool) -> None:
         self.running.discard(name)
@@ -176,7 +197,7 @@ class Progress:
         eta = self.eta()
         epochs = sum(self.done_epoch.values()), sum(t for _, t in self.todo.values())
         return (f"[sweep] {done}/{self.total} done ({self.skipped} skipped), {len(self.running)} running, "
-                f"{len(self.failed)} failed, {queued} queued | epochs {epochs[0]:.1f}/{epochs[1]} | "
+                f"{len(self.failed)} failed, {queued} queued | epochs {epochs[0]:.1f}/{epochs[1]:.4g} | "
                 f"elapsed {_hms(time.time() - self.t0)} | ETA "
                 f"{_hms(eta) if eta is not None else '?'}")
 
@@ -218,7 +239,7 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
             continue
         proto = copy.deepcopy(r.protocol)
         proto["recording"]["out"] = str(path.resolve())  # workers may run in another directory
-        todo[r.name] = (committed_epoch(path) if attrs else 0, proto["training"]["epochs"])
+        todo[r.name] = (committed_epoch(path) if attrs else 0, run_length(proto))
         submit.append((r, proto))
         listing[r.name] = {**info, "status": "queued", "error": None}
     store.update_runs(listing)

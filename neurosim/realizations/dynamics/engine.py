@@ -154,14 +154,14 @@ class CircuitDynamics:
         """Mean over the counting window of each segment: (S, 1|n_bin, ...) -> (S, ...)."""
         if arr.shape[1] == 1:
             return arr[:, 0]
-        c = self.xp.asarray(np.flatnonzero(self.tl.counting()))
+        c = self.tl.count_slice()
         return arr[:, c].mean(axis=1)
 
     def _count_mean(self, arr):
         """Scalar mean over segments and counting steps."""
         if arr.shape[1] == 1:
             return arr.mean()
-        c = self.xp.asarray(np.flatnonzero(self.tl.counting()))
+        c = self.tl.count_slice()
         return arr[:, c].mean()
 
     def _rnd(self, stream, *keys):
@@ -230,7 +230,7 @@ class CircuitDynamics:
         or the mean filtered spike train (``readout: filtered``)."""
         if counts is None or self.readout_mode == "filtered":
             return self.seg_mean(out)
-        c = self.xp.asarray(np.flatnonzero(self.tl.counting()))
+        c = self.tl.count_slice()
         n = counts[:, c].sum(axis=1)
         return (n * (1.0 / (self.tl.count_ms * 1e-3)) - self.r0) * (1.0 / self.g)
 
@@ -303,7 +303,7 @@ class CircuitDynamics:
         tl = self.tl
         if tl.n_settle == 0:
             return pre, G, w
-        c = self.xp.asarray(np.flatnonzero(tl.counting()))
+        c = tl.count_slice()
         sl = (lambda a: a if a is None or a.shape[1] == 1 else a[:, c])
         return sl(pre), sl(G), w[:, c]
 
@@ -342,12 +342,14 @@ class CircuitDynamics:
     def probe(self, x, y):
         """The probe examples ``(x, y)`` in time without plasticity (trajectory records).
 
-        They are presented (and, with spiking neurons, replayed) as trials of a stream of their
-        own: a fresh neuromodulator (commanded with their errors, delayed, filtered, with its
-        own noise) and eligibility traces starting at 0; spikes and noise are keyed by the
-        training step on a stream of their own.  Nothing of the training stream changes.
-        Returns the engine states (means over the decoding windows) and the per-example errors
-        (B, K); the time courses are kept for :mod:`.recording`.
+        Each probe example is presented (and, with spiking neurons, replayed) as a trial of
+        its own, from a fresh state: a fresh neuromodulator (commanded with its error, delayed,
+        filtered, with its own noise) and eligibility traces starting at 0, so that its record
+        over one trial holds the whole of what its plasticity would be as a mini-batch of one;
+        spikes and noise are keyed by the training step on a stream of their own.  Nothing of
+        the training stream changes.  Returns the engine states (means over the decoding
+        windows) and the per-example errors (B, K); the time courses are kept for
+        :mod:`.recording`.
         """
         B = x.shape[0]
         x2 = x.reshape(B, -1)
@@ -355,13 +357,21 @@ class CircuitDynamics:
         pres = self.simulate(x, (PROBE_STREAM, self.t, 0), keep=B)
         _, e = self.learn_loss(self.decode(pres[-1]), y)
         u = self.command(mix(e * B, self.chi), B)
-        M = Neuromodulator(*self._nm_args).signal(u.reshape(B * tl.slot, self.channels),
-                                                  self._rnd(PROBE_STREAM, self.t, 99))
+        nm = Neuromodulator(*self._nm_args)
+        # M over the trial and the delay after it (where a late command arrives; the steps
+        # beyond the trial only enter the recorded neuromodulator_bin_mean)
+        D = int(round(self.opts["neuromodulator"]["delay_ms"] / self.dt))
+        u_ext = self.xp.concatenate([u, self.xp.zeros((B, D, self.channels), dtype=u.dtype)], axis=1)
+        M = []
+        for b in range(B):  # one trial each, from rest
+            nm.reset()
+            M.append(nm.signal(u_ext[b], self._rnd(PROBE_STREAM, self.t, 99, b)))
+        M = self.xp.stack(M)
         replay = None
         if tl.n_phase == 2 and self.replay_active() and self.stochastic:
             replay = self.simulate(x, (PROBE_STREAM, self.t, 1), keep=B)
-        self.last_probe = {"pres": pres, "replay": replay, "M": M.reshape(B, tl.slot, self.channels),
-                           "e": e, "E_old": None, "x": x2}
+        self.last_probe = {"pres": pres, "replay": replay, "M": M[:, :tl.slot], "M_ext": M, "D": D,
+                           "u": u, "e": e, "x": x2}
         return self.states(x2, pres), e * B
 
     # ---- evaluation ------------------------------------------------------------

@@ -75,7 +75,7 @@ class GroupedDynamics(CircuitDynamics):
         xp = self.xp
         tl = self.tl
         u = xp.zeros((B, tl.slot, self.K), dtype=self.dtype)
-        steps = tl.phase_start(1) + xp.asarray(tl.counting().nonzero()[0])
+        steps = slice(tl.phase_start(1) + tl.n_settle, tl.phase_start(1) + tl.n_bin)
         u[:, steps, :] = eps[:, None, :].astype(self.dtype)
         return u
 

@@ -73,6 +73,10 @@ class Random:
             return self.g.random(shape, dtype=dtype)
         return self.g.random_sample(shape, dtype=dtype)  # pragma: no cover
 
+    def poisson(self, lam):
+        """Poisson counts with means ``lam`` (a device array), in ``lam``'s dtype (GPU only)."""
+        return self.g.poisson(lam).astype(lam.dtype)
+
     def normal(self, shape, dtype):
         if self.xp is np:
             return self.g.standard_normal(shape, dtype=dtype)
@@ -95,8 +99,11 @@ def poisson(lam, rnd: Random):
     sample: n = #{k >= 0 : u >= F(k)}.  Most samples of a spiking step are 0 (u < e^-lam); the
     CDF is continued only for the others, up to the term where the tail of the largest mean is
     below 1e-9.  Exact up to the resolution of the uniform numbers (float32, ~6e-8).  Returns
-    counts in ``lam``'s dtype."""
+    counts in ``lam``'s dtype.  On a GPU the device generator's Poisson sampler draws them
+    (the selection above would read its size back to the host at every step)."""
     xp = array_module(lam)
+    if xp is not np:  # on a GPU: no selection of the nonzero samples (it syncs with the host)
+        return rnd.poisson(lam)
     u = rnd.uniform(lam.shape, np.float32).ravel()
     flat = xp.ascontiguousarray(lam).ravel()
     n = (u >= xp.exp(-flat)).astype(lam.dtype)  # at least one spike
@@ -132,13 +139,15 @@ def lif(mu, a: float, tau_s: float, n_ref: int, n_bin: int):
         for k in range(n_bin):
             V *= a
             V += at(drive, s, k)
+            # xp.where, not boolean-mask assignment: on a GPU a mask reads its count back to
+            # the host at every step
             if n_ref:
-                V[ref > 0] = 0
+                V = xp.where(ref > 0, 0, V)
                 ref -= 1
             spk = V >= 1.0
-            V[spk] = 0
+            V = xp.where(spk, 0, V)
             if n_ref:
-                ref[spk] = n_ref
+                ref = xp.where(spk, n_ref, ref)
             out[s, k] = spk
     return out
 

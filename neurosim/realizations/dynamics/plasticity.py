@@ -59,7 +59,7 @@ class Eligibility:
         m = S * ((1.0 - a) * dt)
         L = M.shape[0]
         with np.errstate(under="ignore"):
-            v = (1.0 - a) * a ** (L - 1.0 - np.arange(L))
+            v = (1.0 - a) * a ** (L - 1.0 - xp.arange(L))  # on the device: no copy per step
         return m, xp.asarray(v, dtype=M.dtype), S[0]
 
     def carried_decay(self, L: int) -> float:

@@ -1,30 +1,32 @@
-"""Time-resolved trajectory records of the circuit dynamics (real units).
+"""Trial records of the circuit dynamics: each probe example over one whole trial.
 
 Added to the explicit circuits' trajectory records (see
-:mod:`neurosim.realizations.trajectories`) when a ``dynamics:`` section is
-present, for the probe examples and the recorded units.  The probe examples are
-presented as trials of a stream of their own, without plasticity
-(:meth:`~.engine.CircuitDynamics.probe`): a fresh neuromodulator and traces
-starting at 0, so that the records are comparable from record to record and
-the training stream is not disturbed.
+:mod:`neurosim.realizations.trajectories`) when a ``dynamics:`` section is present.  Each
+probe example is presented as a trial of its own from a fresh state
+(:meth:`~.engine.CircuitDynamics.probe`: no plasticity, a fresh neuromodulator, traces
+starting at 0, a stream of its own), and recorded from its onset to the next example's onset
+— the presentation, the replay and the rest interval, in which the delayed and filtered
+neuromodulator meets the eligibility traces — along ``trial_time`` (ms, end of each step)
+with the phase, time bin and decoding window of each step as coordinates.
 
-* ``dyn_rate_<l>`` (Hz) — firing rate of each recorded neuron (grouped: the K
-  neurons of a group); spiking neurons: the rate of the Poisson process, or
-  the synaptically filtered spike train of LIF neurons;
-* ``dyn_spikes_<l>`` (spikes) — spike count of each step (spiking models);
-* ``dyn_gate_<l>`` (1) — the inhibitory gate G(t) (1 = not inhibited);
-* ``dyn_neuromodulator`` (1, units of the per-example error) — M(t) at the
-  synapses: grouped per channel, temporal the one broadcast signal;
-* ``dyn_eligibility_<l>`` (1) — eligibility traces E(t) of sampled synapses
-  (coordinates ``dyn_synapse_<l>_post``, ``_pre``, ``_component``);
-* ``dyn_zero_rate_fraction``, ``dyn_mean_rate`` (per weight layer, over the
-  probe examples' decoding windows).
+The variables, their dims, units and long names are declared in
+:mod:`neurosim.recording.trial`; populations are named ``input``, ``hidden_1``, ...,
+``readout``:
 
-Time runs along ``dyn_time`` (ms since the trial's onset, end of each
-integration step) over the presentation and the replay (``dyn_phase``);
-during a replay without activity (``replay: false``) neurons are at rest
-(baseline rate, gates open, no spikes).  The legacy ``neuromodulator``
-record holds M averaged over each command window.
+* ``trial_rate_<pop>`` (Hz) and, for spiking neurons, ``trial_spikes_<pop>``; at rest the
+  neurons are at baseline (not simulated: spikes NaN).  The input population's rate is the
+  stimulus' rate code ``r0 + g x`` (temporal circuit: population μ in bin μ) — with
+  ``input_spikes`` the Poisson rate of its spikes;
+* ``trial_gate_<pop>`` — the inhibitory gate of the hidden populations;
+* ``trial_command``, ``trial_neuromodulator`` — the command ε_μ(t) and M_μ(t) at the synapses;
+* ``trial_eligibility_to_<pop>`` — E(t) of sampled synapses onto ``<pop>`` (activity units);
+  the first layer's are sampled among the input neurons the probe examples drive.
+
+The recorded M and E are those the plasticity uses: over the trial,
+``Σ_k dt M_μ(t_k) E(t_k)`` of a sampled synapse is its update for that example as a
+mini-batch of one from a fresh state, times the command window (and K for the later layers
+of a grouped circuit with ``compensate_k``).  ``mean_rate`` and ``zero_rate_fraction`` (per
+weight layer: its postsynaptic population) summarise the decoding windows.
 """
 
 from __future__ import annotations
@@ -32,47 +34,77 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.backend import to_host
+from ...recording.trial import PHASES, coordinate, populations, variable
 from .timeline import scan
 
 #: sampled synapses per layer for eligibility records
 N_SYNAPSES = 8
 
 
+def population_of(dyn) -> dict:
+    """{weight layer: the population it projects onto}."""
+    names = populations(len(dyn.layers))
+    return {i: names[pos + 1] for pos, i in enumerate(dyn.layers)}
+
+
 def synapses(dyn) -> dict:
-    """Sampled synapses {layer: (post, pre, component)} (fixed per run, stream ``record``)."""
+    """Sampled synapses {layer: (post, pre, component)} (fixed per run, stream ``record``); the
+    first layer's presynaptic neurons among the input neurons the probe examples drive above
+    the background (MNIST: the pixels of the digits, not the black surround)."""
     if getattr(dyn, "_rec_syn", None) is None:
         out = {}
+        x = None if dyn.last_probe is None else to_host(dyn.last_probe["x"])
         for i in dyn.layers:
             L = dyn.net.layers[i]
             rng = dyn.backend.rng("record", 17, i)
             k = N_SYNAPSES
-            out[i] = (rng.integers(0, L.n_units, k), rng.integers(0, L.n_in, k), rng.integers(0, dyn.K, k))
+            post = rng.integers(0, L.n_units, k)
+            # input neurons some probe example drives above the stimuli's background (their minimum)
+            active = np.flatnonzero(x.max(axis=0) > x.min()) if (i == dyn.first and x is not None) \
+                else np.zeros(0, dtype=np.int64)
+            pre = active[rng.integers(0, active.size, k)] if active.size else rng.integers(0, L.n_in, k)
+            out[i] = (post, pre, rng.integers(0, dyn.K, k))
         dyn._rec_syn = out
     return dyn._rec_syn
 
 
+def input_units(dyn) -> np.ndarray:
+    """Recorded input neurons: the presynaptic neurons of the first layer's sampled synapses."""
+    return np.unique(synapses(dyn)[dyn.first][1]).astype(np.int64)
+
+
+def _layout(tl):
+    """(phase, bin, counting) of every step of a trial (the slot)."""
+    T = tl.slot
+    k = np.arange(T)
+    in_phase = k < tl.n_phase * tl.phase_steps
+    phase = np.where(in_phase, k // tl.phase_steps, 2)
+    within = k % tl.phase_steps
+    tbin = np.where(in_phase, within // tl.n_bin, -1)
+    counting = in_phase & tl.counting()[within % tl.n_bin]
+    return phase.astype(np.int64), tbin.astype(np.int64), counting.astype(np.int8)
+
+
 def coords(dyn) -> dict:
     tl = dyn.tl
-    c = {
-        "dyn_time": (("dyn_time",), tl.times_ms(), {
-            "units": "ms", "long_name": "time since the trial's onset (end of each integration step)"}),
-        "dyn_phase": (("dyn_time",), np.repeat(np.arange(tl.n_phase), tl.phase_steps).astype(np.int64), {
-            "units": "1", "long_name": "phase of the trial: 0 presentation, 1 replay"}),
-    }
+    phase, tbin, counting = _layout(tl)
+    c = dict([
+        coordinate("trial_time", (np.arange(tl.slot) + 1) * tl.dt),
+        coordinate("trial_phase", phase, flag_meanings=" ".join(PHASES)),
+        coordinate("trial_bin", tbin),
+        coordinate("trial_counting", counting),
+        coordinate("unit_{pop}", input_units(dyn), pop="input"),
+    ])
+    pops = population_of(dyn)
+    for i, u in (getattr(dyn, "_rec_units", None) or {}).items():
+        c.update([coordinate("unit_{pop}", np.asarray(u, dtype=np.int64), pop=pops[i])])
     for i, (post, pre, comp) in synapses(dyn).items():
-        d = (f"dyn_synapse_{i}",)
-        c[d[0]] = (d, np.arange(post.size, dtype=np.int64), {
-            "long_name": f"sampled synapse of layer {i} for eligibility records (position in the sample)",
-            "units": "1"})
-        c[f"{d[0]}_post"] = (d, post.astype(np.int64), {
-            "long_name": f"postsynaptic unit of the sampled synapse (index in layer {i})", "units": "1"})
-        c[f"{d[0]}_pre"] = (d, pre.astype(np.int64), {
-            "long_name": f"presynaptic unit of the sampled synapse (index in the input of layer {i})",
-            "units": "1"})
+        p = pops[i]
+        c.update([coordinate("synapse_to_{pop}", np.arange(post.size, dtype=np.int64), pop=p),
+                  coordinate("synapse_to_{pop}_post", post.astype(np.int64), pop=p),
+                  coordinate("synapse_to_{pop}_pre", pre.astype(np.int64), pop=p)])
         if _has_component(dyn, i):
-            c[f"{d[0]}_component"] = (d, comp.astype(np.int64), {
-                "long_name": "component μ of the synapse (grouped: neuron μ of the groups; "
-                             "temporal first layer: input population μ)", "units": "1"})
+            c.update([coordinate("synapse_to_{pop}_component", comp.astype(np.int64), pop=p)])
     return c
 
 
@@ -87,102 +119,118 @@ def _time(arr, nb):
     return a.reshape((-1,) + a.shape[2:])
 
 
-def _phases(dyn, last, get, rest):
-    """Concatenate a quantity over the trial's phases: presentation, then the replay (its own
-    activity, the presentation's when it repeats it exactly, or ``rest``)."""
-    nb = dyn.tl.n_bin
+def _trial(dyn, last, get, rest):
+    """A quantity over the whole trial (slot, ...): the presentation, then the replay (its own
+    activity, the presentation's when it repeats it exactly, or ``rest``), then ``rest`` for
+    the interval."""
+    tl = dyn.tl
+    nb = tl.n_bin
     parts = [_time(get(last["pres"]), nb)]
-    if dyn.tl.n_phase == 2:
+    if tl.n_phase == 2:
         if last["replay"] is not None:
             parts.append(_time(get(last["replay"]), nb))
         elif dyn.replay_active():
             parts.append(parts[0])
         else:
             parts.append(np.full_like(parts[0], rest))
+    if tl.n_interval:
+        parts.append(np.full((tl.n_interval,) + parts[0].shape[1:], rest, dtype=parts[0].dtype))
     return np.concatenate(parts, axis=0)
+
+
+def _active_steps(dyn) -> np.ndarray:
+    """(slot,) bool: the steps at which the stimulus is shown (presentation, active replay)."""
+    phase, _, _ = _layout(dyn.tl)
+    shown = phase == 0
+    if dyn.tl.n_phase == 2 and dyn.replay_active():
+        shown |= phase == 1
+    return shown
+
+
+def _input_rate(dyn, x, s):
+    """(probe, slot, [K,] unit) rates of the recorded input neurons."""
+    tl = dyn.tl
+    u = input_units(dyn)
+    r = dyn.r0 + dyn.g * to_host(x)[s][:, u]  # (n, u)
+    if dyn.rectify:
+        r = np.maximum(r, 0.0)
+    shown = _active_steps(dyn)
+    if dyn.name == "grouped":  # one input population, on while the stimulus is shown
+        return np.where(shown[None, :, None], r[:, None, :], dyn.r0)
+    _, tbin, _ = _layout(tl)  # temporal: population μ carries the stimulus in bin μ
+    on = shown[:, None] & (tbin[:, None] == np.arange(dyn.K)[None, :])  # (slot, K)
+    return np.where(on[None, :, :, None], r[:, None, None, :], dyn.r0)
 
 
 def records(dyn, units) -> dict:
     """{name: (dims, values, attrs)} of the last probe (:meth:`~.engine.CircuitDynamics.probe`)."""
     last = dyn.last_probe
-    tl = dyn.tl
+    dyn._rec_units = {i: units[i] for i in dyn.layers}  # (their coordinates: :func:`coords`)
     s = np.arange(last["x"].shape[0])
-    T = tl.n_phase * tl.phase_steps
-    rec = {}
     grouped = dyn.name == "grouped"
+    pops = population_of(dyn)
+    nodim = () if grouped else ("component",)
+    # the input population: one (grouped) or K (temporal: population μ in bin μ)
+    rec = dict([variable("trial_rate_{pop}", _input_rate(dyn, last["x"], s),
+                         drop=("component",) if grouped else (), pop="input")])
     zero, mean_rate = [], []
     for pos, i in enumerate(dyn.layers):
         u = np.asarray(units[i])
-        du = f"traj_unit_{i}"
+        p = pops[i]
 
         def rate(runs, pos=pos):
             return runs[pos].rate
 
-        r = _phases(dyn, last, rate, dyn.r0)[..., s, :][..., u]  # (T, [K,] s, u)
-        r = np.moveaxis(r, -2, 0)  # (s, T, [K,] u)
-        dims = ("probe", "dyn_time") + (("component",) if grouped else ()) + (du,)
-        rec[f"dyn_rate_{i}"] = (dims, r, {"units": "Hz", "long_name": f"firing rate, layer {i}", "layer": i})
+        r = _trial(dyn, last, rate, dyn.r0)[..., s, :][..., u]  # (T, [K,] s, u)
+        rec.update([variable("trial_rate_{pop}", np.moveaxis(r, -2, 0), drop=nodim, pop=p)])
         if last["pres"][pos].counts is not None:
             def cnt(runs, pos=pos):
                 return runs[pos].counts
 
-            c = np.moveaxis(_phases(dyn, last, cnt, 0.0)[..., s, :][..., u], -2, 0)
-            rec[f"dyn_spikes_{i}"] = (dims, c, {"units": "spikes", "layer": i,
-                                                "long_name": f"spikes per integration step, layer {i}"})
+            c = _trial(dyn, last, cnt, np.nan)[..., s, :][..., u]
+            rec.update([variable("trial_spikes_{pop}", np.moveaxis(c, -2, 0), drop=nodim, pop=p)])
         if last["pres"][pos].G is not None:
             def gate(runs, pos=pos):
                 return runs[pos].G
 
-            g = np.moveaxis(_phases(dyn, last, gate, 1.0)[..., s, :][..., u], -2, 0)  # (s, T, u)
-            rec[f"dyn_gate_{i}"] = (("probe", "dyn_time", du), g, {
-                "units": "1", "long_name": f"inhibitory gate G (1 = not inhibited), layer {i}", "layer": i})
-        rec[f"dyn_eligibility_{i}"] = (("probe", "dyn_time", f"dyn_synapse_{i}"),
-                                       _eligibility(dyn, last, pos, i, s), {
-            "units": "1", "long_name": f"eligibility trace E of sampled synapses, layer {i}",
-            "layer": i})
+            g = _trial(dyn, last, gate, 1.0)[..., s, :][..., u]  # (T, s, u)
+            rec.update([variable("trial_gate_{pop}", np.moveaxis(g, -2, 0), pop=p)])
+        rec.update([variable("trial_eligibility_to_{pop}", _eligibility(dyn, last, pos, i, s), pop=p)])
         zero.append(float(to_host(last["pres"][pos].zero_fraction)))
         mean_rate.append(float(to_host(last["pres"][pos].mean_rate)))
-    M = to_host(last["M"])[s, :T]  # (s, T, ch)
-    if grouped:
-        rec["dyn_neuromodulator"] = (("probe", "dyn_time", "channel"), M, {
-            "units": "1", "long_name": "neuromodulator M_μ(t) at the synapses of channel μ "
-                                       "(per-example error units)"})
-    else:
-        rec["dyn_neuromodulator"] = (("probe", "dyn_time"), M[:, :, 0], {
-            "units": "1", "long_name": "neuromodulator M(t) broadcast to every synapse "
-                                       "(per-example error units)"})
-    rec["dyn_zero_rate_fraction"] = (("circuit_layer",), np.asarray(zero), {
-        "units": "1", "long_name": "fraction of neuron-steps of the decoding windows driven to zero "
-                                   "rate (activity below -baseline/gain), probe examples"})
-    rec["dyn_mean_rate"] = (("circuit_layer",), np.asarray(mean_rate), {
-        "units": "Hz", "long_name": "mean firing rate over the decoding windows, probe examples"})
-    rec["neuromodulator"] = _legacy_neuromodulator(dyn, M, len(s))
+    M = to_host(last["M"])[s]  # (s, T, ch)
+    u_cmd = to_host(last["u"])[s]
+    one = () if grouped else ("channel",)  # temporal: one broadcast signal
+    rec.update([variable("trial_command", u_cmd if grouped else u_cmd[..., 0], drop=one),
+                variable("trial_neuromodulator", M if grouped else M[..., 0], drop=one)])
+    names = " ".join(pops[i] for i in dyn.layers)
+    for name, vals in (("zero_rate_fraction", zero), ("mean_rate", mean_rate)):
+        k, (dims, v, attrs) = variable(name, np.asarray(vals))
+        rec[k] = (dims, v, {**attrs, "populations": names})
+    rec["neuromodulator_bin_mean"] = _bin_mean(dyn, to_host(last["M_ext"])[s], last["D"])
     return rec
 
 
-def _legacy_neuromodulator(dyn, M, n):
-    """M averaged over each command window, in the legacy (probe, time_bin, channel) layout."""
+def _bin_mean(dyn, M, D):
+    """M averaged over each command window delayed by the neuromodulator's delay (the window in
+    which that command reaches the synapses), (probe, time_bin, channel)."""
     tl = dyn.tl
-    cnt = np.flatnonzero(tl.counting())
+    cnt = np.flatnonzero(tl.counting()) + D
     K = dyn.K
     if dyn.name == "grouped":
         steps = tl.phase_start(1) + cnt
-        m = M[:, steps].mean(axis=1)  # (s, K)
-        vals = m[:, None, :]
-        ln = ("neuromodulator M_μ averaged over the replay's command window, channel μ "
-              "(grouped: spatially heterogeneous, temporally uniform; with dynamics)")
+        vals = M[:, steps].mean(axis=1)[:, None, :]  # (s, 1, K)
     else:
         p = 1 if tl.n_phase == 2 else 0
         steps = tl.phase_start(p) + np.arange(K)[:, None] * tl.n_bin + cnt[None, :]
         m = M[:, steps, 0].mean(axis=2)  # (s, K bins)
         vals = np.repeat(m[:, :, None], K, axis=2)
-        ln = ("neuromodulator M averaged over bin μ's command window, the same at every site "
-              "(temporal: temporally heterogeneous, spatially uniform; with dynamics)")
-    return (("probe", "time_bin", "channel"), vals, {"units": "1", "long_name": ln})
+    return variable("neuromodulator_bin_mean", vals)[1]
 
 
 def _eligibility(dyn, last, pos, i, s):
-    """E(t) of the sampled synapses of layer i over the probe's stream: (s, T, syn)."""
+    """E(t) of the sampled synapses of layer i over each probe example's trial, from 0:
+    (s, T, syn)."""
     xp = dyn.xp
     tl = dyn.tl
     post, pre, comp = synapses(dyn)[i]
@@ -207,16 +255,8 @@ def _eligibility(dyn, last, pos, i, s):
         c = np.broadcast_to(a * G, (tl.n_seg, tl.n_bin, n, len(post)))
         return c * tl.counting().reshape(1, -1, 1, 1)  # coincidences count after settling
 
-    c = _phases(dyn, last, coincidence, 0.0)  # (T, n, syn)
-    T = c.shape[0]
-    stream = np.zeros((n, tl.slot, len(post)))
-    stream[:, :T] = np.moveaxis(c, 1, 0)
-    if dyn.elig.a > 0:  # the trace, from 0 (the probe's own stream) or what was carried in
-        e0 = np.zeros(len(post))
-        if last["E_old"] is not None:
-            EW = to_host(last["E_old"][(i, "W")])
-            e0 = EW[comp, post, pre] if EW.ndim == 3 else EW[post, pre]
+    c = _trial(dyn, last, coincidence, 0.0)  # (T, n, syn)
+    if dyn.elig.a > 0:  # the trace from 0: E_k = a E_{k-1} + (1 - a) c_k
         a = dyn.elig.a
-        E = to_host(scan(xp.asarray(stream.reshape(n * tl.slot, -1) * (1.0 - a)), a, xp.asarray(e0)))
-        stream = E.reshape(n, tl.slot, -1)
-    return stream[:, :T]
+        c = to_host(scan(xp.asarray(c * (1.0 - a)), a))
+    return np.moveaxis(c, 1, 0)

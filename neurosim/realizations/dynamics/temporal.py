@@ -26,6 +26,8 @@ one neuron per vector unit.  Bins follow each other without reset.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .engine import CircuitDynamics
 
 
@@ -95,10 +97,10 @@ class TemporalDynamics(CircuitDynamics):
         tl = self.tl
         u = xp.zeros((B, tl.slot, 1), dtype=self.dtype)
         p = 1 if self.error_timing == "replay" else 0
-        cnt = tl.counting().nonzero()[0]
+        n_cnt = tl.n_bin - tl.n_settle  # the counting steps of each bin (built on the device)
         steps = (tl.phase_start(p) + xp.arange(self.K)[:, None] * tl.n_bin
-                 + xp.asarray(cnt)[None, :]).ravel()
-        u[:, steps, 0] = xp.repeat(eps.astype(self.dtype), len(cnt), axis=1)
+                 + xp.arange(tl.n_settle, tl.n_bin)[None, :]).ravel()
+        u[:, steps, 0] = xp.repeat(eps.astype(self.dtype), n_cnt, axis=1)
         return u
 
     def replay_active(self) -> bool:
@@ -140,7 +142,8 @@ class TemporalDynamics(CircuitDynamics):
         return G.T @ P, ws @ G
 
     def carry(self, i, dW, db, s0, E):
-        c = float(s0[0]) * self.elig.a * self.dt
+        # on the device (a 0-d array: no host sync), rounded as the float64 product was
+        c = (s0[0].astype(np.float64) * self.elig.a * self.dt).astype(dW.dtype)
         dW += c * E[(i, "W")]
         db += c * E[(i, "b")]
 

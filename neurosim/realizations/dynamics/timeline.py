@@ -65,6 +65,10 @@ class Timeline:
         """(n_bin,) bool: the steps of a segment after the settling period."""
         return np.arange(self.n_bin) >= self.n_settle
 
+    def count_slice(self) -> slice:
+        """The counting steps of a segment as a slice (an index that stays off the device)."""
+        return slice(self.n_settle, self.n_bin)
+
     def phase_start(self, p: int) -> int:
         return p * self.phase_steps
 
@@ -128,10 +132,10 @@ def scan(x, a: float, init=None, reverse: bool = False):
         yl[:, j] += xb[:, j]
     # carries: C_b = y at the end of block b = yl[b, -1] + a^bl C_{b-1}, C_{-1} = init
     ab = a ** bl
-    idx = np.arange(nb)
+    idx = xp.arange(nb)  # the coefficients are made on the device (no copy per call)
     diff = idx[:, None] - idx[None, :]
     with np.errstate(under="ignore"):
-        P = np.where(diff >= 0, ab ** np.maximum(diff, 0).astype(float), 0.0)
+        P = xp.where(diff >= 0, ab ** xp.maximum(diff, 0).astype(float), 0.0)
     ends = yl[:, -1].reshape(nb, -1)
     C = xp.asarray(P, dtype=x.dtype) @ ends
     if init is not None:
@@ -140,7 +144,7 @@ def scan(x, a: float, init=None, reverse: bool = False):
         C = C + xp.asarray(pw, dtype=x.dtype)[:, None] * xp.reshape(xp.asarray(init, dtype=x.dtype), (1, -1))
     C = C.reshape((nb,) + tail)
     with np.errstate(under="ignore"):
-        pj = a ** (np.arange(bl) + 1.0)
+        pj = a ** (xp.arange(bl) + 1.0)
     prev = xp.concatenate([xp.zeros((1,) + tail, dtype=x.dtype) if init is None
                            else xp.reshape(xp.asarray(init, dtype=x.dtype), (1,) + tail)
                            * xp.ones((1,) + tail, dtype=x.dtype), C[:-1]])
