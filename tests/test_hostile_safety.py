@@ -228,6 +228,25 @@ def test_loading_a_network_from_a_damaged_store_names_the_damage(tmp_path, made)
         open_run(store)
 
 
+def test_neurosim_load_of_swapped_weight_snapshots_is_refused(tmp_path):
+    """neurosim.load (the trained network of a store) verifies the store first: two weight
+    snapshots swapped on disk decode, but break the record hash chain."""
+    import neurosim
+
+    from ._reliability import PROTOCOL as TINY
+    from ._reliability import write_protocol
+
+    proto = write_protocol(tmp_path, TINY + "recording: {weights: true}\n")
+    store = tmp_path / "run.zarr"
+    assert cli("run", proto, "--out", store, "--quiet").exit_code == 0
+    a, b = store / "W_1" / "c" / "0" / "0" / "0", store / "W_1" / "c" / "1" / "0" / "0"
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    with pytest.raises(StoreError, match="W_1 does not match its record hash"):
+        neurosim.load(store, checkpoint=0)
+
+
 def test_neurosim_open_of_a_fifo_or_a_loop_does_not_block(tmp_path):
     import neurosim
 
