@@ -143,6 +143,9 @@ def open_run(path) -> RunStore:
         ds = open_store(path)
     attrs = decode_attrs({k: v for k, v in ds.attrs.items() if k != "protocol_dict"})
     proto = attrs.get("protocol")
+    if proto is not None and not isinstance(proto, dict):
+        raise StoreError(f"{path}: the root attr 'protocol' is damaged (not a JSON object); the run "
+                         f"cannot be reported")
     return RunStore(str(path), ds, attrs, proto if isinstance(proto, dict) else {})
 
 
