@@ -12,6 +12,7 @@ the run's store as an :class:`xarray.Dataset`; ``neurosim.open(store)`` opens a 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 
 import xarray as xr
@@ -21,10 +22,29 @@ def _overrides(overrides):
     """``{"training.max_steps": 40, "rule": {...}}`` -> the nested form ``--set`` gives."""
     from .protocol import Overrides
 
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping of dotted keys to values, e.g. "
+                        f"{{'training.epochs': 3}}, not a {type(overrides).__name__}")
     out = Overrides()
     for key, value in (overrides or {}).items():
-        out.add(str(key), copy.deepcopy(value), f"overrides[{key!r}]")
+        out.add(str(key), plain(value), f"overrides[{key!r}]")
     return out
+
+
+def plain(value):
+    """A copy of ``value`` with NumPy scalars (``np.float32(1e-3)``, ``np.int64(1)``,
+    ``np.bool_``) and arrays made Python values, as notebooks produce them."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def load(protocol, overrides: dict | None = None, replace: dict | None = None) -> dict:
@@ -38,7 +58,7 @@ def load(protocol, overrides: dict | None = None, replace: dict | None = None) -
         return load_protocol(protocol, over, replace)
     if not isinstance(protocol, dict):
         raise ConfigError(f"a protocol is a YAML path or a mapping, got {type(protocol).__name__}")
-    raw = {**protocol, **copy.deepcopy(replace or {})}
+    raw = {**plain(protocol), **copy.deepcopy(replace or {})}
 
     def sourced(exc):
         src = over.source_of(exc.key)

@@ -445,7 +445,27 @@ def check_resumable(protocol: dict, recorder) -> list:
         raise StoreError(f"cannot resume {recorder.path}: it was made by a different protocol "
                          f"({lines}{more}). Resume with the same protocol, or write a new store "
                          f"(--out) or replace it (--overwrite).")
+    _refuse_shorter(recorder.path, old.get("training") or {}, new.get("training") or {})
     return extended
+
+
+def _refuse_shorter(path, old: dict, new: dict) -> None:
+    """A resume may lengthen training, never shorten it: the store's protocol must keep
+    describing every record it holds (StoreError naming the key)."""
+    def limit(v):  # max_steps: 0 or absent is no limit
+        return float("inf") if not v else v
+
+    cases = (("training.epochs", old.get("epochs"), new.get("epochs"), lambda v: v),
+             ("training.max_steps", old.get("max_steps"), new.get("max_steps"), limit))
+    for key, had, given, norm in cases:
+        if key == "training.epochs" and (had is None or given is None):
+            continue
+        if norm(given) < norm(had):
+            raise StoreError(
+                f"cannot resume {path} with {key}={given}: the store was made with {key}="
+                f"{had} and a resume can only lengthen training (its records and protocol must "
+                f"agree); resume with {key} >= {had}, or write the shorter run to a new store "
+                f"(--out)")
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,

@@ -106,9 +106,12 @@ def load(store, checkpoint: int | None = None, device: str | None = None) -> Tra
     ``epoch``, negative from the end; default: the last checkpoint), on ``device`` (cpu, gpu,
     auto; default cpu)."""
     from . import experiment
-    from .recording import Recorder, open_store
+    from .recording import MARKER, Recorder, open_store, read_root, verify_store
 
     path = Path(store)
+    attrs = read_root(path, commit=False).get("attributes")
+    if isinstance(attrs, dict) and MARKER in attrs:
+        verify_store(path)  # every committed byte, before a weight is read (as inspect says)
     ds = open_store(path)
     if "protocol" not in ds.attrs:
         raise _fail(f"{path} is not a neurosim run store (no protocol attr)")

@@ -13,10 +13,12 @@ the uninterrupted run.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -159,7 +161,7 @@ def kill_and_resume(tmp_path, references, dtype, seed, n_fault, n_timed):
     assert_same_store(ref, out)
     with xr.open_zarr(out) as ds:
         assert ds.attrs["status"] == "finished"
-    assert not (tmp_path / "run.zarr.lock").exists()
+    assert not (tmp_path / "run.zarr.lock").exists()  # (no lock file is ever made)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.zarr")]  # no leftovers
 
 
@@ -223,7 +225,7 @@ def test_sigint_checkpoints_and_says_how_to_resume(tmp_path, references):
         assert ds.attrs["status"] == "interrupted"
     commit = Recorder(out).commit  # the checkpoint holds the step it stopped at
     assert commit["step"] >= 1 and (commit["epoch"] + 1, commit["batch"]) == (int(m[1]), int(m[2]))
-    assert not (tmp_path / "run.zarr.lock").exists()
+    assert not (tmp_path / "run.zarr.lock").exists()  # (no lock file is ever made)
     # resuming with a different protocol is refused, naming what differs
     other = write_protocol(tmp_path / "other", CRASH_PROTOCOL.replace("lr: 1.0e-3", "lr: 2.0e-3"))
     res = CliRunner().invoke(main, ["run", str(other), "--out", str(out), "--quiet", "--resume"])
@@ -275,13 +277,18 @@ def test_sigint_during_first_evaluation_stops_at_once(tmp_path, references):
         np.testing.assert_array_equal(a["test_error"].values, b["test_error"].values)
 
 
-def test_stale_lock_of_a_dead_process_does_not_block(tmp_path):
-    """A lock file whose holder died (no flock held) is taken over; a live holder is refused."""
+def test_lock_of_a_dead_process_does_not_block(tmp_path, references):
+    """The lock is held on the store directory: a live holder is refused (every flag), a dead
+    one's lock is gone with it; an older version's lock file beside the store is never
+    written or deleted, and honoured only while a process holds it."""
+    ref, _ = references("float64")
     store = tmp_path / "s.zarr"
-    (tmp_path / "s.zarr.lock").write_text("999999\n")
+    shutil.copytree(ref, store)
+    legacy = tmp_path / "s.zarr.lock"
+    legacy.write_text("999999\n")  # left by an older version's killed run
     with recording.StoreLock(store):
         pass
-    assert not (tmp_path / "s.zarr.lock").exists()
+    assert legacy.read_text() == "999999\n"
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the holder: takes the lock, says so, waits to be killed
@@ -295,15 +302,15 @@ def test_stale_lock_of_a_dead_process_does_not_block(tmp_path):
         assert os.read(ready_r, 4) == b"held"
         with pytest.raises(recording.StoreError, match=f"another process \\(pid {pid};"):
             recording.StoreLock(store).acquire()
-        proto = write_protocol(tmp_path)
-        for extra in (["--resume"], ["--overwrite"], []):
+        proto = protocol_for(tmp_path, "float64")
+        before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+        for extra in (["--resume", "--set", f"training.epochs={EPOCHS + 1}"], ["--overwrite"], []):
             res = CliRunner().invoke(main, ["run", str(proto), "--out", str(store), "--quiet", *extra])
             assert res.exit_code == 2, res.output
             assert f"is being written by another process (pid {pid};" in res.output
-            assert not store.exists()
+        assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        assert (tmp_path / "s.zarr.lock").exists()  # left behind by the dead holder
         with recording.StoreLock(store) as lock:
             assert lock.held
     finally:
@@ -314,6 +321,14 @@ def test_stale_lock_of_a_dead_process_does_not_block(tmp_path):
             pass
         os.close(ready_r)
         os.close(ready_w)
+    assert legacy.read_text() == "999999\n"  # never touched
+    fd = os.open(legacy, os.O_RDWR)  # an older version's live writer holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(recording.StoreError, match=r"pid 999999; an older neurosim holding"):
+            recording.StoreLock(store).acquire()
+    finally:
+        os.close(fd)
 
 
 def debris(folder: Path) -> list:
@@ -386,7 +401,8 @@ def test_same_protocol_and_seed_give_identical_stores(tmp_path, references, dtyp
     run_inprocess(proto, tmp_path / "again.zarr")
     assert_same_store(ref, tmp_path / "again.zarr")
     with xr.open_zarr(ref) as A, xr.open_zarr(tmp_path / "again.zarr") as B:
-        drop = ("created", "neurosim_commit", "protocol")  # protocol: the circuit file's path
+        # protocol: the circuit file's path
+        drop = ("created", "neurosim_commit", "neurosim_seal", "protocol")
         assert {k: v for k, v in A.attrs.items() if k not in drop} == \
             {k: v for k, v in B.attrs.items() if k not in drop}
         assert protocol_differences(json.loads(A.attrs["protocol"]),

@@ -88,9 +88,9 @@ def test_report_files_and_rows(stores, tmp_path):
     import shutil
 
     shutil.copytree(a, c)
-    g = zarr.open_group(str(c), mode="r+")
-    g.attrs["protocol"] = json.dumps(proto)
-    zarr.consolidate_metadata(str(c))
+    from neurosim.recording import Recorder
+
+    Recorder(c).set_attrs(protocol=json.dumps(proto))  # (an edit by zarr would break the seal)
 
     out = tmp_path / "rep"
     res = CliRunner().invoke(main, ["report", str(a), str(b), str(c), "--out", str(out)])

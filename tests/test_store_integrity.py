@@ -81,7 +81,7 @@ def _chunk(store: Path, key: str) -> Path:
 def test_commit_record_holds_a_content_hash_per_checkpoint_array(two_slots):
     rec, states = two_slots
     c = rec.commit
-    assert c["slot"] == "checkpoint_b" and c["format"] == 2
+    assert c["slot"] == "checkpoint_b" and c["format"] == 3
     assert c["hashes"] == {k: content_hash(np.asarray(v)) for k, v in states[1].items()}
     state, info = rec.load_checkpoint()
     assert info == {"epoch": 1, "step": 2}
@@ -145,13 +145,27 @@ def test_a_chunk_that_decodes_but_is_not_the_committed_one_is_caught_by_the_hash
     assert "other slot" not in str(e.value)
 
 
+def _unchecksummed(store: Path, meta: dict) -> None:
+    """Root arrays compressed without Zstandard checksums, as format 1 wrote them."""
+    for key, node in meta["consolidated_metadata"]["metadata"].items():
+        if node.get("node_type") != "array" or key.startswith("checkpoint_"):
+            continue
+        for m in (node, json.loads((store / key / "zarr.json").read_text())):
+            for c in m["codecs"]:
+                if c["name"] == "zstd":
+                    c["configuration"]["checksum"] = False
+            if m is not node:
+                (store / key / "zarr.json").write_text(json.dumps(m))
+
+
 def test_stores_without_hashes_still_load(two_slots):
     """A store written before content hashes (format 1) loads and verifies as 'unverified'."""
     rec, states = two_slots
     meta = json.loads((rec.path / "zarr.json").read_text())
     record = commit_record(meta["attributes"])
-    del record["hashes"]
+    del record["hashes"], record["record_hashes"], meta["attributes"]["neurosim_seal"]
     meta["attributes"][MARKER] = record | {"format": 1}  # (a mapping, as older stores have it)
+    _unchecksummed(rec.path, meta)
     (rec.path / "zarr.json").write_text(json.dumps(meta))
     state, _ = rec.load_checkpoint()
     assert np.array_equal(state["net.W"], states[1]["net.W"])

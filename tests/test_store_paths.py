@@ -74,12 +74,14 @@ def test_every_name_of_a_store_takes_the_same_lock(tmp_path):
     (tmp_path / "dangling.zarr").symlink_to(tmp_path / "later.zarr")  # a store not made yet
     names = [real, tmp_path / "link.zarr", tmp_path / "dir_link" / "real.zarr",
              tmp_path / "dir_link" / "link.zarr", Path(os.path.relpath(real))]
-    assert {StoreLock(n).file for n in names} == {tmp_path / "real.zarr.lock"}
-    assert StoreLock(tmp_path / "dangling.zarr").file == tmp_path / "later.zarr.lock"
+    assert {StoreLock(n).store for n in names} == {real}
+    assert StoreLock(tmp_path / "dangling.zarr").store == tmp_path / "later.zarr"
+    before = sorted(p.name for p in tmp_path.iterdir())
     with StoreLock(tmp_path / "link.zarr"):
         assert all(StoreLock(n).held for n in names)
-        assert (tmp_path / "real.zarr.lock").exists() and not (tmp_path / "link.zarr.lock").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing made beside it
     assert not any(StoreLock(n).held for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 @pytest.fixture

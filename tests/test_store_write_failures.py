@@ -132,18 +132,18 @@ def test_read_only_store_is_refused_and_left_alone(tmp_path, monkeypatch, refere
 
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS])
-def test_read_only_output_directory_refused_at_the_lock(tmp_path, monkeypatch, reference, code):
-    """PermissionError creating the lock file was a traceback."""
+def test_read_only_output_directory_refused_at_creation(tmp_path, monkeypatch, reference, code):
+    """PermissionError creating the store was a traceback (the lock is taken on the store
+    directory itself, so nothing is created before the store)."""
     proto = reference[0]
-    real_open = os.open
+    real_mkdir = os.mkdir
 
-    def fake_open(path, *a, **k):
-        if str(path).endswith(".lock"):
+    def fake_mkdir(path, *a, **k):
+        if str(path).endswith(".creating"):
             raise OSError(code, os.strerror(code), str(path))
-        return real_open(path, *a, **k)
+        return real_mkdir(path, *a, **k)
 
-    monkeypatch.setattr(store_mod.os, "open", fake_open)
+    monkeypatch.setattr(store_mod.os, "mkdir", fake_mkdir)
     out = tmp_path / "sub" / "run.zarr"
-    one_line_error(cli(proto, out), "cannot create the lock file", os.strerror(code),
-                   "not writable")
+    one_line_error(cli(proto, out), "cannot create", os.strerror(code), "not writable")
     assert list(tmp_path.iterdir()) == []  # the folder made for it is gone again

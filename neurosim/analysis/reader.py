@@ -47,13 +47,14 @@ def _open_group(path):
 
 def is_sweep(path) -> bool:
     """True for a sweep store (root attr ``kind == "sweep"``)."""
-    p = Path(path)
-    if not (p / "zarr.json").exists():
+    from ..recording.layout import read_regular
+
+    try:  # (a regular file only: a FIFO in its place must not block)
+        meta = json.loads(read_regular(Path(path) / "zarr.json"))
+    except Exception:  # noqa: BLE001 - unreadable: the caller's open_* reports it
         return False
-    try:
-        return _open_group(p).attrs.get("kind") == SWEEP_KIND
-    except Exception:  # unreadable: the caller's open_* reports it
-        return False
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return isinstance(attrs, dict) and attrs.get("kind") == SWEEP_KIND
 
 
 @dataclass
@@ -126,15 +127,25 @@ class RunStore:
 
 def open_run(path) -> RunStore:
     """Open a run store (:class:`neurosim.recording.StoreError` if it is none)."""
-    from ..recording import StoreError, open_store
+    from ..recording import MARKER, StoreError, commit_record, open_store, read_root, verify_store
 
     if is_sweep(path):
         raise StoreError(f"{path} is a sweep store, not a run store (read it with neurosim report)")
+    attrs = read_root(path, commit=False).get("attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    if commit_record(attrs) is not None or MARKER in attrs:
+        verify_store(path)  # damage: the message neurosim inspect gives
+    elif "protocol" not in attrs:
+        raise StoreError(f"{path} is a Zarr store but not a neurosim run store (no commit record, "
+                         f"no protocol attr)")
     with warnings.catch_warnings():  # zarr/xarray notes on consolidated metadata
         warnings.simplefilter("ignore")
         ds = open_store(path)
     attrs = decode_attrs({k: v for k, v in ds.attrs.items() if k != "protocol_dict"})
     proto = attrs.get("protocol")
+    if proto is not None and not isinstance(proto, dict):
+        raise StoreError(f"{path}: the root attr 'protocol' is damaged (not a JSON object); the run "
+                         f"cannot be reported")
     return RunStore(str(path), ds, attrs, proto if isinstance(proto, dict) else {})
 
 

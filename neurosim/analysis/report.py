@@ -353,16 +353,16 @@ def report(paths, out_dir, cluster: bool = False, cluster_layer=None, cluster_ex
     from .sweep_report import report_sweep
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     sweeps = [p for p in paths if is_sweep(p)]
     run_paths = [p for p in paths if p not in sweeps]
+    runs = [load_run(p) for p in run_paths]  # (a store that cannot be read: nothing written)
+    out.mkdir(parents=True, exist_ok=True)
     for p in sweeps:
         sub = out if len(sweeps) == 1 and not run_paths else out / Path(p).stem
         files.extend(Path(f) for f in (report_sweep(str(p), str(sub)) or []))
     if not run_paths:
         return files
-    runs = [load_run(p) for p in run_paths]
     cells = cells_of(runs)
     extra_cols = []
     if cluster:

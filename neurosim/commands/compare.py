@@ -26,7 +26,9 @@ def compare(stores, plot_path):
     for s in stores:
         try:
             runs.append(load_run(s))
-        except (StoreError, OSError, ValueError, KeyError) as exc:
+        except StoreError as exc:
+            fail(str(exc))  # (as neurosim inspect says it)
+        except (OSError, ValueError, KeyError) as exc:
             fail(f"cannot read store {s}: {exc}")
     click.echo(report(runs))
     if plot_path:

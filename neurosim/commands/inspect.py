@@ -23,9 +23,10 @@ def _size(n: int) -> str:
 def inspect(store, as_json):
     """Print what a STORE holds: protocol, network, variables, last errors, sizes.
 
-    The store is checked against its last commit first (metadata, every recorded
-    chunk, the checkpoint's content hashes); a damaged store exits with code 2,
-    naming the damaged file."""
+    The store is checked against its last commit first (the seal of its root
+    metadata, every recorded chunk and its hash chain, the checkpoint's content
+    hashes; no link or FIFO inside); a damaged store exits with code 2, naming the
+    damaged file."""
     from ..recording import StoreError, open_store, store_sizes, verify_store
 
     try:
@@ -84,13 +85,16 @@ def inspect(store, as_json):
         if "last_test_error" in info:
             click.echo(f"last       train error {info['last_train_error']:.2f}%  test error "
                        f"{info['last_test_error']:.2f}%")
+    recs = ("records match their hash chains, root metadata sealed" if check["records"] == "verified"
+            else f"records decode (format {check['format']}: no record hashes)")
     if check["slot"]:
         how = {"verified": "every array matches its content hash",
                "unverified": "it decodes; this store predates content hashes"}[check["checkpoint"]]
-        click.echo(f"integrity  intact: {check['arrays']} committed arrays; checkpoint {check['slot']} "
-                   f"(epoch {check['epoch']}, step {check['step']}): {how}")
+        click.echo(f"integrity  intact: {check['arrays']} committed arrays; {recs}; checkpoint "
+                   f"{check['slot']} (epoch {check['epoch']}, step {check['step']}): {how}")
     else:
-        click.echo(f"integrity  intact: {check['arrays']} committed arrays; no checkpoint committed yet")
+        click.echo(f"integrity  intact: {check['arrays']} committed arrays; {recs}; no checkpoint "
+                   f"committed yet")
     slots = len(sizes["slots"])
     click.echo(f"size       recordings {_size(sizes['recordings'])}, checkpoints "
                f"{_size(sizes['checkpoints'])} ({slots} slot{'s' if slots != 1 else ''})")

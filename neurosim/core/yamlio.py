@@ -4,8 +4,9 @@ A protocol is small; anything else is refused before it can cost time or memory:
 
 * files larger than :data:`MAX_BYTES`, non-regular files (FIFOs, devices), non-UTF-8 text;
 * nesting deeper than :data:`MAX_DEPTH` (checked on the event stream, before any recursion);
-* documents that expand, through aliases, to more than :data:`MAX_NODES` values (an
-  "alias bomb": a few lines that reference each other exponentially);
+* documents that expand, through aliases, to more than :data:`MAX_NODES` values or
+  :data:`MAX_EXPANDED` characters of text (an "alias bomb": a few lines that reference
+  each other exponentially, or one long string referenced many times);
 * duplicate keys in a mapping (YAML would silently keep the last one).
 
 Only ``yaml.SafeLoader`` constructs values.  Errors are :class:`ConfigError` with the file
@@ -25,6 +26,8 @@ from .options import ConfigError
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_NODES = 100_000
+#: characters of text a document may hold once its aliases are expanded
+MAX_EXPANDED = 4 * MAX_BYTES
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -49,8 +52,9 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _expanded_size(root) -> int:
-    """Values the document holds once aliases are expanded (memoised over the node DAG)."""
+def _expanded_size(root) -> tuple:
+    """(values, characters of scalars) the document holds once aliases are expanded
+    (memoised over the node DAG; stops counting past the bounds)."""
     memo: dict = {}
     stack = [(root, False)]
     while stack:
@@ -64,9 +68,12 @@ def _expanded_size(root) -> int:
         elif isinstance(node, yaml.SequenceNode):
             children = list(node.value)
         if done or not children:
-            memo[id(node)] = 1 + sum(memo[id(c)] for c in children)
-            if memo[id(node)] > MAX_NODES:
-                return memo[id(node)]
+            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            n = 1 + sum(memo[id(c)][0] for c in children)
+            size = own + sum(memo[id(c)][1] for c in children)
+            memo[id(node)] = (n, size)
+            if n > MAX_NODES or size > MAX_EXPANDED:
+                return n, size
             continue
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in memo)
@@ -91,9 +98,13 @@ def parse(text: str, file=None):
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
             return None
-        if _expanded_size(node) > MAX_NODES:
+        n, size = _expanded_size(node)
+        if n > MAX_NODES:
             raise ConfigError(f"expands to more than {MAX_NODES} values through aliases (&/*); "
                               f"write the values out", file=file)
+        if size > MAX_EXPANDED:
+            raise ConfigError(f"expands to more than {MAX_EXPANDED // 2**20} MiB of text through "
+                              f"aliases (&/*); a protocol is a short text", file=file)
         loader = _StrictLoader(text)
         try:
             return loader.get_single_data()

@@ -37,18 +37,22 @@ Crash safety (a SIGKILL at any moment leaves a store that opens and resumes).
 * :meth:`Recorder.repair` (run on resume) cuts arrays back to their
   committed shapes and removes arrays created after the last commit and
   leftover temporary files.
-* One writer at a time: :class:`StoreLock` holds an exclusive ``flock`` on
-  ``STORE.lock`` next to the store's *real* path (symlinks resolved); the
-  kernel releases it when the process dies, so a killed run never blocks
-  its resume.
+* One writer at a time: :class:`~neurosim.recording.lock.StoreLock` holds an
+  exclusive ``flock`` on the store directory itself (nothing beside the store is
+  created, written or deleted for it); the kernel releases it when the process
+  dies, so a killed run never blocks its resume.
 
-Integrity (stores of format 2).
+Integrity (stores of format 3; see :mod:`neurosim.recording.seal`).
 
 * Every array is compressed with Zstandard frame checksums, and every chunk is
   written (also one equal to the fill value), so a chunk that is damaged,
   truncated or deleted is found when it is read.
 * The commit record holds a content hash (BLAKE2b, 128 bit, over dtype, shape
-  and bytes) of every array of the committed checkpoint.
+  and bytes) of every array of the committed checkpoint and a hash chain over the
+  rows of every committed record array; the root metadata (every attr, the commit
+  record, the consolidated metadata) carries a seal.
+* A store holds only what neurosim writes: a link or special file inside it is
+  refused before anything is read (:mod:`neurosim.recording.layout`).
 * :func:`verify_store` checks a store against its last commit (metadata of
   every committed array, every committed chunk, the checkpoint hashes);
   :func:`prepare_store` runs it before a resume writes anything, and
@@ -57,7 +61,8 @@ Integrity (stores of format 2).
   in place of a damaged one.
 
 What may be deleted: only a neurosim run store (root metadata with the
-commit record) or an empty directory (:func:`prepare_store`).
+commit record) that holds nothing neurosim did not write, or an empty directory
+(:func:`prepare_store`).
 """
 
 from __future__ import annotations
@@ -69,9 +74,9 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
-import threading
 import uuid
 import warnings
 from pathlib import Path
@@ -82,19 +87,22 @@ import zarr
 from zarr.codecs import ZstdCodec
 from zarr.storage import LocalStore
 
+from .layout import TEMP, check_tree, enclosing_store, read_regular
+from .lock import StoreError, StoreLock, real_path, try_lock_dir
+from .seal import SEAL, chain_rows, chain_start, rows, seal_of, sealed
+
+__all__ = ["StoreLock", "StoreError", "real_path"]  # (re-exported; defined in .lock)
+
 MARKER = "neurosim_commit"
 ROOT = "zarr.json"
 SLOTS = ("checkpoint_a", "checkpoint_b")
-#: store format written by this module: 2 = Zstandard checksums, every chunk written,
-#: checkpoint content hashes in the commit record (1: none of these; still read and resumed)
-FORMAT = 2
+#: store format written by this module: 3 = format 2 and a seal over the root metadata and a
+#: hash chain over every committed record array; 2 = Zstandard checksums, every chunk written,
+#: checkpoint content hashes in the commit record; 1 = none of these (still read and resumed)
+FORMAT = 3
 _EMPTY_CONSOLIDATED = {"kind": "inline", "must_understand": False, "metadata": {}}
 #: temporary names beside a store: ``.NAME.<id>.<kind>``
 _DEBRIS = ("creating", "deleting", "partial")
-
-
-class StoreError(RuntimeError):
-    """A store cannot be used as asked; the message names the path and what to do."""
 
 
 class StoreWriteError(StoreError):
@@ -113,12 +121,6 @@ def versions() -> dict:
     except ImportError:  # pragma: no cover
         pass
     return out
-
-
-def real_path(path) -> Path:
-    """Absolute path with every symlink resolved: a store's identity (its lock, where it is
-    created), whatever name it is reached by."""
-    return Path(os.path.realpath(os.fspath(path)))
 
 
 def _codecs():
@@ -248,152 +250,6 @@ class GuardedStore(SafeStore):
 
 
 # ----------------------------------------------------------------------
-# one writer per store
-# ----------------------------------------------------------------------
-_HELD: dict = {}
-_HELD_LOCK = threading.Lock()
-
-
-class StoreLock:
-    """Exclusive writer lock of a store: ``flock`` on ``STORE.lock`` beside the
-    store's real path (symlinks resolved, so every name of a store takes the
-    same lock).
-
-    Re-entrant within a process.  The lock file holds the writer's pid (for
-    the message); it is removed on release and, if a process is killed, left
-    behind *unlocked* (the kernel drops ``flock`` locks of dead processes), so
-    it never blocks a resume.  Folders created for the lock file are removed
-    again on release if nothing was put in them.
-    """
-
-    def __init__(self, store):
-        self.given = Path(store)
-        self.store = real_path(store)
-        if not self.store.name or self.store.name in (".", ".."):
-            raise StoreError(f"{store} cannot be a store: give a path below a directory, "
-                             f"e.g. runs/name.zarr")
-        self.file = self.store.with_name(self.store.name + ".lock")
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-
-    def _key(self):
-        return str(self.file)
-
-    def _named(self) -> str:
-        same = os.path.abspath(self.given) == str(self.store)
-        return str(self.given) if same else f"{self.given} (the store {self.store})"
-
-    def _mkdirs(self) -> list:
-        """Create the lock file's missing parent folders; the ones created, deepest last."""
-        missing = []
-        d = self.file.parent
-        while not d.exists():
-            if os.path.lexists(d):  # a dangling symlink (realpath resolved what it could)
-                break
-            missing.append(d)
-            d = d.parent
-        if not d.is_dir():
-            raise StoreError(f"cannot create {self.given}: {d} is not a directory")
-        made = []
-        for d in reversed(missing):
-            try:
-                d.mkdir()
-            except FileExistsError:
-                if not d.is_dir():
-                    _rmdirs(made)
-                    raise StoreError(f"cannot create {self.given}: {d} is not a directory") from None
-            except OSError as exc:
-                _rmdirs(made)
-                raise _write_error(exc, self.store, "create") from None
-            else:
-                made.append(d)
-        return made
-
-    def acquire(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no locking
-            return
-        with _HELD_LOCK:
-            key = self._key()
-            if key in _HELD:
-                _HELD[key][1] += 1
-                return
-            made = self._mkdirs()
-            try:
-                fd = self._open_locked(fcntl)
-                try:
-                    os.ftruncate(fd, 0)
-                    os.write(fd, f"{os.getpid()}\n".encode())
-                except OSError as exc:
-                    os.close(fd)
-                    raise _write_error(exc, self.store, "write the lock file") from None
-            except BaseException:
-                _rmdirs(made)
-                raise
-            _HELD[key] = [fd, 1, made]
-
-    def _open_locked(self, fcntl) -> int:
-        while True:
-            try:
-                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise _write_error(exc, self.store, "create the lock file") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                try:
-                    pid = os.read(fd, 64).decode(errors="replace").strip() or "?"
-                finally:
-                    os.close(fd)
-                raise StoreError(
-                    f"{self._named()} is being written by another process (pid {pid}; lock file "
-                    f"{self.file}). A store has one writer at a time: wait for that run to "
-                    f"finish or stop it, then resume with --resume.") from None
-            try:  # the previous holder may have removed the file between open and flock
-                same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                return fd
-            os.close(fd)
-
-    def release(self) -> None:
-        with _HELD_LOCK:
-            key = self._key()
-            entry = _HELD.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] == 0:
-                try:
-                    os.unlink(self.file)
-                except OSError:
-                    pass
-                os.close(entry[0])
-                _rmdirs(entry[2])
-                del _HELD[key]
-
-    @property
-    def held(self) -> bool:
-        return self._key() in _HELD
-
-
-def _rmdirs(made: list) -> None:
-    """Remove folders this process created, deepest first, as long as they are empty."""
-    for d in reversed(made):
-        try:
-            d.rmdir()
-        except OSError:
-            return
-
-
-# ----------------------------------------------------------------------
 # what a path holds
 # ----------------------------------------------------------------------
 def _occupied(path: Path) -> bool:
@@ -406,12 +262,15 @@ def _occupied(path: Path) -> bool:
 def _load_json(file: Path, what: str) -> dict:
     """A metadata file as a dict; StoreError naming the file if it is missing or damaged."""
     try:
-        meta = json.loads(file.read_bytes())
-    except FileNotFoundError:
+        meta = json.loads(read_regular(file))
+    except (FileNotFoundError, NotADirectoryError):
         raise StoreError(f"{file} is missing ({what})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise StoreError(f"{file} is damaged: not valid JSON ({exc}) ({what})") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"{file} is a symbolic link ({what}); a store holds only regular "
+                             f"files and folders neurosim writes") from None
         raise StoreError(f"cannot read {file}: {exc.strerror or exc} ({what})") from None
     if not isinstance(meta, dict):
         raise StoreError(f"{file} is damaged: not a JSON object ({what})")
@@ -469,22 +328,64 @@ def is_run_store(path) -> bool:
 
 
 def _debris(real: Path) -> list:
-    """What interrupted writers left beside the store at ``real`` (temporary names)."""
+    """What interrupted writers left beside the store at ``real``: its temporary names
+    ``.NAME.<12 hex>.creating|deleting`` (folders) and, from older versions, root writes
+    ``.NAME.<12 hex>.zarr.json.partial`` (files).  Nothing else is ever taken for debris."""
+    pat = re.compile(rf"\.{re.escape(real.name)}\.[0-9a-f]{{12}}\.(creating|deleting|zarr\.json\.partial)")
     try:
-        return sorted(p for kind in _DEBRIS for p in real.parent.glob(f".{real.name}.*.{kind}"))
+        with os.scandir(real.parent) as it:
+            return sorted(Path(e.path) for e in it if pat.fullmatch(e.name))
     except OSError:
         return []
 
 
 def _remove_debris(real: Path) -> None:
-    """Remove what interrupted writers left beside the store at ``real`` (hold its lock)."""
+    """Remove what interrupted writers left beside the store at ``real`` (hold its lock).
+
+    A folder is removed only when no live writer holds its lock and it is provably neurosim's:
+    empty, or a run store (its root metadata with the commit record) holding nothing else
+    (:func:`~neurosim.recording.layout.check_tree`).  Anything else is left alone."""
     for p in _debris(real):
         try:
-            _remove(p)
+            if p.name.endswith(".partial"):
+                if p.is_file() and not p.is_symlink():
+                    _fault_point()
+                    p.unlink()
+                continue
+            if p.is_symlink() or not p.is_dir():
+                continue
+            fd = try_lock_dir(p)
+            if fd is None:
+                continue  # a live writer's
+            try:
+                if any(p.iterdir()):
+                    try:
+                        check_tree(p, strict=True)
+                        read_root(p)
+                    except StoreError:
+                        if not (p.name.endswith(".creating") and _only_root(p)):
+                            continue  # not provably ours: left alone
+                _remove(p)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             pass
         except OSError as exc:
             raise _write_error(exc, real, "remove the leftover") from None
+
+
+def _only_root(p: Path) -> bool:
+    """A folder holding nothing but a (possibly half-written) root metadata file: what a
+    creation killed while writing it leaves."""
+    names = os.listdir(p)
+    return all((n == ROOT or TEMP.fullmatch(n)) and (p / n).is_file() and not (p / n).is_symlink()
+               for n in names)
+
+
+def _lock_new(folder: Path) -> int:
+    from .lock import lock_new_dir
+
+    return lock_new_dir(folder)
 
 
 def _remove(path: Path) -> None:
@@ -522,7 +423,10 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
         raise StoreError("--resume continues a store and --overwrite replaces it: give only one")
     given = Path(path)
     with StoreLock(given) as lock:
+        lock.ensure()  # (a store that appeared since the lock was first taken)
         real = lock.store
+        _refuse_below_file(given, real)
+        _refuse_inside_store(given, real)
         debris = _debris(real)
         if not os.path.lexists(real):
             if resume and not debris:
@@ -559,12 +463,13 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
             raise StoreError(f"{given} already exists and is not a neurosim store (no zarr.json); "
                              f"choose another --out")
         try:
+            check_tree(real, strict=overwrite)
             meta = read_root(real)
         except StoreError as exc:
             if overwrite:
                 raise StoreError(f"refusing to overwrite {given}: {exc}; --overwrite replaces only "
-                                 f"neurosim stores it recognises (delete it yourself if it is one)"
-                                 ) from None
+                                 f"neurosim stores holding nothing else (move it away, or delete "
+                                 f"it yourself if it is one)") from None
             raise
         if overwrite:
             return "replace"
@@ -579,6 +484,37 @@ def prepare_store(path, *, resume: bool = False, overwrite: bool = False, check=
         verify_store(given)
         _remove_debris(real)
         return "resume"
+
+
+
+
+def _refuse_below_file(given: Path, real: Path) -> None:
+    """A store cannot be made below something that is not a directory."""
+    d = real.parent
+    while not os.path.lexists(d) and d != d.parent:
+        d = d.parent
+    if not d.is_dir():
+        raise StoreError(f"cannot create {given}: {d} is not a directory")
+
+
+def _refuse_inside_store(given: Path, real: Path) -> None:
+    """A store is never written inside another Zarr store (overwriting the outer one would
+    delete it), except a run of a sweep at ``SWEEP/runs/<name>``."""
+    outer = enclosing_store(real)
+    if outer is None:
+        return
+    if outer == real.parent and outer.name == "runs" and _is_sweep(outer.parent):
+        return
+    raise StoreError(f"refusing to write {given}: it is inside the store {outer}; choose an --out "
+                     f"outside any store")
+
+
+def _is_sweep(p: Path) -> bool:
+    try:
+        attrs = _load_json(p / ROOT, "").get("attributes")
+    except StoreError:
+        return False
+    return isinstance(attrs, dict) and attrs.get("kind") == "sweep"
 
 
 # ----------------------------------------------------------------------
@@ -619,33 +555,56 @@ class Recorder:
         meta = _with_record({"attributes": _jsonable(attrs), "zarr_format": 3,
                              "consolidated_metadata": dict(_EMPTY_CONSOLIDATED),
                              "node_type": "group"},
-                            {"slot": None, "records": {}, "format": FORMAT})
+                            {"slot": None, "records": {}, "format": FORMAT, "record_hashes": {}})
         _remove_debris(real)
         tag = uuid.uuid4().hex[:12]
         tmp = real.with_name(f".{real.name}.{tag}.creating")
         trash = None
+        fd = None
+        lock = StoreLock(real)
+        made = []  # folders made for the store, removed again if it cannot be created
+        d = real.parent
+        while not os.path.lexists(d) and d != d.parent:
+            made.append(d)
+            d = d.parent
         try:
             real.parent.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
+            fd = _lock_new(tmp)  # the new store is locked before anyone can see it
             _fault_point(tmp / ROOT)
-            (tmp / ROOT).write_text(json.dumps(meta, indent=1))
+            (tmp / ROOT).write_text(json.dumps(sealed(meta), indent=1))
             if _occupied(real):  # the store being replaced goes aside first, then away
                 trash = real.with_name(f".{real.name}.{tag}.deleting")
                 _fault_point()
-                os.rename(real, trash)
+                os.rename(real, trash)  # (still locked by this process until it is gone)
             _fault_point()
-            os.rename(tmp, real)  # (replaces an empty directory)
+            os.rename(tmp, real)  # (replaces an empty directory, never a store)
         except OSError as exc:
+            taken = exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
             shutil.rmtree(tmp, ignore_errors=True)
+            for folder in made:  # deepest first, only while empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            if fd is not None:
+                os.close(fd)
             if trash is not None and trash.exists() and not os.path.lexists(real):
                 os.rename(trash, real)
+            if taken and _occupied(real):
+                raise StoreError(f"{self.path} was created by another process meanwhile; a store "
+                                 f"has one writer at a time (use --resume to continue it once "
+                                 f"that run ends)") from None
             raise _write_error(exc, real, "create") from None
+        old = lock.adopt(fd)  # this process's lock now holds the new store
         self._slots = {}
         if trash is not None:
             try:
                 _remove(trash)
             except OSError:
                 pass  # removed by the next writer
+        if old is not None:
+            os.close(old)
 
     def open_group(self, mode="r+"):
         """The store's root group as it is on disk (uncommitted records included)."""
@@ -659,11 +618,13 @@ class Recorder:
         return _load_json(self.path / ROOT, "the root metadata of the store")
 
     def _write_root(self, meta: dict) -> None:
+        """Replace the root metadata, sealed (a temporary file inside the store, then one
+        ``os.replace``)."""
         real = self.real
-        tmp = real.with_name(f".{real.name}.{uuid.uuid4().hex[:12]}.zarr.json.partial")
+        tmp = real / f"zarr.{uuid.uuid4().hex}.partial"
         try:
             _fault_point(tmp)
-            tmp.write_text(json.dumps(meta, indent=1))
+            tmp.write_text(json.dumps(sealed(meta), indent=1))
             os.replace(tmp, real / ROOT)
         except OSError as exc:
             try:
@@ -683,9 +644,10 @@ class Recorder:
     # ----------------------------------------------------------------
     def _node_meta(self, name: str) -> dict | None:
         try:
-            return json.loads((self.path / name / ROOT).read_text())
-        except (FileNotFoundError, NotADirectoryError, ValueError):
+            meta = json.loads(read_regular(self.path / name / ROOT))
+        except (OSError, StoreError, ValueError, UnicodeDecodeError):
             return None
+        return meta if isinstance(meta, dict) else None
 
     def append(self, ds: xr.Dataset, dim: str) -> None:
         """Append ``ds`` along ``dim`` (create the variables on first use).
@@ -764,7 +726,7 @@ class Recorder:
 
         def walk(folder: Path, prefix: str):
             for child in sorted(folder.iterdir()):
-                if not child.is_dir():
+                if not child.is_dir() or child.is_symlink():
                     continue
                 meta = self._node_meta(child.relative_to(self.path).as_posix())
                 if meta is None:
@@ -824,10 +786,33 @@ class Recorder:
         records = {d: self.records(d) for d in sorted(self.append_dims())}
         root_meta = self._read_root()
         old = commit_record(root_meta["attributes"]) or {}
+        consolidated = self._consolidated()
+        fmt = int(old.get("format", 1))
         _with_record(root_meta, {"slot": slot, "records": records, **_jsonable(info),
-                                 "format": old.get("format", 1), "hashes": hashes})
-        root_meta["consolidated_metadata"] = self._consolidated()
+                                 "format": FORMAT if fmt >= 2 else fmt, "hashes": hashes,
+                                 "record_hashes": self._record_chains(
+                                     consolidated["metadata"], old.get("record_hashes") or {})})
+        root_meta["consolidated_metadata"] = consolidated
         self._write_root(root_meta)
+
+    def _record_chains(self, committed: dict, before: dict) -> dict:
+        """The hash chain of every root array about to be committed, extended from ``before``
+        (the last commit's) by the rows added since."""
+        out = {}
+        for key, node in committed.items():
+            if key.split("/")[0] in SLOTS or node.get("node_type") != "array":
+                continue
+            shape = list(node.get("shape") or [])
+            n = rows(shape)
+            have = before.get(key)
+            if isinstance(have, list) and len(have) == 2 and 0 <= int(have[0]) <= n:
+                start, h = int(have[0]), str(have[1])
+            else:
+                start, h = 0, chain_start(node.get("data_type"), shape[1:])
+            if start < n:
+                h = _chain_array(self.path, key, shape, start, h)
+            out[key] = [n, h]
+        return out
 
     def load_checkpoint(self, verify: bool = True):
         """(state, info) of the committed checkpoint, or (None, None).
@@ -862,12 +847,15 @@ class Recorder:
         committed = committed.get("metadata") or {}
         cut = {}
         real = self.real
-        for tmp in real.parent.glob(f".{real.name}.*.partial"):
-            tmp.unlink(missing_ok=True)
-        for tmp in self.path.rglob("*.partial"):
-            tmp.unlink(missing_ok=True)
+        for tmp in _debris(real):
+            if tmp.name.endswith(".partial") and tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink(missing_ok=True)
+        for folder, _, files in os.walk(real):  # (links never followed; none are inside)
+            for f in files:
+                if TEMP.fullmatch(f) and os.path.isfile(os.path.join(folder, f)):
+                    os.unlink(os.path.join(folder, f))
         for child in sorted(self.path.iterdir()):
-            if not child.is_dir() or child.name in SLOTS:
+            if not child.is_dir() or child.is_symlink() or child.name in SLOTS:
                 continue
             meta = self._node_meta(child.name)
             if child.name not in committed:
@@ -901,14 +889,37 @@ def _open_ro(path: Path, key: str):
     return zarr.open_array(LocalStore(path, read_only=True), path=key, mode="r")
 
 
+def _row_blocks(shape, itemsize: int, chunk0: int = 1):
+    """Slices along the first axis of at most ``_VERIFY_BLOCK`` bytes (whole chunks)."""
+    if not shape:
+        return [()]
+    row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize)
+    step = max(1, _VERIFY_BLOCK // row // max(1, chunk0)) * max(1, chunk0)
+    return [slice(i, min(i + step, shape[0])) for i in range(0, shape[0], step)]
+
+
+def _chain_array(path: Path, key: str, shape: list, start: int, h: str) -> str:
+    """Extend the record chain ``h`` of root array ``key`` by its rows ``start`` to the end
+    of ``shape`` (read back from disk: what is hashed is what was written)."""
+    arr = _open_ro(path, key)
+    if not shape:
+        return chain_rows(h, np.asarray(arr[...]).reshape(1))
+    for b in _row_blocks([shape[0] - start] + list(shape[1:]), arr.dtype.itemsize, arr.chunks[0]):
+        sl = (slice(start + b.start, start + b.stop),) + tuple(slice(0, s) for s in shape[1:])
+        h = chain_rows(h, np.asarray(arr[sl]))
+    return h
+
+
 def _chunk_coords(shape, chunks):
     return itertools.product(*(range(math.ceil(s / c)) if c else range(0)
                                for s, c in zip(shape, chunks)))
 
 
-def _check_array_data(path: Path, key: str, shape: list, all_chunks: bool) -> None:
+def _check_array_data(path: Path, key: str, shape: list, all_chunks: bool,
+                      chain: str | None = None) -> str | None:
     """Every chunk of the committed region of array ``key`` is there (``all_chunks``) and
-    decodes; StoreError naming the first chunk file that does not."""
+    decodes; StoreError naming the first chunk file that does not.  With ``chain`` (the
+    start of a record chain) returns the chain over the committed rows."""
     try:
         arr = _open_ro(path, key)
     except Exception as exc:  # noqa: BLE001 - any failure is damage; say which file
@@ -925,13 +936,13 @@ def _check_array_data(path: Path, key: str, shape: list, all_chunks: bool) -> No
     if not shape:
         blocks = [region]
     else:
-        row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
-        step = max(1, _VERIFY_BLOCK // row // chunks[0]) * chunks[0]
-        blocks = [(slice(i, min(i + step, shape[0])),) + region[1:] for i in range(0, shape[0], step)]
+        blocks = [(b,) + region[1:] for b in _row_blocks(shape, arr.dtype.itemsize, chunks[0])]
     try:
         for b in blocks:
-            arr[b]
-        return
+            data = np.asarray(arr[b])
+            if chain is not None:
+                chain = chain_rows(chain, data.reshape(1) if not shape else data)
+        return chain
     except Exception:  # noqa: BLE001 - find the chunk and name it
         pass
     for c in _chunk_coords(shape, chunks):
@@ -993,20 +1004,26 @@ def _corrupt(path: Path, slot: str, offer: bool, what: str) -> StoreError:
 def verify_store(path) -> dict:
     """Check a run store against its last commit; StoreError naming the first damaged file.
 
-    Checked: the root metadata and commit record; for every array of the commit
-    (root records and the committed checkpoint slot) its metadata (readable,
-    same dtype, at least the committed shape); every committed chunk of the
-    root records is there (format 2) and decodes (Zstandard checksums); every
-    array of the committed checkpoint matches its content hash; the store opens
-    with xarray.  Returns ``{"slot", "epoch", "step", "checkpoint", "arrays",
-    "format"}`` with ``checkpoint`` one of ``"verified"`` (content hashes),
-    ``"unverified"`` (a format-1 store: no hashes; it decodes) or ``None`` (no commit).
+    Checked: nothing inside the store is a link or a special file (found without opening
+    anything, so nothing blocks); the root metadata's seal (every root attr, the commit
+    record, the consolidated metadata); the format the store claims against what it holds
+    (a format set back does not switch checks off); for every array of the commit (root
+    records and the committed checkpoint slot) its metadata as committed (everything but a
+    longer shape); the committed slot's loop position and hashes as in the commit record;
+    every committed chunk of the root records is there (format 2) and decodes (Zstandard
+    checksums) and every record array matches its hash chain (format 3); every array of the
+    committed checkpoint matches its content hash; the store opens with xarray.  Returns
+    ``{"slot", "epoch", "step", "checkpoint", "records", "sealed", "arrays", "format"}`` with
+    ``checkpoint`` one of ``"verified"`` (content hashes), ``"unverified"`` (a format-1 store:
+    no hashes; it decodes) or ``None`` (no commit) and ``records`` ``"verified"`` (hash chains)
+    or ``"decoded"`` (older formats: every chunk decodes).
 
     A store that a running writer commits to while it is checked is checked again
     (what changed under the check is not damage).
     """
     path = Path(path)
     for attempt in range(3):
+        check_tree(path)
         meta = read_root(path)
         try:
             return _verify(path, meta)
@@ -1016,17 +1033,54 @@ def verify_store(path) -> dict:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: loop position kept both in the commit record and in the committed slot's attrs
+_POSITION = ("epoch", "batch", "step", "loss_sum", "loss_n", "stopped", "elapsed")
+
+
+def _same_meta(disk: dict, node: dict) -> bool:
+    """An array's or group's metadata on disk as committed (an array may have grown since)."""
+    skip = ("shape", "consolidated_metadata")
+    return ({k: v for k, v in disk.items() if k not in skip}
+            == {k: v for k, v in node.items() if k not in skip})
+
+
 def _verify(path: Path, meta: dict) -> dict:
-    marker = commit_record(meta["attributes"])
-    fmt = int(marker.get("format", 1))
+    root = path / ROOT
+    attrs = meta["attributes"]
+    marker = commit_record(attrs)
+    seal = attrs.get(SEAL)
+    if seal is not None and seal != seal_of(meta):
+        raise StoreError(f"{root} is damaged: the root metadata (attrs, commit record or "
+                         f"consolidated metadata) was changed outside neurosim (its seal does not "
+                         f"match)")
+    try:
+        fmt = int(marker.get("format", 1))
+    except (TypeError, ValueError):
+        raise StoreError(f"{root} is damaged: its commit record has format "
+                         f"{marker.get('format')!r}") from None
+    chains = marker.get("record_hashes")
+    if fmt >= 3 and seal is None:
+        raise StoreError(f"{root} is damaged: a format-{fmt} store without its seal")
+    if seal is None and chains is not None:
+        raise StoreError(f"{root} is damaged: its seal was removed (its commit record holds "
+                         f"record hashes, which only sealed stores have)")
+    if fmt > FORMAT:
+        raise StoreError(f"{root}: store format {fmt} is newer than this neurosim reads ({FORMAT}); "
+                         f"update neurosim")
     slot = marker.get("slot")
     if slot is not None and slot not in SLOTS:
-        raise StoreError(f"{path / ROOT} is damaged: its commit record names slot {slot!r}")
+        raise StoreError(f"{root} is damaged: its commit record names slot {slot!r}")
     committed = (meta.get("consolidated_metadata") or {}).get("metadata")
     if not isinstance(committed, dict):
-        raise StoreError(f"{path / ROOT} is damaged: it has no consolidated metadata")
+        raise StoreError(f"{root} is damaged: it has no consolidated metadata")
     if slot and slot not in committed:
-        raise StoreError(f"{path / ROOT} is damaged: the committed slot {slot} is not in its metadata")
+        raise StoreError(f"{root} is damaged: the committed slot {slot} is not in its metadata")
+    if seal is None and fmt < 2 and _all_checksummed(committed):
+        raise StoreError(f"{root} is damaged: its commit record says format {fmt}, but its "
+                         f"arrays were written in format 2 or later (the format was changed "
+                         f"outside neurosim)")
+    if fmt >= 3 and slot and not isinstance(chains, dict):
+        raise StoreError(f"{root} is damaged: its commit record has no record hashes")
     n = 0
     for key in sorted(committed):
         node = committed[key]
@@ -1037,25 +1091,57 @@ def _verify(path: Path, meta: dict) -> dict:
         if disk.get("node_type") != node.get("node_type"):
             raise StoreError(f"{path / key / ROOT} is damaged: it is a {disk.get('node_type')}, "
                              f"the commit has a {node.get('node_type')}")
+        if not _same_meta(disk, node):
+            what = ("its loop position or content hashes" if top in SLOTS and key == top
+                    else "its attrs, codecs or data type")
+            raise StoreError(f"{path / key / ROOT} does not match the last commit ({what} were "
+                             f"changed outside neurosim)")
         if node.get("node_type") != "array":
             continue
         want = list(node.get("shape") or [])
         have = disk.get("shape")
         if (not isinstance(have, list) or len(have) != len(want)
-                or any(h < w for h, w in zip(have, want))
-                or disk.get("data_type") != node.get("data_type")):
+                or any(h < w for h, w in zip(have, want))):
             raise StoreError(f"{path / key / ROOT} does not match the last commit (shape {have}, "
                              f"data type {disk.get('data_type')}; committed {want}, "
                              f"{node.get('data_type')}): the store was changed outside neurosim")
         n += 1
-        if top not in SLOTS:
-            _check_array_data(path, key, want, all_chunks=fmt >= 2)
+        if top in SLOTS:
+            continue
+        start = None
+        if isinstance(chains, dict):
+            if key not in chains:
+                raise StoreError(f"{root} is damaged: its commit record has no record hash of "
+                                 f"array {key}")
+            start = chain_start(node.get("data_type"), want[1:])
+        got = _check_array_data(path, key, want, all_chunks=fmt >= 2, chain=start)
+        if start is not None and [rows(want), got] != list(chains[key]):
+            raise StoreError(f"{path / key} does not match its record hash in the commit record "
+                             f"(a chunk was changed, swapped, truncated or deleted outside "
+                             f"neurosim)")
+    if isinstance(chains, dict):
+        extra = sorted(set(chains) - set(committed))
+        if extra:
+            raise StoreError(f"{root} is damaged: its commit record has a record hash of {extra[0]}, "
+                             f"which is not in the commit")
     checkpoint = None
     if slot:
         hashes = marker.get("hashes")
         if hashes is None and fmt >= 2:
-            raise StoreError(f"{path / ROOT} is damaged: its commit record has no checkpoint hashes")
-        _load_slot(path, slot, hashes)
+            raise StoreError(f"{root} is damaged: its commit record has no checkpoint hashes")
+        if hashes is not None:
+            arrays = {k.split("/", 1)[1] for k, v in committed.items()
+                      if k.startswith(slot + "/") and v.get("node_type") == "array"}
+            if not isinstance(hashes, dict) or set(hashes) != arrays:
+                missing = sorted(arrays - set(hashes or {})) or sorted(set(hashes or {}) - arrays)
+                raise StoreError(f"{root} is damaged: its commit record's checkpoint hashes do not "
+                                 f"list the arrays of slot {slot} (differs at {missing[:1]})")
+        _, info = _load_slot(path, slot, hashes)
+        differ = [k for k in _POSITION if k in marker and info.get(k) != marker.get(k)]
+        if differ:
+            raise StoreError(f"{path / slot / ROOT} is damaged: its loop position ({differ[0]} = "
+                             f"{info.get(differ[0])!r}) differs from the commit record's "
+                             f"({marker.get(differ[0])!r})")
         checkpoint = "verified" if hashes is not None else "unverified"
     try:
         with warnings.catch_warnings():
@@ -1064,7 +1150,20 @@ def _verify(path: Path, meta: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - any failure to open is damage
         raise StoreError(f"{path} does not open with xarray ({_why(exc)})") from None
     return {"slot": slot, "epoch": marker.get("epoch"), "step": marker.get("step"),
-            "checkpoint": checkpoint, "arrays": n, "format": fmt}
+            "checkpoint": checkpoint, "records": "verified" if isinstance(chains, dict) else "decoded",
+            "sealed": seal is not None, "arrays": n, "format": fmt}
+
+
+def _all_checksummed(committed: dict) -> bool:
+    """Every committed root array is compressed with Zstandard checksums (format 2 and later)."""
+    arrays = [v for k, v in committed.items()
+              if k.split("/")[0] not in SLOTS and v.get("node_type") == "array"]
+
+    def checksummed(node):
+        return any(isinstance(c, dict) and c.get("name") == "zstd"
+                   and (c.get("configuration") or {}).get("checksum") for c in node.get("codecs") or ())
+
+    return bool(arrays) and all(checksummed(v) for v in arrays)
 
 
 def store_sizes(path) -> dict:

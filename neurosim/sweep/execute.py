@@ -327,6 +327,31 @@ def local_cluster(workers: int | None = None, device: str | None = None, process
                             dashboard_address=":0", silence_logs=40)
 
 
+def _refuse_edited(store: SweepStore, runs) -> None:
+    """Refuse (StoreError, before any run starts) a sweep whose runs already in the store were
+    made by a different protocol: no run of it could continue, and rerunning cannot help."""
+    from ..recording import Recorder, StoreError
+    from ..train import check_resumable
+
+    bad = []
+    for r in runs:
+        attrs = store.run_attrs(r.name)
+        if attrs is None or run_is_done(attrs, r.protocol):
+            continue
+        try:
+            check_resumable(r.protocol, Recorder(store.run_path(r.name)))
+        except StoreError as exc:
+            bad.append((r.name, str(exc)))
+    if bad:
+        name, why = bad[0]
+        why = why.split(": ", 1)[1] if ": " in why else why
+        raise StoreError(
+            f"{store.path} holds {len(bad)} run(s) that cannot continue under this sweep protocol "
+            f"(run {name}: {why.split('. Resume with')[0]}). Run the edited sweep into a new store "
+            f"(--out NEW.zarr), or restore the protocol the store was made with (its attr "
+            f"sweep_protocol)")
+
+
 def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: int | None = None,
               device: str | None = None, only=None, echo=print, heartbeat: float = 60.0) -> SweepResult:
     """Run a sweep on a new LocalCluster, or on the dask scheduler at ``scheduler``.
@@ -337,6 +362,8 @@ def run_sweep(sweep: Sweep, store_path, scheduler: str | None = None, workers: i
 
     runs = sweep.select(only)
     store = SweepStore(store_path)
+    if store.exists:
+        _refuse_edited(store, runs)
     store.create_or_open(sweep)  # refuses a non-sweep path before any cluster starts
     if all(run_is_done(store.run_attrs(r.name), r.protocol) for r in runs):
         return execute(sweep, store_path, None, runs, device, echo, heartbeat)  # nothing to run

@@ -30,6 +30,7 @@ import copy
 import fnmatch
 import hashlib
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,11 @@ def expand(raw: dict, file=None, text: str = "", overrides: dict | None = None, 
     if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < 1):
         raise ConfigError(f"--max-epochs must be a positive integer, got {max_epochs!r}")
     name = base.get("name") or (path.stem if path else "sweep")
+    if (not isinstance(name, str) or "/" in name or "\\" in name or "\x00" in name
+            or name.startswith(".") or not name.strip()):
+        raise ConfigError(f"must be a plain name (it names the sweep store runs/<name>.zarr), not a "
+                          f"path: {str(name)[:80]!r}", file=path, key="name", line=line_of(text, "name"))
+    _check_size(axes, seeds, path, text)
     labels = _short_keys([k for a in axes for k in a.keys])
     sweep = Sweep(str(name), str(path) if path else None, raw, axes, list(seeds))
     combos = list(itertools.product(*[a.entries for a in axes]))
@@ -280,6 +286,34 @@ def expand(raw: dict, file=None, text: str = "", overrides: dict | None = None, 
                                       key=key, line=line) from None
             sweep.runs.append(SweepRun(rname, {**over, "seed": seed}, proto, cell))
     return sweep
+
+
+#: most runs one sweep may expand to
+MAX_RUNS = 10_000
+#: most characters of swept values all runs of a sweep may carry together (each run's store
+#: and the sweep store's listing hold them)
+MAX_SWEPT_TEXT = 16 * 2**20
+
+
+def _check_size(axes, seeds, path, text) -> None:
+    """Refuse a sweep too large to expand, counted before anything is built: its number of
+    runs, and the text its swept values add to all runs together (a long value in an axis is
+    repeated in every run of the other axes)."""
+    n = len(seeds)
+    for a in axes:
+        n *= len(a.entries)
+    if n > MAX_RUNS:
+        raise ConfigError(f"expands to {n:,} runs, more than the {MAX_RUNS:,} a sweep may have; "
+                          f"split it (--only selects runs of a sweep)", file=path, key="sweep",
+                          line=line_of(text, "sweep"))
+    total = 0
+    for a in axes:
+        size = sum(len(json.dumps(e, default=str)) for e in a.entries)
+        total += size * (n // len(a.entries))
+    if total > MAX_SWEPT_TEXT:
+        raise ConfigError(f"its {n:,} runs would carry {total / 2**20:,.0f} MiB of swept values "
+                          f"(more than {MAX_SWEPT_TEXT // 2**20} MiB); sweep shorter values",
+                          file=path, key="sweep", line=line_of(text, "sweep"))
 
 
 def _axis_key(axes, key):

@@ -15,12 +15,12 @@ run end (an interrupted sweep), the run's status is taken from the run's own sto
 (:meth:`SweepStore.settle`): a finished run stays finished.  The root is not consolidated, so its
 children never appear in (or go stale in) root metadata.
 
-A run store's writer lock ``runs/<name>.lock`` and the temporary files of its root writes
-``runs/.<name>.*.partial`` sit beside the run store (the recording layer's convention), so inside
-the ``runs`` group.  A worker killed while writing leaves them behind, where every reader that
-walks the hierarchy would warn about an object that is not a Zarr node; the driver removes them
-whenever it opens the store and when it ends (:meth:`SweepStore.remove_stale_writer_files`).
-A live writer's files are never touched.
+A run store's writer holds the lock of the run store directory itself and writes nothing beside
+it.  Older neurosim versions kept a lock file ``runs/<name>.lock`` and temporary files of root
+writes ``runs/.<name>.*.partial`` beside the run store, inside the ``runs`` group, where every
+reader that walks the hierarchy would warn about an object that is not a Zarr node; the driver
+removes those of killed writers whenever it opens the store and when it ends
+(:meth:`SweepStore.remove_stale_writer_files`).  A live writer's files are never touched.
 """
 
 from __future__ import annotations
@@ -141,14 +141,15 @@ class SweepStore:
         return out
 
     def remove_stale_writer_files(self) -> list[Path]:
-        """Remove what killed writers left beside their run stores in ``runs/``: unlocked lock
-        files ``<name>.lock`` and temporary files ``.<name>.*.partial``.  Returns the files
-        removed.
+        """Remove what killed writers of older neurosim versions left beside their run stores
+        in ``runs/``: unlocked lock files ``<name>.lock`` holding a pid line (or nothing) and
+        temporary files ``.<name>.<12 hex>.zarr.json.partial``.  Returns the files removed.
 
-        A run's debris is only removed while holding that run's lock (through
-        :class:`~neurosim.recording.StoreLock`, the writers' own protocol), so a live writer's
-        files are skipped and a writer starting at the same moment waits or starts afresh.  Only
-        regular files that look like lock files (a pid line, or empty) are taken for locks."""
+        (Writers now lock the run store directory itself and write nothing beside it.)  A lock
+        file is removed only while no process holds it, a temporary file only while its run's
+        lock can be taken (:class:`~neurosim.recording.StoreLock`, which also honours an older
+        writer's lock file), so a live writer's files are never touched.  Only regular files are
+        considered; links are never followed."""
         from ..recording import StoreError, StoreLock
 
         folder = self.path / RUNS
@@ -157,33 +158,54 @@ class SweepStore:
         entries = [f for f in sorted(folder.iterdir()) if not f.is_symlink()]
         stores = sorted((f.name for f in entries if f.is_dir() and not f.name.startswith(".")),
                         key=len, reverse=True)
-        debris: dict = {}  # run name -> its stale files (the lock file is removed by release)
+        removed = []
+        partials: dict = {}
         for f in entries:
             if not f.is_file():
                 continue
             if f.name.endswith(LOCK_SUFFIX) and _is_lock_file(f):
-                debris.setdefault(f.name[: -len(LOCK_SUFFIX)], []).append(f)
+                if _unlink_unlocked(f):
+                    removed.append(f)
             elif f.name.startswith(".") and f.name.endswith(PARTIAL_SUFFIX):
-                name = next((n for n in stores if f.name.startswith(f".{n}.")), None)
+                name = next((n for n in stores
+                             if re.fullmatch(rf"\.{re.escape(n)}\.[0-9a-f]{{12}}\.zarr\.json\.partial",
+                                             f.name)), None)
                 if name is not None:
-                    debris.setdefault(name, []).append(f)
-        removed = []
-        for name, files in debris.items():
+                    partials.setdefault(name, []).append(f)
+        for name, files in partials.items():
             lock = StoreLock(folder / name)
-            if lock.file.resolve() != (folder / (name + LOCK_SUFFIX)).resolve() or lock.held:
-                continue  # another lock convention, or this process writes that run
+            if lock.held:
+                continue  # this process writes that run
             try:
                 lock.acquire()
             except (StoreError, OSError):  # a live writer
                 continue
             try:
                 for f in files:
-                    if f.name.endswith(PARTIAL_SUFFIX):
-                        f.unlink(missing_ok=True)
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
             finally:
-                lock.release()  # unlinks the lock file
-            removed += [f for f in files if not f.exists()]
-        return removed
+                lock.release()
+        return sorted(removed)
+
+
+def _unlink_unlocked(f: Path) -> bool:
+    """Remove the lock file ``f`` of an older writer if no process holds its ``flock``."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(f, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(f)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _is_lock_file(f: Path) -> bool:
@@ -195,13 +217,14 @@ def _is_lock_file(f: Path) -> bool:
 
 
 def is_sweep_store(path) -> bool:
-    p = Path(path)
-    if not (p / "zarr.json").exists():
+    from ..recording.layout import read_regular
+
+    try:  # (a regular file only: a FIFO in its place must not block)
+        meta = json.loads(read_regular(Path(path) / "zarr.json"))
+    except Exception:  # noqa: BLE001 - unreadable: not a sweep store
         return False
-    try:
-        return zarr.open_group(str(p), mode="r", use_consolidated=False).attrs.get("kind") == KIND
-    except Exception:
-        return False
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return isinstance(attrs, dict) and attrs.get("kind") == KIND
 
 
 # ----------------------------------------------------------------------
