@@ -384,6 +384,11 @@ RESUME_IGNORES = ("name", "description", "caveat", "recording.out", "circuit.fil
                   "circuit.description")
 
 
+#: keys added after stores were written, with the value that behaves as before they existed:
+#: a store without the key resumes under a protocol that has it at this value
+RESUME_NEW_KEYS = {"training.input_noise": 0.0}
+
+
 def protocol_differences(a, b, prefix="") -> list:
     """Dotted keys whose values differ between two resolved protocols."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -392,8 +397,9 @@ def protocol_differences(a, b, prefix="") -> list:
             key = f"{prefix}.{k}" if prefix else str(k)
             if key in RESUME_IGNORES:
                 continue
-            if k not in a and b.get(k) is None:
-                continue  # a key newer than the store, at its empty default
+            if k not in a and (b.get(k) is None or
+                               (key in RESUME_NEW_KEYS and b[k] == RESUME_NEW_KEYS[key])):
+                continue  # a key newer than the store, at the value that keeps the old behaviour
             if k not in a or k not in b:
                 out.append(key)
             else:

@@ -404,10 +404,7 @@ def test_the_seal_covers_the_whole_root_and_the_chains_every_record(store):
 
 @pytest.mark.parametrize("kind", [
     "plain",
-    pytest.param("weights", marks=pytest.mark.xfail(strict=True, reason=(
-        "a store recorded before b_<l> weight snapshots existed: the resume appends b_0 with "
-        "1 record beside W_0 with 3 and the store no longer opens (recording of b_<l>, not "
-        "the integrity checks)"))),
+    "weights",
 ])
 def test_a_store_of_the_previous_format_opens_verifies_and_resumes(tmp_path, kind):
     """A format-2 store (written by the previous version, tests/data/store_format2) is verified
@@ -436,7 +433,12 @@ def test_a_store_of_the_previous_format_opens_verifies_and_resumes(tmp_path, kin
     ref = tmp_path / "ref.zarr"
     res = cli("run", tmp_path / "proto.yaml", "--out", ref, "--quiet", "--set", "training.epochs=2")
     assert res.exit_code == 0, res.output
-    assert_same_store(ref, store)
+    # the old store keeps the variables it was made with: the bias snapshots b_<l> of this
+    # version are not added to it (they would disagree on the length of epoch)
+    with xr.open_zarr(store) as old, xr.open_zarr(ref) as new:
+        newer = {k for k in new.data_vars if k.startswith("b_")}
+        assert not newer & set(old.data_vars) and (kind == "plain") == (not newer)
+    assert_same_store(ref, store, skip=("wall_time", *newer))
 
 
 # --------------------------------------------------------------------------------------------

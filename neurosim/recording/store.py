@@ -658,6 +658,12 @@ class Recorder:
         ds = ds.copy()
         ds.attrs = {}  # root attrs are ours (SafeStore drops xarray's root write anyway)
         exists = self._dim_length(dim) is not None
+        if exists:
+            # a store keeps the variables it was created with: a variable this version records
+            # but the store's first records lack (e.g. b_<l> snapshots resuming an older store)
+            # is left out, else the store's variables disagree on the length of ``dim``
+            ds = ds.drop_vars([n for n, v in ds.data_vars.items()
+                               if dim in v.dims and self._node_meta(str(n)) is None])
         enc = {}
         if not exists:
             for name, var in ds.variables.items():
