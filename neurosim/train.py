@@ -142,8 +142,11 @@ class Run:
         return out
 
     def record(self, metrics: dict) -> None:
+        n_prev = self.recorder.records("epoch")
         ds = self.exp.epoch_records.record(metrics, self.step, self.elapsed0 + time.time() - self.t_start,
-                                           self.epoch_position(), self.recorder.records("epoch"))
+                                           self.epoch_position(), n_prev)
+        if n_prev:  # a store keeps the snapshots it was made with: an older one has no b_<l>
+            ds = ds.drop_vars([n for n in ds.data_vars if not self.recorder.has(str(n))])
         self.recorder.append(ds, "epoch")
 
     def epoch_position(self) -> float:

@@ -649,6 +649,10 @@ class Recorder:
             return None
         return meta if isinstance(meta, dict) else None
 
+    def has(self, name: str) -> bool:
+        """Whether the store holds a variable ``name`` (written, committed or not)."""
+        return self._node_meta(name) is not None
+
     def append(self, ds: xr.Dataset, dim: str) -> None:
         """Append ``ds`` along ``dim`` (create the variables on first use).
 
@@ -658,12 +662,6 @@ class Recorder:
         ds = ds.copy()
         ds.attrs = {}  # root attrs are ours (SafeStore drops xarray's root write anyway)
         exists = self._dim_length(dim) is not None
-        if exists:
-            # a store keeps the variables it was created with: a variable this version records
-            # but the store's first records lack (e.g. b_<l> snapshots resuming an older store)
-            # is left out, else the store's variables disagree on the length of ``dim``
-            ds = ds.drop_vars([n for n, v in ds.data_vars.items()
-                               if dim in v.dims and self._node_meta(str(n)) is None])
         enc = {}
         if not exists:
             for name, var in ds.variables.items():
