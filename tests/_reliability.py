@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from click.testing import CliRunner
+
+from neurosim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,3 +102,16 @@ def assert_same_store(a: Path, b: Path, skip=("wall_time",)) -> None:
         assert sa[k].dtype == sb[k].dtype and np.array_equal(sa[k], sb[k]), f"checkpoint {k} differs"
     for k in ("epoch", "batch", "step", "loss_sum", "loss_n", "stopped"):
         assert ia[k] == ib[k], k
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(res, *needles):
+    assert res.exit_code == 2, (res.output, res.exception)
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    for n in needles:
+        assert str(n) in res.output, (n, res.output)
+    return res.output

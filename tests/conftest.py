@@ -1,4 +1,6 @@
 import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +44,35 @@ def mnist_dir():
 
 requires_mnist = pytest.mark.skipif(mnist_dir() is None,
                                     reason="real MNIST not found in $NEUROSIM_DATA_DIR/mnist")
+
+
+@pytest.fixture
+def holder():
+    from neurosim.recording.lock import StoreLock
+
+    """Fork a process that holds the lock of a store (any path to it) until it is killed."""
+    procs = []
+
+    def start(path):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                StoreLock(path).acquire()
+                os.write(w, b"held")
+                time.sleep(120)
+            finally:
+                os._exit(0)
+        procs.append((pid, r, w))
+        assert os.read(r, 4) == b"held"
+        return pid
+
+    yield start
+    for pid, r, w in procs:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(r)
+        os.close(w)

@@ -18,15 +18,7 @@ import pytest
 
 from neurosim.recording import Recorder, verify_store
 
-from ._reliability import assert_same_store, run_cli, start_cli, write_protocol
-
-CIRCUIT = """\
-name: tiny_circuit
-vectorized: true
-layers:
-  - {type: dense, units: 8}
-  - {type: dense, units: 4}
-"""
+from ._reliability import CIRCUIT, assert_same_store, run_cli, start_cli, write_protocol
 
 DYNAMICS = """\
   dynamics:

@@ -12,25 +12,11 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from click.testing import CliRunner
 
-from neurosim.cli import main
 from neurosim.recording import MARKER, Recorder, StoreError, commit_record, store_sizes, verify_store
 from neurosim.recording.store import content_hash
 
-from ._reliability import PROTOCOL, assert_same_store, write_protocol
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(res, *needles):
-    assert res.exit_code == 2, (res.output, res.exception)
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    for n in needles:
-        assert str(n) in res.output, (n, res.output)
+from ._reliability import PROTOCOL, assert_same_store, cli, one_line_error, write_protocol
 
 
 def tree(folder: Path) -> dict:

@@ -5,8 +5,6 @@ escape the output directory.  Every refusal is one line, exit code 2, nothing wr
 from __future__ import annotations
 
 import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from neurosim import recording
 from neurosim.cli import main
 from neurosim.recording import StoreError, StoreLock, prepare_store
 
-from ._reliability import PROTOCOL, write_protocol
+from ._reliability import PROTOCOL, one_line_error, write_protocol
 
 
 def cli(proto: Path, out, *extra):
@@ -25,14 +23,8 @@ def cli(proto: Path, out, *extra):
     return res
 
 
-def refused(res, *needles):
-    """Exit 2 with one line on stderr naming what is wrong (no traceback)."""
-    assert res.exit_code == 2, (res.output, res.exception)
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    for n in needles:
-        assert str(n) in res.output, (n, res.output)
-    return res.output
+#: exit 2 with one line naming what is wrong (no traceback)
+refused = one_line_error
 
 
 def tree(folder: Path) -> dict:
@@ -84,34 +76,6 @@ def test_every_name_of_a_store_takes_the_same_lock(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-@pytest.fixture
-def holder():
-    """Fork a process that holds the lock of a path until it is killed."""
-    procs = []
-
-    def start(path):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the other writer
-            try:
-                StoreLock(path).acquire()
-                os.write(w, b"held")
-                time.sleep(120)
-            finally:
-                os._exit(0)
-        procs.append((pid, r, w))
-        assert os.read(r, 4) == b"held"
-        return pid
-
-    yield start
-    for pid, r, w in procs:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(r)
-        os.close(w)
 
 
 def test_a_second_writer_through_a_symlink_is_refused(tmp_path, made, proto, holder):

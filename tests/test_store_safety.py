@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,28 +21,15 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from click.testing import CliRunner
 
-from neurosim.cli import main
 from neurosim.recording import MARKER, StoreError, StoreLock, commit_record, verify_store
 from neurosim.recording.seal import SEAL, seal_of
 
-from ._reliability import PROTOCOL, assert_same_store, write_protocol
+from ._reliability import PROTOCOL, assert_same_store, cli, one_line_error, write_protocol
 
 DATA = Path(__file__).parent / "data" / "store_format2"
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(res, *needles):
-    assert res.exit_code == 2, (res.output, res.exception)
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    for n in needles:
-        assert str(n) in res.output, (n, res.output)
-    return res.output
 
 
 def tree(folder: Path) -> dict:
@@ -104,34 +90,6 @@ def within(seconds, fn, *args):
 # --------------------------------------------------------------------------------------------
 # item 1: a lock that belongs to the store
 # --------------------------------------------------------------------------------------------
-@pytest.fixture
-def holder():
-    """Fork a process that holds the lock of a store until it is killed."""
-    procs = []
-
-    def start(path):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                StoreLock(path).acquire()
-                os.write(w, b"held")
-                time.sleep(120)
-            finally:
-                os._exit(0)
-        procs.append((pid, r, w))
-        assert os.read(r, 4) == b"held"
-        return pid
-
-    yield start
-    for pid, r, w in procs:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(r)
-        os.close(w)
 
 
 def test_no_lock_file_to_delete_a_live_writer_is_refused_by_every_flag(tmp_path, store, made, holder):

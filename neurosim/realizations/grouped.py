@@ -84,14 +84,8 @@ class Grouped(Realization):
         check_protocol(protocol, hidden, "grouped")
         dynamics.check_protocol(protocol, "grouped")
 
-    @classmethod
-    def memory_parts(cls, protocol, units, K, itemsize):
-        """The time course of the circuit in time (:mod:`.dynamics.memory`)."""
-        o = protocol["realization"]
-        if o.get("dynamics") is None:
-            return {}
-        return dynamics.memory.estimate(o["dynamics"], o, cls.name, units, K, itemsize,
-                                        protocol["training"]["batch_size"])
+    #: the time course of the circuit in time (:mod:`.dynamics.memory`)
+    memory_parts = classmethod(dynamics.memory.realization_parts)
 
     @classmethod
     def agreement(cls, options):

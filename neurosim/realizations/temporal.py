@@ -99,14 +99,8 @@ class Temporal(Realization):
                               "(or plasticity: end_of_example)", key="optimizer.name")
         dynamics.check_protocol(protocol, "temporal")
 
-    @classmethod
-    def memory_parts(cls, protocol, units, K, itemsize):
-        """The time course of the circuit in time (:mod:`.dynamics.memory`)."""
-        o = protocol["realization"]
-        if o.get("dynamics") is None:
-            return {}
-        return dynamics.memory.estimate(o["dynamics"], o, cls.name, units, K, itemsize,
-                                        protocol["training"]["batch_size"])
+    #: the time course of the circuit in time (:mod:`.dynamics.memory`)
+    memory_parts = classmethod(dynamics.memory.realization_parts)
 
     @classmethod
     def agreement(cls, options):

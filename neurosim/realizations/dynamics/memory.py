@@ -54,3 +54,12 @@ def estimate(dyn: dict, realization: dict, name: str, units: list, K: int, items
                                         else "interval_ms")
     return {"time course": (max(train, evaluate), key), "neuromodulator stream": (stream, nm_key)}
 
+
+
+def realization_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -> dict:
+    """``Realization.memory_parts`` of the grouped and temporal circuits: their time course
+    when the protocol asks for dynamics, else nothing."""
+    o = protocol["realization"]
+    if o.get("dynamics") is None:
+        return {}
+    return estimate(o["dynamics"], o, cls.name, units, K, itemsize, protocol["training"]["batch_size"])
