@@ -115,3 +115,13 @@ def one_line_error(res, *needles):
     for n in needles:
         assert str(n) in res.output, (n, res.output)
     return res.output
+
+
+def finished_run(tmp_path_factory):
+    """A finished 1-epoch run with weight snapshots (checkpoints at epochs 0 and 1), and its
+    protocol: (protocol path, store path)."""
+    folder = tmp_path_factory.mktemp("made")
+    proto = write_protocol(folder, PROTOCOL + "recording: {weights: true}\n")
+    res = cli("run", proto, "--out", folder / "run.zarr", "--quiet")
+    assert res.exit_code == 0, res.output
+    return proto, folder / "run.zarr"

@@ -277,7 +277,7 @@ def test_sigint_during_first_evaluation_stops_at_once(tmp_path, references):
         np.testing.assert_array_equal(a["test_error"].values, b["test_error"].values)
 
 
-def test_lock_of_a_dead_process_does_not_block(tmp_path, references):
+def test_lock_of_a_dead_process_does_not_block(tmp_path, references, holder):
     """The lock is held on the store directory: a live holder is refused (every flag), a dead
     one's lock is gone with it; an older version's lock file beside the store is never
     written or deleted, and honoured only while a process holds it."""
@@ -289,38 +289,20 @@ def test_lock_of_a_dead_process_does_not_block(tmp_path, references):
     with recording.StoreLock(store):
         pass
     assert legacy.read_text() == "999999\n"
-    ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the holder: takes the lock, says so, waits to be killed
-        try:
-            recording.StoreLock(store).acquire()
-            os.write(ready_w, b"held")
-            time.sleep(120)
-        finally:
-            os._exit(0)
-    try:
-        assert os.read(ready_r, 4) == b"held"
-        with pytest.raises(recording.StoreError, match=f"another process \\(pid {pid};"):
-            recording.StoreLock(store).acquire()
-        proto = protocol_for(tmp_path, "float64")
-        before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-        for extra in (["--resume", "--set", f"training.epochs={EPOCHS + 1}"], ["--overwrite"], []):
-            res = CliRunner().invoke(main, ["run", str(proto), "--out", str(store), "--quiet", *extra])
-            assert res.exit_code == 2, res.output
-            assert f"is being written by another process (pid {pid};" in res.output
-        assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        with recording.StoreLock(store) as lock:
-            assert lock.held
-    finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(ready_r)
-        os.close(ready_w)
+    pid = holder(store)  # takes the lock in another process, until killed
+    with pytest.raises(recording.StoreError, match=f"another process \\(pid {pid};"):
+        recording.StoreLock(store).acquire()
+    proto = protocol_for(tmp_path, "float64")
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    for extra in (["--resume", "--set", f"training.epochs={EPOCHS + 1}"], ["--overwrite"], []):
+        res = CliRunner().invoke(main, ["run", str(proto), "--out", str(store), "--quiet", *extra])
+        assert res.exit_code == 2, res.output
+        assert f"is being written by another process (pid {pid};" in res.output
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    with recording.StoreLock(store) as lock:
+        assert lock.held
     assert legacy.read_text() == "999999\n"  # never touched
     fd = os.open(legacy, os.O_RDWR)  # an older version's live writer holds it
     try:

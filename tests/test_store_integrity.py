@@ -16,7 +16,7 @@ import zarr
 from neurosim.recording import MARKER, Recorder, StoreError, commit_record, store_sizes, verify_store
 from neurosim.recording.store import content_hash
 
-from ._reliability import PROTOCOL, assert_same_store, cli, one_line_error, write_protocol
+from ._reliability import assert_same_store, cli, finished_run, one_line_error
 
 
 def tree(folder: Path) -> dict:
@@ -26,12 +26,7 @@ def tree(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A finished 1-epoch run (checkpoints at epochs 0 and 1) and its protocol."""
-    folder = tmp_path_factory.mktemp("made")
-    proto = write_protocol(folder, PROTOCOL + "recording: {weights: true}\n")
-    res = cli("run", proto, "--out", folder / "run.zarr", "--quiet")
-    assert res.exit_code == 0, res.output
-    return proto, folder / "run.zarr"
+    return finished_run(tmp_path_factory)
 
 
 # --------------------------------------------------------------------------------------------

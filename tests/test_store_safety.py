@@ -25,7 +25,7 @@ import zarr
 from neurosim.recording import MARKER, StoreError, StoreLock, commit_record, verify_store
 from neurosim.recording.seal import SEAL, seal_of
 
-from ._reliability import PROTOCOL, assert_same_store, cli, one_line_error, write_protocol
+from ._reliability import PROTOCOL, assert_same_store, cli, finished_run, one_line_error, write_protocol
 
 DATA = Path(__file__).parent / "data" / "store_format2"
 
@@ -49,12 +49,7 @@ def tree(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A finished 1-epoch run with weight snapshots, and its protocol."""
-    folder = tmp_path_factory.mktemp("made")
-    proto = write_protocol(folder, PROTOCOL + "recording: {weights: true}\n")
-    res = cli("run", proto, "--out", folder / "run.zarr", "--quiet")
-    assert res.exit_code == 0, res.output
-    return proto, folder / "run.zarr"
+    return finished_run(tmp_path_factory)
 
 
 @pytest.fixture

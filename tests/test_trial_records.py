@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurosim.protocol import validate_protocol
 from neurosim.train import Run
+
+from .test_dynamics_circuits import proto as circuit_protocol
 
 DYN = {"dt_ms": 1.0, "presentation_ms": 4.0, "settle_ms": 1.0, "interval_ms": 12.0,
        "neurons": {"model": "rate", "tau_m_ms": 2.0}, "code": {"baseline_hz": 20.0, "gain_hz": 10.0},
@@ -25,22 +26,7 @@ DYN = {"dt_ms": 1.0, "presentation_ms": 4.0, "settle_ms": 1.0, "interval_ms": 12
 
 
 def proto(realization, dyn=DYN, out="unused.zarr", traj=None, **train):
-    raw = {
-        "name": "t",
-        "circuit": {"vectorized": True, "sign": "nonnegative", "init": "on_off",
-                    "layers": [{"type": "dense", "units": n} for n in (6, 4)]},
-        "realization": {**realization, "dynamics": dyn},
-        "rule": {"name": "gevb"},
-        "data": {"dataset": "synthetic", "options": {"n_train": 64, "n_test": 32, "shape": [1, 4, 4]}},
-        "optimizer": {"name": "sgd", "lr": 0.05},
-        "training": {"epochs": 1, "batch_size": 16, "eval_every": 1, **train},
-        "seed": 3,
-        "dtype": "float64",
-        "recording": {"out": out},
-    }
-    if traj is not None:
-        raw["recording"]["trajectories"] = traj
-    return validate_protocol(raw)
+    return circuit_protocol({**realization, "dynamics": dyn}, layers=(6, 4), out=out, traj=traj, **train)
 
 
 CASES = {
