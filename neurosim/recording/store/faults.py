@@ -1,6 +1,6 @@
 """Fault injection for the crash tests: die at the N-th store mutation of this process.
 
-Every write, rename and delete of a store calls :func:`fault_point` first (through this
+The recorder's writes, renames and deletes call :func:`fault_point` first (through this
 module, ``faults.fault_point(...)``, so that a test can replace it).  Tests of write failures
 replace it with one that raises ``OSError``: every call site turns that into a
 :class:`~neurosim.recording.store.errors.StoreWriteError`.
