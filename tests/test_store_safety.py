@@ -23,7 +23,7 @@ import xarray as xr
 import zarr
 
 from neurosim.recording import MARKER, StoreError, StoreLock, commit_record, verify_store
-from neurosim.recording.seal import SEAL, seal_of
+from neurosim.recording.store.seal import SEAL, seal_of
 
 from ._reliability import PROTOCOL, assert_same_store, cli, finished_run, one_line_error, write_protocol
 
