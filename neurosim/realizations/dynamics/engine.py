@@ -166,8 +166,10 @@ class CircuitDynamics:
 
     def _spike_train(self, counts):
         """Filtered spike train (Hz) -> activity units."""
-        s = synaptic(counts, self.dt * 1e-3, self.a_syn, self.r0, self.tl.n_bin)
-        return (s - self.r0) * (1.0 / self.g)
+        s = synaptic(counts, self.dt * 1e-3, self.a_syn, self.r0, self.tl.n_bin)  # a new array
+        s -= self.r0
+        s *= 1.0 / self.g
+        return s
 
     # ---- simulation -----------------------------------------------------------
     def simulate(self, x, keys, keep: int = 0):
