@@ -20,6 +20,10 @@ Kernels
                   over a conv layer's channel-last memory, returning views of the same layout).
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
+``relax``         the exponential relaxation of the circuit dynamics along a time course,
+                  y_k = (1 − a) x_k + a y_{k−1}, one pass over chunks of neurons that stay in
+                  cache (reference: the step loop of ``realizations.dynamics.timeline.relax``,
+                  equalled bit for bit).
 
 The gate and the contraction also have CuPy ``ElementwiseKernel`` versions
 (one launch each; ``tests/test_gpu.py`` compares them with the CPU).
