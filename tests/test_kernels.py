@@ -197,3 +197,36 @@ def test_adam_parallel_variant_bit_identical(rng, dtype):
         np.testing.assert_array_equal(x, y)
     assert kernels._kernel("adam", p.size) is parallel
     assert kernels._kernel("adam", 100) is serial
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, n_bin", [((3, 7, 4, 5), 7), ((4, 1, 3, 2), 9), ((1, 6, 5000), 6)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_relax_kernel_bit_identical_to_the_step_loop(rng, monkeypatch, dtype, shape, n_bin, parallel):
+    """The circuit dynamics' relaxation filter: the Numba kernel equals the reference loop of
+    timeline.relax bit for bit (float32 and float64; a target constant within segments or
+    not; segments following each other without reset; more neurons than one chunk), and the
+    loop is the recursion y_k = (1 - a) x_k + a y_{k-1}."""
+    from neurosim.realizations.dynamics.timeline import relax
+
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0 if parallel else 1 << 60)
+    x = rng.standard_normal(shape).astype(dtype)
+    for a, init in ((0.8187307530779818, 1.0), (0.9048374180359595, 0), (0.3, 20.0)):
+        monkeypatch.setenv("NEUROSIM_NUMBA", "1")
+        y = relax(x, a, init, n_bin)
+        assert kernels.relax(x, a, init, n_bin) is not None
+        monkeypatch.setenv("NEUROSIM_NUMBA", "0")
+        ref = relax(x, a, init, n_bin)
+        assert y.dtype == ref.dtype == dtype and y.shape == ref.shape
+        assert np.array_equal(y, ref)
+        # the recursion itself, in float64 over the flattened steps
+        steps = np.broadcast_to(x, (shape[0], n_bin) + shape[2:]).reshape((-1,) + shape[2:])
+        prev, want = float(init), []
+        for xk in steps.astype(np.float64):
+            prev = (1 - a) * xk + a * prev
+            want.append(prev)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(ref.reshape(steps.shape), np.array(want), rtol=tol, atol=tol)
+    # inputs the kernel does not take fall back to the loop
+    assert kernels.relax(x, np.float64(0.5), 0.0, n_bin) is None
+    assert kernels.relax(x, 0.5, np.float32(1.0), n_bin) is None

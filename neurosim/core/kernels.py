@@ -20,6 +20,10 @@ Kernels
                   over a conv layer's channel-last memory, returning views of the same layout).
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
+``relax``         the exponential relaxation of the circuit dynamics along a time course,
+                  y_k = (1 − a) x_k + a y_{k−1}, one pass over chunks of neurons that stay in
+                  cache (reference: the step loop of ``realizations.dynamics.timeline.relax``,
+                  equalled bit for bit).
 
 The gate and the contraction also have CuPy ``ElementwiseKernel`` versions
 (one launch each; ``tests/test_gpu.py`` compares them with the CPU).
@@ -40,6 +44,9 @@ _NUMBA: dict = {}
 #: kernel: a parallel launch costs more than it saves below this size, and
 #: far more when the cores are oversubscribed.
 PARALLEL_MIN = 1 << 20
+
+#: neurons per chunk of the relaxation kernel (16-32 KiB of each array: in L1/L2 over the steps)
+RELAX_CHUNK = 4096
 
 #: kernels whose parallel variant pays off on smaller arrays.  Adam's serial loop does
 #: not vectorize (about 3 ns per element on this project's 2-core machine) while the
@@ -114,7 +121,31 @@ def _kernel_functions(prange) -> dict:
                 for j in range(J):
                     P[b, j] += ek * a[b, k, j]
 
-    return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj}
+    def relax_snm(x, c1, ca, ia, y):
+        # y[s, k] = x[s, k | 0] * c1 + y_prev * ca along (s, k) (the first step adds ia instead);
+        # each product rounded, then the sum, as NumPy's multiply and in-place add do.  The
+        # neurons (axis 2) run in chunks that stay in cache over the whole time course.
+        S, N, M = x.shape
+        n_bin = y.shape[1]
+        n_chunks = (M + RELAX_CHUNK - 1) // RELAX_CHUNK
+        for c in prange(n_chunks):
+            lo = c * RELAX_CHUNK
+            hi = min(M, lo + RELAX_CHUNK)
+            for s in range(S):
+                for k in range(n_bin):
+                    kx = k if N > 1 else 0
+                    if s == 0 and k == 0:
+                        for j in range(lo, hi):
+                            y[0, 0, j] = x[0, kx, j] * c1 + ia
+                    elif k > 0:
+                        for j in range(lo, hi):
+                            y[s, k, j] = x[s, kx, j] * c1 + y[s, k - 1, j] * ca
+                    else:  # the segments follow each other without reset
+                        for j in range(lo, hi):
+                            y[s, 0, j] = x[s, kx, j] * c1 + y[s - 1, n_bin - 1, j] * ca
+
+    return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj,
+            "relax": relax_snm}
 
 
 def _numba_kernels() -> dict:
@@ -302,3 +333,33 @@ def contract_components(e, a):
         _kernel("contract", a.size)(e, a, P)
         return P
     return contract_components_reference(e, a)
+
+
+# --------------------------------------------------------------------------
+# exponential relaxation along a time course (circuit dynamics)
+
+
+def relax(target, a: float, init, n_bin: int):
+    """``y_k = (1 - a) target_k + a y_{k-1}`` along the steps of ``target`` (n_seg, 1 | n_bin,
+    ...) from ``y_{-1} = init`` (a Python scalar), segments without reset: the Numba kernel of
+    :func:`neurosim.realizations.dynamics.timeline.relax` (its reference, which it equals bit
+    for bit: the same roundings in the same order).  Returns ``y`` (n_seg, n_bin, ...), or
+    None when the kernel does not take the input (not NumPy float32/float64, ``init`` not a
+    Python scalar, Numba off)."""
+    if not (isinstance(target, np.ndarray) and numba_enabled() and target.ndim >= 2
+            and target.dtype in (np.float32, np.float64) and type(a) is float
+            and type(init) in (int, float)  # Python scalars: rounded to the array's dtype
+            and target.shape[1] in (1, n_bin) and target.shape[0] > 0 and n_bin > 0):
+        return None
+    x = np.ascontiguousarray(target)
+    S, N = x.shape[:2]
+    y = np.empty((S, n_bin) + x.shape[2:], dtype=x.dtype)
+    M = int(np.prod(x.shape[2:], dtype=np.int64))
+    if M == 0:
+        return y
+    dt = x.dtype.type
+    # the scalars rounded to the array's dtype as NumPy's operands are: (1 - a), a, and the
+    # product init * a taken in double precision
+    _kernel("relax", y.size)(x.reshape(S, N, M), dt(1.0 - a), dt(a), dt(init * a),
+                             y.reshape(S, n_bin, M))
+    return y

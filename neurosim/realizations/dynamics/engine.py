@@ -188,13 +188,17 @@ class CircuitDynamics:
 
     def _spike_train(self, counts):
         """Filtered spike train (Hz) -> activity units."""
-        s = synaptic(counts, self.dt * 1e-3, self.a_syn, self.r0, self.tl.n_bin)
-        return (s - self.r0) * (1.0 / self.g)
+        s = synaptic(counts, self.dt * 1e-3, self.a_syn, self.r0, self.tl.n_bin)  # a new array
+        s -= self.r0
+        s *= 1.0 / self.g
+        return s
 
     # ---- simulation -----------------------------------------------------------
-    def simulate(self, x, keys, keep: int = 0):
+    def simulate(self, x, keys, keep: int = 0, full: bool = True):
         """One phase from rest; ``keys`` (stream, ...) key its spikes; the time courses of the
-        first ``keep`` examples are kept for recording.  Returns [LayerRun]."""
+        first ``keep`` examples are kept for recording.  Returns [LayerRun]; ``full=False``
+        (evaluation): only the readout's, without the statistics (h_mean, zero_fraction,
+        mean_rate: None), each layer's time course released once the next has been driven."""
         B = x.shape[0]
         x2 = x.reshape(B, -1)
         nb = self.tl.n_bin
@@ -209,26 +213,32 @@ class CircuitDynamics:
             else:
                 G = relax(self.gate_target(i, I, x2), self.a_inh, 1.0, nb)
                 v = self.apply_gate(G, I)
-            h_mean = self.seg_mean(I)
+            h_mean = self.seg_mean(I) if full else None
             del I
             model = self.neurons
             a = model.membrane(v, nb)
             del v
-            zero = self._count_mean(a <= thr)
+            zero = self._count_mean(a <= thr) if full else None
             counts = model.spikes(a, nb, rnd_for(i + 1))
+            mean_rate = None
             if counts is None:
                 out = a
-                mean_rate = self._count_mean(a) * self.g + self.r0
+                if full:
+                    mean_rate = self._count_mean(a) * self.g + self.r0
             else:
                 out = self._spike_train(counts)
-                mean_rate = self._count_mean(counts) / (self.dt * 1e-3)
+                if full:
+                    mean_rate = self._count_mean(counts) / (self.dt * 1e-3)
             rate = model.recorded_rate(a[..., :keep, :], out[..., :keep, :])
             run = LayerRun(pre, G, out, rate, None if counts is None else counts[..., :keep, :],
                            h_mean, zero, mean_rate)
             if i == self.net.readout:
                 run.decoded = self._decoded(out, counts)
-            runs.append(run)
+            if full or i == self.net.readout:
+                runs.append(run)
             pre = out
+            if not full:  # the next layer needs only its input
+                del run, G, a, counts
         return runs
 
     def _decoded(self, out, counts):
@@ -391,7 +401,7 @@ class CircuitDynamics:
         self._eval_at = self.t
         out = []
         for c, s in enumerate(range(0, x.shape[0], batch_size)):
-            runs = self.simulate(x[s:s + batch_size], (EVAL_STREAM, self.t, self.n_eval, c))
+            runs = self.simulate(x[s:s + batch_size], (EVAL_STREAM, self.t, self.n_eval, c), full=False)
             out.append(self.decode(runs[-1]))
         return xp.concatenate(out, axis=0)
 

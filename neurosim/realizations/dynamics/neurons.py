@@ -121,8 +121,15 @@ def poisson(lam, rnd: Random):
     u = rnd.uniform(lam.shape, np.float32).ravel()
     flat = xp.ascontiguousarray(lam).ravel()
     big = flat > POISSON_DIRECT
-    n = ((u >= xp.exp(-flat)) & ~big).astype(lam.dtype)  # at least one spike
-    sel = xp.flatnonzero(n)
+    p0 = xp.negative(flat)
+    xp.exp(p0, out=p0)  # P(N = 0)
+    spike = xp.greater_equal(u, p0)  # at least one spike
+    del p0
+    if big.any():
+        spike &= ~big
+    n = spike.astype(lam.dtype)
+    sel = xp.flatnonzero(spike)
+    del spike
     if sel.size:
         ls = flat[sel].astype(np.float64)
         us = u[sel].astype(np.float64)
@@ -162,10 +169,18 @@ def lif_drive(r, tau_s: float, tau_ref_s: float):
     if tau_ref_s > 0:
         r = xp.minimum(r, LIF_MAX_FRACTION / tau_ref_s)
     pos = r > 0
-    x = (1.0 / xp.where(pos, r, 1.0) - tau_ref_s) * (1.0 / tau_s)
+    off = ~pos
+    # in place on one working array: x = (1 / r - tau_ref) / tau (1 where r <= 0), d = 1 / expm1(x)
+    x = xp.where(pos, r, 1.0)
+    xp.divide(1.0, x, out=x)
+    x -= tau_ref_s
+    x *= 1.0 / tau_s
+    xp.copyto(x, 1.0, where=off)
     with np.errstate(over="ignore"):
-        d = 1.0 / xp.expm1(xp.where(pos, x, 1.0))
-    return xp.where(pos, d, 0.0).astype(r.dtype, copy=False)
+        xp.expm1(x, out=x)
+    xp.divide(1.0, x, out=x)
+    xp.copyto(x, 0.0, where=off)
+    return x.astype(r.dtype, copy=False)
 
 
 def lif_rest(r0: float, shape, rnd: Random, tau_s: float, tau_ref_s: float, dtype):
@@ -257,7 +272,8 @@ def _crossings(xp, u0, uend, d, R, rho, cnt, tau_s: float, tau_ref_s: float, dt_
 
 
 def synaptic(counts, dt_s: float, a_syn: float, r0: float, n_bin: int):
-    """Filtered spike train s (Hz): ``s_k = a s_{k-1} + (1 - a) counts_k / dt``, s_{-1} = r0."""
+    """Filtered spike train s (Hz): ``s_k = a s_{k-1} + (1 - a) counts_k / dt``, s_{-1} = r0
+    (a new array, never ``counts``)."""
     return relax(counts * (1.0 / dt_s), a_syn, r0, n_bin)
 
 
@@ -294,8 +310,8 @@ class NeuronModel:
 
     def membrane(self, v, n_bin: int):
         a = relax(v, self.a_m, 0.0, n_bin)
-        if self.rectify:
-            a = array_module(a).maximum(a, self.threshold)
+        if self.rectify:  # in place unless the filter is the identity (a is v)
+            a = array_module(a).maximum(a, self.threshold, out=None if a is v else a)
         return a
 
     def spikes(self, a, n_bin: int, rnd: Random):

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core import kernels
 from ...core.backend import array_module
 
 
@@ -91,17 +92,26 @@ def relax(target, a: float, init, n_bin: int, out_dtype=None):
     """
     if a == 0.0:
         return target
+    if out_dtype is None or out_dtype == target.dtype:
+        y = kernels.relax(target, a, init, n_bin)  # one pass (NumPy, Numba on)
+        if y is not None:
+            return y
     xp = array_module(target)
     S = target.shape[0]
     y = xp.empty((S, n_bin) + target.shape[2:], dtype=out_dtype or target.dtype)
     prev = None
     for s in range(S):
         for k in range(n_bin):
-            cur = y[s, k]
-            xp.multiply(at(target, s, k), 1.0 - a, out=cur)
-            cur += (init if prev is None else prev) * a
-            prev = cur
+            prev = relax_step(y[s, k], at(target, s, k), a, prev, init)
     return y
+
+
+def relax_step(out, target, a: float, prev, init):
+    """One step of :func:`relax` into ``out``: ``out = (1-a) target + a prev`` (``prev`` None:
+    the initial value ``init``).  Returns ``out``."""
+    array_module(out).multiply(target, 1.0 - a, out=out)
+    out += (init if prev is None else prev) * a
+    return out
 
 
 def scan(x, a: float, init=None, reverse: bool = False):
