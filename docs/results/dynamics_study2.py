@@ -503,6 +503,18 @@ def plot_temporal(rows, path: Path, cases_all) -> Path:
     return _save(fig, path)
 
 
+def neighbours_range(chi: float) -> tuple:
+    """(min, max) of εᵀCε/εᵀε over the error vectors that sum to 0 (the softmax error) for
+    crosstalk to the neighbouring channels: the factors the error's directions are scaled by
+    (for uniform crosstalk both are 1 − χK/(K − 1))."""
+    from neurosim.realizations.dynamics.neuromodulator import mix
+
+    u, _, _ = np.linalg.svd(np.eye(K) - 1.0 / K)
+    Q = u[:, :K - 1]  # an orthonormal basis of the sum-zero vectors
+    ev = np.linalg.eigvalsh(Q.T @ mix(np.eye(K), chi, "neighbours") @ Q)
+    return float(ev.min()), float(ev.max())
+
+
 def plot_crosstalk(rows, path: Path, cases_all) -> Path:
     from neurosim.analysis.figures import pyplot
 
@@ -529,6 +541,9 @@ def plot_crosstalk(rows, path: Path, cases_all) -> Path:
     chi = np.linspace(0, 1, 201)
     tx.plot(chi, 1 - chi * K / (K - 1), color="tab:blue", lw=1, alpha=0.6,
             label="uniform: error × (1 − χK/(K − 1))")
+    band = np.array([neighbours_range(c) for c in chi])
+    tx.fill_between(chi, band[:, 0], band[:, 1], color="tab:red", alpha=0.12,
+                    label="neighbours: range of the factors on the error")
     tx.axhline(0, color="0.6", lw=0.8)
     tx.axvline(0.9, color="tab:blue", ls="--", lw=1)
     tx.text(0.89, -1.1, "χ = 0.9: uniform update exactly 0;\nχ > 0.9: reversed", fontsize=8,
