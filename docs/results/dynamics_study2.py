@@ -286,9 +286,11 @@ def _finish(ax, legend_cols=2):
 
 
 def _not_yet(ax, names=None, where=(0.5, 0.5)):
-    text = "not yet run" if not names else "not yet run: " + ", ".join(names)
-    ax.text(*where, text, transform=ax.transAxes, ha="center", va="center", fontsize=8,
-            color="0.35", wrap=True, bbox=dict(fc="w", ec="0.8", alpha=0.9))
+    import textwrap
+
+    text = "not yet run" if not names else textwrap.fill("not yet run: " + ", ".join(names), 48)
+    ax.text(*where, text, transform=ax.transAxes, ha="center", va="bottom" if names else "center",
+            fontsize=7.5, color="0.35", bbox=dict(fc="w", ec="0.8", alpha=0.9))
 
 
 def _band(ax, cases, name, color, label, ls="--"):
@@ -524,8 +526,9 @@ def plot_crosstalk(rows, path: Path, cases_all) -> Path:
     drawn = False
     for structure, prefix, color, marker in (("uniform", "g-xt", "tab:blue", "o"),
                                              ("neighbours", "g-xtn", "tab:red", "s")):
-        names = ["g-ref"] + [c for c in cases if c.startswith(prefix)
-                             and (structure == "neighbours" or not c.startswith("g-xtn"))]
+        names = [c for c in cases if c.startswith(prefix)
+                 and (structure == "neighbours" or not c.startswith("g-xtn"))]
+        names = ["g-ref"] + names if names else []  # χ = 0: the reference
         xs = {c: _f(cases[c][0]["crosstalk"]) for c in names if c in cases}
         drawn |= _pointset(ax, xs, cases, names, color, marker, f"{structure} crosstalk")
     _band(ax, cases, "g-ideal", "k", "ideal dynamics")
@@ -546,7 +549,7 @@ def plot_crosstalk(rows, path: Path, cases_all) -> Path:
                     label="neighbours: range of the factors on the error")
     tx.axhline(0, color="0.6", lw=0.8)
     tx.axvline(0.9, color="tab:blue", ls="--", lw=1)
-    tx.text(0.89, -1.1, "χ = 0.9: uniform update exactly 0;\nχ > 0.9: reversed", fontsize=8,
+    tx.text(0.89, -0.6, "χ = 0.9: uniform update exactly 0;\nχ > 0.9: reversed", fontsize=8,
             color="tab:blue", ha="right", va="bottom")
     tx.set_ylim(-1.2, 1.2)
     tx.set_ylabel("analytic factor on the error (right)")
