@@ -21,6 +21,7 @@ import numpy as np
 from . import losses
 from .core.backend import Backend
 from .data import describe, load_dataset
+from .model.input_code import encode
 from .model.network import build_network, load_state_dict, state_dict
 from .optim import build_optimizer
 from .realizations import REALIZATIONS
@@ -182,9 +183,9 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
                      data=dataset if data else None)
     if data:
         xp = backend.xp
-        exp.x_train = backend.asarray(dataset.x_train)
+        exp.x_train = encode(backend.asarray(dataset.x_train), net.input_code)
         exp.y_train = xp.asarray(dataset.y_train)
-        exp.x_test = backend.asarray(dataset.x_test)
+        exp.x_test = encode(backend.asarray(dataset.x_test), net.input_code)
         exp.y_test = xp.asarray(dataset.y_test)
         exp.epoch_records = EpochRecords(net, backend, p["recording"])
         exp.observers = build_observers(exp)

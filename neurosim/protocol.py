@@ -47,6 +47,11 @@ def circuit_schema() -> Section:
                       doc="nonnegative weights beyond the first layer, or mixed sign"),
         "init": Field(str, default="on_off", choices=("on_off", "he"),
                       doc="ON/OFF initialisation (eq. 16) or He"),
+        "input_code": Field(str, default="identity", choices=("identity", "on_off"),
+                            doc="the stimulus as it reaches the first layer: identity (x), or on_off "
+                                "(populations (1+x)/2 and (1-x)/2 with a nonnegative first layer: "
+                                "every weight of one sign per presynaptic population, Dale's law; "
+                                "needs sign nonnegative and a dense first layer)"),
         "nonlinearity": Field(str, default="gate", doc="hidden units' nonlinearity (gate: eq. 7-8)"),
         "gating": Field(str, default="paired", choices=("paired", "random", "first_bin"),
                         doc="how the gating vectors t are drawn"),
@@ -60,7 +65,7 @@ def circuit_schema() -> Section:
 
 
 CIRCUIT_REF_KEYS = {"file", "name", "description", "dataset", "vectorized", "components", "sign",
-                    "init", "nonlinearity", "gating", "output", "layers"}
+                    "init", "input_code", "nonlinearity", "gating", "output", "layers"}
 
 
 def _check_data(values, key):

@@ -390,7 +390,9 @@ RESUME_IGNORES = ("name", "description", "caveat", "recording.out", "circuit.fil
 
 #: keys added after stores were written, with the value that behaves as before they existed:
 #: a store without the key resumes under a protocol that has it at this value
-RESUME_NEW_KEYS = {"training.input_noise": 0.0}
+RESUME_NEW_KEYS = {"training.input_noise": 0.0,
+                   "realization.dynamics.neuromodulator.crosstalk_structure": "uniform",
+                   "circuit.input_code": "identity"}
 
 
 def protocol_differences(a, b, prefix="") -> list:

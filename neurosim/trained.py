@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .model.input_code import encode
+
 
 class TrainedNetwork:
     """A run's network at one checkpoint: :meth:`predict`, :meth:`classify`, :meth:`error`,
@@ -39,7 +41,9 @@ class TrainedNetwork:
 
     @property
     def in_shape(self) -> tuple:
-        return tuple(self.net.layers[0].in_shape)
+        """The shape of one example as given (before the circuit's input code)."""
+        shape = tuple(self.net.layers[0].in_shape)
+        return (shape[0] // 2,) + shape[1:] if self.net.input_code == "on_off" else shape
 
     def _inputs(self, x):
         x = np.asarray(x, dtype=self.experiment.backend.dtype)
@@ -48,7 +52,7 @@ class TrainedNetwork:
                 raise ValueError(f"inputs of shape {x.shape[1:]} per example; this network takes "
                                  f"{self.in_shape} ({math.prod(self.in_shape)} values)")
             x = x.reshape((x.shape[0],) + self.in_shape)
-        return self.experiment.backend.asarray(x)
+        return encode(self.experiment.backend.asarray(x), self.net.input_code)
 
     def predict(self, x, batch_size: int = 1000) -> np.ndarray:
         """Logits (host array, ``(N, n_classes)``) of the examples ``x``, as the run's

@@ -133,7 +133,10 @@ def reference(dyn, batches):
     a_m = math.exp(-dt / nm["tau_ms"]) if nm["tau_ms"] else 0.0
     D = int(round(nm["delay_ms"] / dt))
     chi = nm["crosstalk"]
-    C = (1 - chi) * np.eye(K) + chi / (K - 1) * (1 - np.eye(K))
+    if nm["crosstalk_structure"] == "neighbours":  # χ/2 to each adjacent index, open chain
+        C = (1 - chi) * np.eye(K) + chi / 2 * (np.eye(K, k=1) + np.eye(K, k=-1))
+    else:
+        C = (1 - chi) * np.eye(K) + chi / (K - 1) * (1 - np.eye(K))
     grouped = dyn.name == "grouped"
     ch = K if grouped else 1
     # command on the whole stream
@@ -219,14 +222,15 @@ NONIDEAL = {"dt_ms": 1.0, "presentation_ms": 4.0, "settle_ms": 1.0, "interval_ms
             "neurons": {"model": "rate", "tau_m_ms": 2.0}, "code": {"baseline_hz": 20.0, "gain_hz": 10.0},
             "gating": {"tau_inh_ms": 1.5}, "eligibility": {"tau_e_ms": 6.0},
             "neuromodulator": {"delay_ms": 5.0, "tau_ms": 3.0, "noise": 0.0, "crosstalk": 0.2}}
+NEIGHBOURS = {"neuromodulator": {"crosstalk": 0.6, "crosstalk_structure": "neighbours"}}
 
 
 @pytest.mark.parametrize("real", [{"type": "grouped", "compensate_k": False},
                                   {"type": "temporal", "gating": "first_bin"},
                                   {"type": "temporal", "error_timing": "mse_online"}],
                          ids=["grouped", "temporal", "temporal-online"])
-@pytest.mark.parametrize("variant", [{}, {"replay": False}, {"neurons": {"model": "poisson"}}],
-                         ids=["rates", "no-replay", "poisson"])
+@pytest.mark.parametrize("variant", [{}, {"replay": False}, {"neurons": {"model": "poisson"}}, NEIGHBOURS],
+                         ids=["rates", "no-replay", "poisson", "neighbours"])
 def test_plasticity_equals_brute_force_traces(real, variant):
     if variant.get("replay") is False and real.get("error_timing") == "mse_online":
         pytest.skip("no replay in mse_online")

@@ -29,7 +29,8 @@ def test_dynamics_protocols_validate(name):
         ref["realization"] = {k: v for k, v in base["realization"].items() if k != "dynamics"}
         assert strip == ref
         assert dyn["eligibility"]["tau_e_ms"] == 0 and dyn["neurons"]["tau_m_ms"] == 0
-        assert dyn["neuromodulator"] == {"delay_ms": 0.0, "tau_ms": 0.0, "noise": 0.0, "crosstalk": 0.0}
+        assert dyn["neuromodulator"] == {"delay_ms": 0.0, "tau_ms": 0.0, "noise": 0.0, "crosstalk": 0.0,
+                                         "crosstalk_structure": "uniform"}
     else:  # plausible: membrane 10-20 ms, traces of hundreds of ms, ~100 ms delay
         assert 10 <= dyn["neurons"]["tau_m_ms"] <= 20
         assert 100 <= dyn["eligibility"]["tau_e_ms"] <= 5000

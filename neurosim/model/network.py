@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import input_code as codemod
 from . import layers as layermod
 from . import nonlinearity as nlmod
 from .gating import gating_vectors
@@ -33,8 +34,11 @@ class LayerState:
 class Network:
     """Layers with nonlinearities; the last weight layer is the readout."""
 
-    def __init__(self, layers, nonlins, t, K, n_out, vectorized, sign, backend):
+    def __init__(self, layers, nonlins, t, K, n_out, vectorized, sign, backend, input_code="identity"):
         self.layers = layers
+        #: how the stimulus reaches the first layer (:mod:`.input_code`); the data are encoded
+        #: once, where they are loaded
+        self.input_code = input_code
         self.nonlins = nonlins
         self.t = t
         self.K = K
@@ -63,8 +67,9 @@ class Network:
 
     def clamped(self, i: int) -> bool:
         """Nonnegativity applies to every weight layer after the first
-        (appendix I), including the readout; biases are never clamped."""
-        return self.sign == "nonnegative" and i != self.weight_layers[0]
+        (appendix I), including the readout, and to the first too with the ON/OFF input
+        code (:mod:`.input_code`); biases are never clamped."""
+        return self.sign == "nonnegative" and (i != self.weight_layers[0] or self.input_code == "on_off")
 
     def project(self) -> None:
         """Clamp the weights of layers ℓ > 1 at zero (nonnegative networks)."""
@@ -189,6 +194,7 @@ class NetworkPlan:
     scheme: str
     gating: str
     layers: list[LayerPlan]
+    input_code: str = "identity"
 
 
 def plan_network(spec: dict, in_shape, n_classes: int) -> NetworkPlan:
@@ -212,8 +218,12 @@ def plan_network(spec: dict, in_shape, n_classes: int) -> NetworkPlan:
     specs = [(f"layers[{i}]", dict(ls)) for i, ls in enumerate(spec["layers"])]
     specs.append(("output", dict(type="dense", units=n_out, **out_spec)))
     n_weight = sum(1 for _, ls in specs if layermod.LAYERS[ls["type"]].has_weights)
+    code = spec.get("input_code", "identity")
+    if code == "on_off" and (sign != "nonnegative" or specs[0][1]["type"] != "dense"):
+        raise ShapeError("the on_off input code makes the first layer nonnegative: it needs sign "
+                         "nonnegative and a dense first layer", "input_code")
 
-    plans, shape, w_seen = [], tuple(in_shape), 0
+    plans, shape, w_seen = [], codemod.encoded_shape(in_shape, code), 0
     for key, ls in specs:
         kind = ls.pop("type")
         nl_name = ls.pop("nonlinearity", None)
@@ -232,7 +242,7 @@ def plan_network(spec: dict, in_shape, n_classes: int) -> NetworkPlan:
         if any(int(d) < 1 for d in shape):
             raise ShapeError(f"layer output shape {shape} is empty (input {tuple(L.in_shape)})", key)
         plans.append(LayerPlan(key, L, role, None if nl_name == "none" else nl_name))
-    return NetworkPlan(K, n_out, vectorized, sign, scheme, spec.get("gating", "paired"), plans)
+    return NetworkPlan(K, n_out, vectorized, sign, scheme, spec.get("gating", "paired"), plans, code)
 
 
 def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
@@ -252,7 +262,9 @@ def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
     layers, nonlins, ts = [], [], []
     for lp in plan.layers:
         L = lp.layer
-        if lp.role is not None:
+        if lp.role == "first" and plan.input_code == "on_off":
+            _initialize_on_off_first(L, rng_init, plan.scheme)
+        elif lp.role is not None:
             L.initialize(rng_init, plan.scheme, lp.role)
         if lp.nonlinearity is None:
             nonlins.append(None)
@@ -271,9 +283,26 @@ def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
 
     for L in layers:
         L.params = {k: backend.asarray(v) for k, v in L.params.items()}
-    net = Network(layers, nonlins, ts, K, plan.n_out, plan.vectorized, plan.sign, backend)
+    net = Network(layers, nonlins, ts, K, plan.n_out, plan.vectorized, plan.sign, backend,
+                  plan.input_code)
     net.project()
     return net
+
+
+def _initialize_on_off_first(L, rng, scheme) -> None:
+    """The dense first layer ``L`` of an ON/OFF-coded input: drawn as for the raw input (the
+    same draw as the identity code's), then split into its ON and OFF weights
+    (:func:`.input_code.split_first_layer`), so that the network's function at initialisation
+    is the identity code's."""
+    enc = (L.in_shape, L.n_in, L.params)
+    K, n, n2 = L.params["W"]
+    L.in_shape = (L.in_shape[0] // 2,) + tuple(L.in_shape[1:])
+    L.n_in = n2 // 2
+    L.params = {"W": (K, n, n2 // 2), "b": L.params["b"]}
+    L.initialize(rng, scheme, "first")
+    W, b = codemod.split_first_layer(L.params["W"], L.params["b"])
+    L.in_shape, L.n_in = enc[0], enc[1]
+    L.params = {"W": W, "b": b}
 
 
 def state_dict(net: Network) -> dict:

@@ -237,6 +237,8 @@ class Grouped(Realization):
 
     def _sync(self) -> None:
         """Clamp synapses (nonnegative layers) and store their mean in the network."""
+        if self.net.clamped(self.first):  # (the ON/OFF input code; its synapses alias the network's)
+            clamp_(self.net.layers[self.first].params["W"])
         for i in self.layers[1:]:
             w = self.w(i)
             if self.net.clamped(i):

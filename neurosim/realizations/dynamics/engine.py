@@ -88,7 +88,7 @@ class CircuitDynamics:
         self.a_syn = decay(dt, neu["tau_syn_ms"])
         self.a_inh = decay(dt, o["gating"]["tau_inh_ms"])
         nm = o["neuromodulator"]
-        self.chi = nm["crosstalk"]
+        self.chi, self.chi_structure = nm["crosstalk"], nm["crosstalk_structure"]
         self._nm_args = (self.xp, self.dtype, self.channels, dt, nm["delay_ms"], nm["tau_ms"], nm["noise"])
         self.nm = Neuromodulator(*self._nm_args)
         self.elig = Eligibility(dt, o["eligibility"]["tau_e_ms"])
@@ -266,7 +266,7 @@ class CircuitDynamics:
         pres = self.simulate(x, (TRAIN_STREAM, self.t, 0))
         logits = self.decode(pres[-1])
         loss, e = self.learn_loss(logits, y)
-        eps = mix(e * B, self.chi)
+        eps = mix(e * B, self.chi, self.chi_structure)
         u = self.command(eps, B)  # (B, slot, ch)
         L = B * tl.slot
         M = self.nm.signal(u.reshape(L, self.channels), self._rnd(TRAIN_STREAM, self.t, 99))
@@ -373,7 +373,7 @@ class CircuitDynamics:
         tl = self.tl
         pres = self.simulate(x, (PROBE_STREAM, self.t, 0), keep=B)
         _, e = self.learn_loss(self.decode(pres[-1]), y)
-        u = self.command(mix(e * B, self.chi), B)
+        u = self.command(mix(e * B, self.chi, self.chi_structure), B)
         nm = Neuromodulator(*self._nm_args)
         # M over the trial and the delay after it (where a late command arrives; the steps
         # beyond the trial only enter the recorded neuromodulator_bin_mean)

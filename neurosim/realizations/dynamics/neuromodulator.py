@@ -7,9 +7,10 @@ broadcast signal carries ε_μ during bin μ).  On its way to the synapses the
 signal
 
 1. mixes (``crosstalk`` χ): component μ reaches its own place with weight
-   1 − χ and each of the K − 1 others with χ/(K − 1) — grouped: the other
-   channels' synapses, temporal: the other bins
-   (:func:`mix`, applied to ε before the command is laid out);
+   1 − χ, and the rest where ``crosstalk_structure`` says — ``uniform``: each
+   of the K − 1 others with χ/(K − 1); ``neighbours``: the adjacent indices
+   μ ± 1 with χ/2 each — grouped: other channels' synapses, temporal: other
+   bins (:func:`mix`, applied to ε before the command is laid out);
 2. is delayed by ``delay_ms`` (a whole number of steps);
 3. is low-pass filtered, ``tau_M dM/dt = -M + command(t - delay)``;
 4. gets additive noise, defined in continuous time so that its statistics do
@@ -35,12 +36,30 @@ import numpy as np
 from ...core.backend import array_module
 from .timeline import decay, scan
 
+#: the structures of crosstalk (``neuromodulator.crosstalk_structure``)
+CROSSTALK = ("uniform", "neighbours")
 
-def mix(eps, chi: float):
-    """ε (B, K) -> ε C with C = (1 − χ) I + χ/(K − 1) (J − I): component μ keeps 1 − χ and
-    sends χ/(K − 1) to each other component."""
+
+def mix(eps, chi: float, structure: str = "uniform"):
+    """ε (B, K) -> ε C, C symmetric: component μ keeps 1 − χ and sends
+
+    * ``uniform``: χ/(K − 1) to each other component, C = (1 − χ) I + χ/(K − 1) (J − I).  On an
+      ε that sums to 0 (the softmax error) C ε = (1 − χK/(K − 1)) ε: the error is only rescaled,
+      to 0 at χ = (K − 1)/K and reversed beyond;
+    * ``neighbours``: χ/2 to each adjacent index μ ± 1, C = (1 − χ) I + χ/2 (S + Sᵀ) with S the
+      shift by one, on an open chain (components 0 and K − 1 have one neighbour; the χ/2 that
+      would leave the chain is lost).  C's eigenvalues are 1 − χ + χ cos(πj/(K + 1)),
+      j = 1..K, with eigenvectors sin(πjμ/(K + 1)): the error is filtered along the index, not
+      rescaled — components smooth across neighbours pass almost unchanged, components that
+      alternate between neighbours shrink and are reversed for χ > 1/(1 + cos(π/(K + 1))).
+    """
     if chi == 0.0:
         return eps
+    if structure == "neighbours":
+        out = (1.0 - chi) * eps
+        out[:, 1:] += (0.5 * chi) * eps[:, :-1]
+        out[:, :-1] += (0.5 * chi) * eps[:, 1:]
+        return out
     K = eps.shape[1]
     total = eps.sum(axis=1, keepdims=True)
     return (1.0 - chi) * eps + (chi / (K - 1)) * (total - eps)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from ...core.options import ConfigError, Field, Section
+from .neuromodulator import CROSSTALK
 from .neurons import MODELS
 
 #: time constants (dotted key inside ``dynamics``) that must be 0 or >= dt
@@ -145,8 +146,13 @@ DYNAMICS = Section({
                            "per-example error), correlated over tau_ms (white per step if 0)"),
         "crosstalk": Field(float, default=0.0, min=0, max=1,
                            doc="fraction chi of error component mu delivered to the wrong place, spread "
-                               "evenly: grouped, to the other K-1 channels; temporal, into the other "
-                               "K-1 bins"),
+                               "as crosstalk_structure says: grouped, to other channels; temporal, "
+                               "into other bins"),
+        "crosstalk_structure": Field(str, default="uniform", choices=CROSSTALK,
+                                     doc="where the crosstalk goes: uniform, chi/(K-1) to each of the "
+                                         "K-1 other channels or bins; neighbours, chi/2 to each "
+                                         "adjacent index mu-1, mu+1 (an open chain: the first and "
+                                         "last have one neighbour, the other chi/2 is lost)"),
     }, doc="the third factor: delay, low-pass, noise, crosstalk"),
 }, nullable=True, checks=(check_section,),
     doc="time, spikes, inhibitory gating, eligibility traces and neuromodulator transport "
