@@ -129,7 +129,7 @@ def test_stores_made_before_the_option_resume_and_count_as_done():
     import copy
     import json
 
-    from neurosim.recording import _jsonable
+    from neurosim.core.jsonable import jsonable as _jsonable
     from neurosim.sweep.store import run_is_done
     from neurosim.train import protocol_differences
 

@@ -146,7 +146,7 @@ def test_a_trained_network_encodes_the_images_it_is_given(tmp_path):
 def test_stores_made_before_the_option_resume_as_identity():
     import copy
 
-    from neurosim.recording import _jsonable
+    from neurosim.core.jsonable import jsonable as _jsonable
     from neurosim.train import protocol_differences
 
     new = _jsonable(_protocol({"type": "batched"}, code="identity"))
