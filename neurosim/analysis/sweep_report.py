@@ -63,11 +63,15 @@ def paper_cell(protocol: dict):
     """(dataset, row, column index in COLUMNS) of the paper's tables for a run's
     validated protocol, or None — the cell is decided by
     :func:`neurosim.analysis.paper_tables.cell` from the circuit's layer kinds."""
-    dataset = str(protocol.get("data", {}).get("dataset", ""))
-    circ = protocol.get("circuit", {})
+    from ..model.circuit import circuit_schema
+    from ..protocol import view
+
+    p = view(protocol)  # typed, the declared defaults where the store lacks a key
+    circ = p.get("circuit") or circuit_schema().view({})
     kinds = [str(ls.get("type", "")) for ls in circ.get("layers", [])]
-    key = paper_tables.cell(dataset, kinds, bool(circ.get("vectorized", True)),
-                            str(circ.get("sign")), str(protocol.get("rule", {}).get("name", "")))
+    dataset = str(p.data.get("dataset", ""))
+    key = paper_tables.cell(dataset, kinds, bool(circ.vectorized),
+                            str(circ.sign), str(p.rule.get("name", "")))
     if key is None:
         return None
     table = "cifar10" if dataset.startswith("cifar10") else "mnist"
