@@ -1,16 +1,20 @@
-"""Protocol YAML -> a validated, fully resolved protocol dict.
+"""Protocol YAML -> a validated, fully resolved protocol: frozen, typed options.
 
 A protocol names a circuit (``circuits/*.yaml``, or inline), a realization, a learning rule, a
 dataset, an optimizer, a training schedule and what to record.  Its schema is assembled from
 the options each component declares (``OPTIONS`` on rules, layers, realizations, optimizers,
-observers; see :mod:`neurosim.core.options`), and the whole protocol is checked before any
+observers; the circuit section in :mod:`neurosim.model.circuit`, the data section in
+:mod:`neurosim.data.section`, the training section in :mod:`neurosim.schedule`; see
+:mod:`neurosim.core.options`), and the whole protocol is checked before any
 data loads: types, ranges, finite numbers, unknown keys (with "did you mean"), the circuit's
 shapes against the dataset's, and a memory estimate.  Errors are
 :class:`~neurosim.core.options.ConfigError` naming the source — ``file:line`` for YAML,
 ``--set KEY=VALUE`` for a command-line override — the key, and what is wrong.
 
-The resolved protocol (defaults filled in, circuit inlined) is what a run stores in its attrs,
-so a store says exactly how it was made.  YAML is read by :mod:`neurosim.core.yamlio`
+The resolved protocol (:class:`~neurosim.core.options.Options`: defaults filled in, once, from
+the declarations; circuit inlined) is read by attribute (``p.training.epochs``); its plain
+form (``json.dumps``, ``to_dict()``) is what a run stores in its attrs, so a store says exactly
+how it was made, and :func:`view` reads a stored one back typed.  YAML is read by :mod:`neurosim.core.yamlio`
 (safe loader, bounded size, depth and alias expansion, no duplicate keys).
 """
 

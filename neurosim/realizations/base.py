@@ -19,9 +19,9 @@ class Realization:
     records_trajectories = False
 
     @classmethod
-    def check_protocol(cls, protocol: dict, hidden: list) -> None:
+    def check_protocol(cls, protocol: Options, hidden: list) -> None:
         """Raise :class:`~neurosim.core.options.ConfigError` (naming the key to change) when a
-        validated protocol cannot run on this realization; ``hidden`` lists the circuit's
+        validated protocol (typed) cannot run on this realization; ``hidden`` lists the circuit's
         hidden weight layers as ``(index, nonlinearity)``."""
 
     @classmethod
@@ -39,7 +39,7 @@ class Realization:
         return 1
 
     @classmethod
-    def memory_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -> dict:
+    def memory_parts(cls, protocol: Options, units: list, K: int, itemsize: int) -> dict:
         """Memory this realization needs beyond the network's parameters and batches, for the
         run's memory estimate at validation: {part: (bytes, key to change)}.  ``units``: the
         neurons per vector unit of each weight layer."""
