@@ -47,6 +47,12 @@ def test_the_resolved_protocol_serialises_as_the_plain_dict_a_store_records():
     assert pickle.loads(pickle.dumps(p)) == p and isinstance(pickle.loads(pickle.dumps(p)), Options)
     deep = copy.deepcopy(p)
     assert deep == p and isinstance(deep.training, Options)
+    layers = p.circuit.layers
+    assert layers == [dict(x) for x in layers] and isinstance(layers[0], Options)
+    with pytest.raises(TypeError, match="frozen"):
+        layers.append({})  # frozen all the way down
+    with pytest.raises(TypeError, match="frozen"):
+        p.data.options.shape[0] = 2
     assert freeze(json.loads(text)) == p  # a stored protocol, typed again
 
 

@@ -88,8 +88,8 @@ class Options(dict):
 
     A ``dict`` subclass so that it serialises (``json.dumps``) as the plain mapping it holds;
     every mutating method refuses (``to_dict()`` gives a mutable, plain copy, nested sections
-    and lists included).  Nested sections are :class:`Options` too; lists stay lists (their
-    mappings are :class:`Options`)."""
+    and lists included).  Nested sections are :class:`Options` too, lists :class:`FrozenList`.
+    A key that is also a ``dict`` method's name (``items``) is read by key."""
 
     __slots__ = ()
 
@@ -112,7 +112,7 @@ class Options(dict):
         return self
 
     def __deepcopy__(self, memo):
-        return type(self)({k: _copy(v) for k, v in self.items()})
+        return freeze(self)
 
     def __repr__(self) -> str:
         return f"Options({dict.__repr__(self)})"
@@ -126,12 +126,33 @@ class Options(dict):
         return type(self)({**self, **{k: freeze(v) for k, v in changes.items()}})
 
 
+class FrozenList(list):
+    """A list of validated values: equal to, and serialised as, the plain list; not mutable."""
+
+    __slots__ = ()
+
+    def _frozen(self, *args, **kwargs):
+        raise TypeError("options are frozen; to_dict() gives a mutable copy")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _frozen
+    append = extend = insert = pop = remove = clear = sort = reverse = _frozen
+
+    def __reduce__(self):
+        return (type(self), (list(self),))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return freeze(self)
+
+
 def freeze(value):
-    """``value`` with every mapping in it made :class:`Options` (lists stay lists)."""
+    """``value`` with every mapping in it made :class:`Options`, every list :class:`FrozenList`."""
     if isinstance(value, dict):
         return Options({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        return [freeze(v) for v in value]
+        return FrozenList(freeze(v) for v in value)
     return value
 
 
