@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.options import ConfigError, line_of
-from ..protocol import load_yaml, merge, validate_protocol
-from ..schedule import TRAINING
+from ..protocol import TRAINING, load_yaml, merge, validate_protocol
 
 SWEEP_KEYS = ("sweep", "seeds")
 CASES = "cases"

@@ -30,10 +30,11 @@ TIME_CONSTANTS = ("neurons.tau_m_ms", "neurons.tau_syn_ms", "gating.tau_inh_ms",
                   "eligibility.tau_e_ms", "neuromodulator.tau_ms")
 
 
-def _get(d: dict, dotted: str):
+def _get(options, dotted: str):
+    """The option at ``dotted`` (``eligibility.tau_e_ms``) of typed options."""
     for p in dotted.split("."):
-        d = d[p]
-    return d
+        options = getattr(options, p)
+    return options
 
 
 #: the most steps a duration may take (the memory estimate bounds what fits; this bounds the
