@@ -425,14 +425,14 @@ def check_resumable(protocol: dict, recorder) -> list:
     Only the length of training (:data:`RESUME_EXTENDS`) may differ; the keys
     that do are returned (the run then continues to the new length and the
     store's ``protocol`` attr is updated)."""
-    from .recording import _jsonable
+    from .core.jsonable import jsonable
 
     attrs = recorder.attrs
     stored = attrs.get("protocol")
     if not isinstance(stored, str):
         raise StoreError(f"{recorder.path} is not a neurosim run store (no protocol attr); "
                          f"cannot resume it")
-    old, new = json.loads(stored), _jsonable(protocol)
+    old, new = json.loads(stored), jsonable(protocol)
     diff = protocol_differences(old, new)
     extended = [k for k in diff if k in RESUME_EXTENDS]
     diff = [k for k in diff if k not in RESUME_EXTENDS]

@@ -48,7 +48,7 @@ def _open_group(path):
 
 def is_sweep(path) -> bool:
     """True for a sweep store (root attr ``kind == "sweep"``)."""
-    from ..recording.layout import read_regular
+    from ..recording.store.layout import read_regular
 
     try:  # (a regular file only: a FIFO in its place must not block)
         meta = json.loads(read_regular(Path(path) / "zarr.json"))

@@ -63,7 +63,8 @@ class SweepStore:
         """Create the store for ``sweep`` (a :class:`~neurosim.sweep.grammar.Sweep`), or open an
         existing sweep store and record the sweep protocol it now runs; refuses any other path
         (:class:`StoreError`).  Stale run locks are removed."""
-        from ..recording import StoreError, _jsonable, versions
+        from ..core.jsonable import jsonable
+        from ..recording import StoreError, versions
 
         if self.exists:
             kind = self.attrs.get("kind")
@@ -74,11 +75,11 @@ class SweepStore:
             raise StoreError(f"{self.path} exists and is not a Zarr store; choose another --out")
         g = zarr.open_group(str(self.path), mode="a")
         if "kind" not in g.attrs:
-            g.attrs.update(_jsonable({
+            g.attrs.update(jsonable({
                 "kind": KIND, "title": f"neurosim sweep {sweep.name}", "name": sweep.name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(), "runs": {},
             }))
-        g.attrs.update(_jsonable({"protocol_file": sweep.file, "sweep_protocol": json.dumps(sweep.raw),
+        g.attrs.update(jsonable({"protocol_file": sweep.file, "sweep_protocol": json.dumps(sweep.raw),
                                   "seeds": sweep.seeds,
                                   "axes": [{"key": a.key, "keys": a.keys} for a in sweep.axes]}))
         zarr.open_group(str(self.path / RUNS), mode="a")
@@ -92,12 +93,12 @@ class SweepStore:
 
     def update_runs(self, entries: dict) -> None:
         """Merge ``{name: {field: value}}`` into the root attr ``runs`` (driver only)."""
-        from ..recording import _jsonable
+        from ..core.jsonable import jsonable
 
         g = self.open("r+")
         runs = dict(g.attrs.get("runs", {}))
         for name, info in entries.items():
-            runs[name] = {**runs.get(name, {}), **_jsonable(info)}
+            runs[name] = {**runs.get(name, {}), **jsonable(info)}
         g.attrs["runs"] = runs
         g.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -217,7 +218,7 @@ def _is_lock_file(f: Path) -> bool:
 
 
 def is_sweep_store(path) -> bool:
-    from ..recording.layout import read_regular
+    from ..recording.store.layout import read_regular
 
     try:  # (a regular file only: a FIFO in its place must not block)
         meta = json.loads(read_regular(Path(path) / "zarr.json"))
@@ -236,7 +237,7 @@ def run_is_done(attrs: dict | None, protocol: dict) -> bool:
 
     A finished store made by a different protocol is not done: its run is handed to a worker,
     which refuses to continue it (as ``neurosim run --resume`` does) and reports it failed."""
-    from ..recording import _jsonable
+    from ..core.jsonable import jsonable
     from ..train import RESUME_EXTENDS, protocol_differences
 
     if not attrs or attrs.get("status") != "finished":
@@ -247,7 +248,7 @@ def run_is_done(attrs: dict | None, protocol: dict) -> bool:
         had_epochs = had_tr["epochs"]
     except (KeyError, TypeError, ValueError):
         return True
-    if [k for k in protocol_differences(had, _jsonable(protocol)) if k not in RESUME_EXTENDS]:
+    if [k for k in protocol_differences(had, jsonable(protocol)) if k not in RESUME_EXTENDS]:
         return False
     tr = protocol["training"]
     stopped = str(attrs.get("stopped", ""))
