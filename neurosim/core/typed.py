@@ -16,7 +16,27 @@ def _near(word, options) -> str:
     return f" (did you mean '{m[0]}'?)" if m else ""
 
 
-class Options(dict):
+def _frozen(self, *args, **kwargs):
+    raise TypeError("options are frozen; to_dict() gives a mutable copy")
+
+
+class _Frozen:
+    """What a frozen value shares: a copy is itself, a deep copy frozen anew, a pickle the plain
+    value it holds."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (type(self), (self._PLAIN(self),))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return freeze(self)
+
+
+class Options(_Frozen, dict):
     """The validated values of a section: frozen, read by key or by attribute.
 
     A ``dict`` subclass so that it serialises (``json.dumps``) as the plain mapping it holds;
@@ -25,6 +45,7 @@ class Options(dict):
     A key that is also a ``dict`` method's name (``items``) is read by key."""
 
     __slots__ = ()
+    _PLAIN = dict
 
     def __getattr__(self, name):
         try:
@@ -32,20 +53,8 @@ class Options(dict):
         except KeyError:
             raise AttributeError(f"no option {name!r}{_near(name, [str(k) for k in self])}") from None
 
-    def _frozen(self, *args, **kwargs):
-        raise TypeError("options are frozen; to_dict() gives a mutable copy")
-
     __setitem__ = __delitem__ = __setattr__ = __delattr__ = __ior__ = _frozen
     clear = pop = popitem = setdefault = update = _frozen
-
-    def __reduce__(self):
-        return (type(self), (dict(self),))
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return freeze(self)
 
     def __repr__(self) -> str:
         return f"Options({dict.__repr__(self)})"
@@ -59,25 +68,14 @@ class Options(dict):
         return type(self)({**self, **{k: freeze(v) for k, v in changes.items()}})
 
 
-class FrozenList(list):
+class FrozenList(_Frozen, list):
     """A list of validated values: equal to, and serialised as, the plain list; not mutable."""
 
     __slots__ = ()
-
-    def _frozen(self, *args, **kwargs):
-        raise TypeError("options are frozen; to_dict() gives a mutable copy")
+    _PLAIN = list
 
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _frozen
     append = extend = insert = pop = remove = clear = sort = reverse = _frozen
-
-    def __reduce__(self):
-        return (type(self), (list(self),))
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return freeze(self)
 
 
 def freeze(value):
