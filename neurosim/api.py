@@ -113,7 +113,7 @@ def run(protocol, out=None, overrides: dict | None = None, device: str | None = 
         arrays, section = _data_section(data, protocol, overrides)
         replace = {"data": section}
     p = load(protocol, overrides, replace)
-    out = str(out or p["recording"]["out"])
+    out = str(out or p.recording.out)
     prog = make_progress(p, progress)
     if hasattr(prog, "write"):
         for line in start_notes(p):

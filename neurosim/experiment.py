@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import losses
+from . import losses, schedule
 from .core.backend import Backend
+from .core.options import Options, freeze
 from .data import describe, load_dataset
 from .model.input_code import encode
 from .model.network import build_network, load_state_dict, state_dict
@@ -38,17 +39,17 @@ SHORT_RUN_TRAIN_SUBSET = 10_000
 class Experiment:
     """The parts of one run, assembled from a protocol."""
 
-    protocol: dict  #: the resolved protocol (provenance: stored in the run's attrs)
+    protocol: Options  #: the resolved protocol (provenance: stored in the run's attrs)
     backend: Backend
     net: object
     rule: object
     optimizer: object
     loss_fn: object
     realization: object
-    circuit: dict  #: validated sections
-    training: dict
-    recording: dict
-    metrics: dict
+    circuit: Options  #: validated sections
+    training: Options
+    recording: Options
+    metrics: Options
     data: object = None  #: the Dataset (None when built without data)
     x_train: object = None  #: device arrays of the data
     y_train: object = None
@@ -64,17 +65,16 @@ class Experiment:
 
     @property
     def eval_batch_size(self) -> int:
-        """``training.eval_batch_size``, else as many examples as fit in the memory budget."""
-        if self.training["eval_batch_size"]:
-            return self.training["eval_batch_size"]
+        """``training.eval_batch_size``, else as many examples as fit in the memory budget when
+        the run starts (:func:`neurosim.schedule.eval_batch_size`)."""
         if self._eval_batch is None:
             from .model import memory
-            from .protocol import memory_options
 
-            net = self.net
-            self._eval_batch = memory.eval_batch_size(
-                net.layers, net.K, tuple(self.x_train.shape[1:]), np.dtype(self.backend.dtype).itemsize,
-                memory.budget(self.training["memory_gib"]), **memory_options(self.protocol, net.K))
+            net, tr = self.net, self.training
+            self._eval_batch = schedule.eval_batch_size(
+                tr, net.layers, net.K, tuple(self.x_train.shape[1:]), np.dtype(self.backend.dtype).itemsize,
+                None if tr.eval_batch_size else memory.budget(tr.memory_gib),
+                schedule.memory_needs(tr, self.realization, self.optimizer, net.K))
         return self._eval_batch
 
     @property
@@ -84,39 +84,39 @@ class Experiment:
         measures it on the first :data:`SHORT_RUN_TRAIN_SUBSET` (its first result is then
         not mostly evaluation)."""
         tr, n = self.training, self.n_train
-        if tr["eval_train_subset"]:
-            return min(int(tr["eval_train_subset"]), n)
-        if tr["max_steps"] and tr["max_steps"] * tr["batch_size"] < n:
+        if tr.eval_train_subset:
+            return min(int(tr.eval_train_subset), n)
+        if tr.max_steps and tr.max_steps * tr.batch_size < n:
             return min(SHORT_RUN_TRAIN_SUBSET, n)
         return n
 
     def eval_train_note(self) -> str | None:
         """The line a run prints when its train error is measured on a default subset."""
         tr, k, n = self.training, self.eval_train_examples, self.n_train
-        if tr["eval_train_subset"] or k == n:
+        if tr.eval_train_subset or k == n:
             return None
         return (f"train error on the first {k:,} of {n:,} training examples (a short run: "
-                f"training.max_steps={tr['max_steps']} sees {tr['max_steps'] * tr['batch_size']:,}); "
+                f"training.max_steps={tr.max_steps} sees {tr.max_steps * tr.batch_size:,}); "
                 f"--set training.eval_train_subset=N measures it on N")
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-self.n_train // self.training["batch_size"])
+        return -(-self.n_train // self.training.batch_size)
 
     def attrs(self) -> dict:
         """Root attrs of the run's store: the resolved protocol and what built it."""
         p = self.protocol
         return {
-            "title": f"neurosim run {p['name']}",
+            "title": f"neurosim run {p.name}",
             "protocol": json.dumps(p),
-            "protocol_name": p["name"],
-            "rule": p["rule"]["name"],
-            "realization": p["realization"]["type"],
-            "dataset": p["data"]["dataset"],
+            "protocol_name": p.name,
+            "rule": p.rule.name,
+            "realization": p.realization.type,
+            "dataset": p.data.dataset,
             "vectorized": int(self.net.vectorized),
             "sign": self.net.sign,
             "K": self.net.K,
-            "seed": p["seed"],
+            "seed": p.seed,
             "backend": json.dumps(self.backend.describe()),
             "versions": json.dumps(versions()),
             "layers": json.dumps([{**r, "in": list(r["in"]), "units": list(r["units"])}
@@ -156,30 +156,29 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
     from .protocol import load_plugins
 
     load_plugins()  # a store's protocol may name a plug-in's rule, dataset or neuron model
-    p = protocol
+    p = freeze(protocol)  # a stored protocol (a plain mapping) is typed as a validated one is
     say = phase or (lambda text: None)
-    backend = Backend(device or p["device"], p["dtype"], p["seed"])
-    d = p["data"]
-    shape_info = describe(d["dataset"], d["options"], d.get("path"))
+    backend = Backend(device or p.device, p.dtype, p.seed)
+    d = p.data
+    shape_info = describe(d.dataset, d.options, d.get("path"))  # older stores have no path
     dataset = None
     if data or shape_info is None:
-        say(f"loading {d['dataset']}")
-        dataset = load_dataset(d["dataset"], d["root"], d["train_subset"], d["test_subset"],
-                               path=d.get("path"), arrays=arrays, **(d["options"] or {}))
+        say(f"loading {d.dataset}")
+        dataset = load_dataset(d.dataset, d.root, d.train_subset, d.test_subset,
+                               path=d.get("path"), arrays=arrays, **(d.options or {}))
         shape_info = (dataset.in_shape, dataset.n_classes)
     say("building the network")
-    net = build_network(p["circuit"], backend, *shape_info)
-    rule_opts = {k: v for k, v in p["rule"].items() if k != "name"}
-    rule = build_rule(p["rule"]["name"], net, backend, **rule_opts)
-    opt_spec = dict(p["optimizer"])
+    net = build_network(p.circuit, backend, *shape_info)
+    rule_opts = {k: v for k, v in p.rule.items() if k != "name"}
+    rule = build_rule(p.rule.name, net, backend, **rule_opts)
+    opt_spec = dict(p.optimizer)
     optimizer = build_optimizer(net, opt_spec)
-    loss_fn = losses.get(p["loss"])
-    real_opts = {k: v for k, v in p["realization"].items() if k != "type"}
-    realization = REALIZATIONS[p["realization"]["type"]](real_opts, backend, net, rule, optimizer,
-                                                        loss_fn, opt_spec)
+    loss_fn = losses.get(p.loss)
+    realization = REALIZATIONS[p.realization.type](p.realization, backend, net, rule, optimizer,
+                                                    loss_fn, opt_spec)
     exp = Experiment(protocol=p, backend=backend, net=net, rule=rule, optimizer=optimizer,
-                     loss_fn=loss_fn, realization=realization, circuit=p["circuit"],
-                     training=p["training"], recording=p["recording"], metrics=p["metrics"],
+                     loss_fn=loss_fn, realization=realization, circuit=p.circuit,
+                     training=p.training, recording=p.recording, metrics=p.metrics,
                      data=dataset if data else None)
     if data:
         xp = backend.xp
@@ -187,16 +186,16 @@ def build(protocol: dict, device: str | None = None, data: bool = True, phase=No
         exp.y_train = xp.asarray(dataset.y_train)
         exp.x_test = encode(backend.asarray(dataset.x_test), net.input_code)
         exp.y_test = xp.asarray(dataset.y_test)
-        exp.epoch_records = EpochRecords(net, backend, p["recording"])
+        exp.epoch_records = EpochRecords(net, backend, p.recording)
         exp.observers = build_observers(exp)
     return exp
 
 
 def examples(protocol: dict, split: str, n: int | None = None, arrays=None):
     """The first ``n`` (x, y) host arrays of a split (``train`` | ``test``) of the protocol's data."""
-    d = protocol["data"]
+    d = freeze(protocol).data
     subset = {"train_subset": n, "test_subset": None} if split == "train" else \
         {"train_subset": 1, "test_subset": n}
-    ds = load_dataset(d["dataset"], d["root"], **subset, path=d.get("path"), arrays=arrays,
-                      **(d["options"] or {}))
+    ds = load_dataset(d.dataset, d.root, **subset, path=d.get("path"), arrays=arrays,
+                      **(d.options or {}))
     return (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)

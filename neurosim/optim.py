@@ -16,6 +16,8 @@ from .core.options import Field, Section
 
 class Optimizer:
     name = "base"
+    #: arrays of state it keeps per parameter, for the run's memory estimate
+    STATE_ARRAYS = 1
 
     def __init__(self, net, lr: float):
         self.net = net
@@ -84,6 +86,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, in place on device arrays."""
 
     name = "adam"
+    STATE_ARRAYS = 2  # first and second moments
     OPTIONS = Section({
         "lr": Field(float, default=3e-4, min=0, exclusive_min=True, doc="learning rate η"),
         "betas": Field(list, default=[0.9, 0.999], length=2,

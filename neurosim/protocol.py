@@ -1,16 +1,20 @@
-"""Protocol YAML -> a validated, fully resolved protocol dict.
+"""Protocol YAML -> a validated, fully resolved protocol: frozen, typed options.
 
 A protocol names a circuit (``circuits/*.yaml``, or inline), a realization, a learning rule, a
 dataset, an optimizer, a training schedule and what to record.  Its schema is assembled from
 the options each component declares (``OPTIONS`` on rules, layers, realizations, optimizers,
-observers; see :mod:`neurosim.core.options`), and the whole protocol is checked before any
+observers; the circuit section in :mod:`neurosim.model.circuit`, the data section in
+:mod:`neurosim.data.section`, the training section in :mod:`neurosim.schedule`; see
+:mod:`neurosim.core.options`), and the whole protocol is checked before any
 data loads: types, ranges, finite numbers, unknown keys (with "did you mean"), the circuit's
 shapes against the dataset's, and a memory estimate.  Errors are
 :class:`~neurosim.core.options.ConfigError` naming the source — ``file:line`` for YAML,
 ``--set KEY=VALUE`` for a command-line override — the key, and what is wrong.
 
-The resolved protocol (defaults filled in, circuit inlined) is what a run stores in its attrs,
-so a store says exactly how it was made.  YAML is read by :mod:`neurosim.core.yamlio`
+The resolved protocol (:class:`~neurosim.core.options.Options`: defaults filled in, once, from
+the declarations; circuit inlined) is read by attribute (``p.training.epochs``); its plain
+form (``json.dumps``, ``to_dict()``) is what a run stores in its attrs, so a store says exactly
+how it was made, and :func:`view` reads a stored one back typed.  YAML is read by :mod:`neurosim.core.yamlio`
 (safe loader, bounded size, depth and alias expansion, no duplicate keys).
 """
 
@@ -22,67 +26,16 @@ import os
 from pathlib import Path
 
 from .core import yamlio
-from .core.options import ConfigError, Field, Section, Tagged, line_of, short, suggest
-
-
-def _layer_schema() -> Tagged:
-    from .model import layers as layermod
-
-    nl = Field(str, default=None, nullable=True,
-               doc="nonlinearity after this layer (default: the circuit's; `none` for none)")
-    return Tagged("type", {kind: cls.OPTIONS.with_fields(nonlinearity=nl)
-                           for kind, cls in layermod.LAYERS.items()}, doc="one layer")
-
-
-def circuit_schema() -> Section:
-    return Section({
-        "name": Field(str, default=None, nullable=True, doc="name of the architecture"),
-        "description": Field(str, default="", nullable=True),
-        "dataset": Field(str, default=None, nullable=True, doc="dataset the circuit was designed for"),
-        "vectorized": Field(bool, default=True,
-                            doc="a vectorized nonnegative network (VNN, K components per unit)"),
-        "components": Field(int, default=None, nullable=True, min=1,
-                            doc="K (default: the dataset's number of classes)"),
-        "sign": Field(str, default="nonnegative", choices=("nonnegative", "mixed"),
-                      doc="nonnegative weights beyond the first layer, or mixed sign"),
-        "init": Field(str, default="on_off", choices=("on_off", "he"),
-                      doc="ON/OFF initialisation (eq. 16) or He"),
-        "input_code": Field(str, default="identity", choices=("identity", "on_off"),
-                            doc="the stimulus as it reaches the first layer: identity (x), or on_off "
-                                "(populations (1+x)/2 and (1-x)/2 with a nonnegative first layer: "
-                                "every weight of one sign per presynaptic population, Dale's law; "
-                                "needs sign nonnegative and a dense first layer)"),
-        "nonlinearity": Field(str, default="gate", doc="hidden units' nonlinearity (gate: eq. 7-8)"),
-        "gating": Field(str, default="paired", choices=("paired", "random", "first_bin"),
-                        doc="how the gating vectors t are drawn"),
-        "output": Section({"nonlinearity": Field(str, default="identity", doc="readout nonlinearity"),
-                           "units": Field(int, default=None, nullable=True, min=1,
-                                          doc="readout units of a conventional network "
-                                              "(default: number of classes), e.g. 784 for an autoencoder")},
-                          doc="the readout layer"),
-        "layers": Field(list, item=_layer_schema(), doc="hidden layers, input to output"),
-    })
-
-
-CIRCUIT_REF_KEYS = {"file", "name", "description", "dataset", "vectorized", "components", "sign",
-                    "init", "input_code", "nonlinearity", "gating", "output", "layers"}
-
-
-def _check_data(values, key):
-    """The dataset's own options, validated against its declaration (the resolved protocol keeps
-    only the options given: the loader's defaults are the declared ones)."""
-    from .data import OPTIONS
-
-    given = values["options"] or {}
-    checked = OPTIONS[values["dataset"]].validate(given, f"{key}.options")
-    values["options"] = {k: checked[k] for k in given} or None
-    if values["dataset"] == "npz" and not values["path"]:
-        raise ConfigError("dataset npz needs path: the .npz file with x_train, y_train, x_test, "
-                          "y_test", key=f"{key}.path")
-    if values["dataset"] != "npz" and values["path"]:
-        raise ConfigError(f"path names the file of dataset npz; dataset {values['dataset']} is "
-                          f"not read from a file of yours", key=f"{key}.path")
-
+from .core.options import ConfigError, Field, Section, Tagged, freeze, line_of, short, suggest
+from .data.section import data_section, target
+from .model.circuit import (  # noqa: F401 - re-exported: the circuit section's own module
+    CIRCUIT_REF_KEYS,
+    check_nonlinearities,
+    check_shapes,
+    circuit_schema,
+    validate_circuit,
+)
+from .schedule import TRAINING, eval_batch_size, memory_needs
 
 _PLUGINS_LOADED = False
 
@@ -110,7 +63,6 @@ def schema() -> Section:
     """The protocol's schema, assembled from every component's declared ``OPTIONS``."""
     load_plugins()
     from . import losses
-    from .data import DATASETS
     from .optim import OPTIMIZERS
     from .realizations import REALIZATIONS
     from .realizations.trajectories import TrajectoryObserver
@@ -138,51 +90,22 @@ def schema() -> Section:
         "rule": Tagged("name", {n: c.OPTIONS for n, c in RULES.items()}, doc="the learning rule"),
         "loss": Field(str, default="cross_entropy", choices=tuple(losses.LOSSES),
                       doc="loss (defines the error vector e)"),
-        "data": Section({
-            "dataset": Field(str, choices=tuple(DATASETS),
-                             doc="data set: a built-in one (read from the data directory), `npz` "
-                                 "(your file, `path`), `arrays` (`neurosim.run(..., data=...)`) "
-                                 "or a plug-in's"),
-            "path": Field(str, default=None, nullable=True,
-                          doc="the `.npz` file of dataset `npz` (x_train, y_train, x_test, y_test; "
-                              "relative to the protocol's folder, else the current one)"),
-            "root": Field(str, default=None, nullable=True,
-                          doc="data directory (default: $NEUROSIM_DATA_DIR, else the cache directory)"),
-            "train_subset": Field(int, default=None, nullable=True, min=1, doc="first N training examples"),
-            "test_subset": Field(int, default=None, nullable=True, min=1, doc="first N test examples"),
-            "options": Field(dict, default=None, nullable=True,
-                             doc="the dataset's options (see the data options below)"),
-        }, checks=(_check_data,), doc="the data set"),
+        "data": data_section(),
         "optimizer": Tagged("name", {n: c.OPTIONS for n, c in OPTIMIZERS.items()}, default="adam",
                             doc="the optimizer the rule's update feeds"),
-        "training": Section({
-            "epochs": Field(int, default=190, min=1, units="epoch", doc="passes over the training set"),
-            "batch_size": Field(int, default=128, min=1, units="example"),
-            "eval_every": Field(int, default=10, min=1, units="epoch",
-                                doc="epochs between evaluations and checkpoints"),
-            "early_stop": Field(bool, default=True, doc="stop at zero training error (at an evaluation)"),
-            "max_steps": Field(int, default=None, nullable=True, min=1, units="step",
-                               doc="stop after this many optimizer steps"),
-            "eval_batch_size": Field(int, default=None, nullable=True, min=1, units="example",
-                                     doc="examples per forward pass during evaluation (default: as "
-                                         "many as fit in the memory budget, at most 2000)"),
-            "memory_gib": Field(float, default=None, nullable=True, min=0, exclusive_min=True,
-                                units="GiB", doc="memory the run may use (default: half of the "
-                                                 "memory available when it starts)"),
-            "eval_train_subset": Field(int, default=None, nullable=True, min=1, units="example",
-                                       doc="training examples the train error is measured on "
-                                           "(default: all; in a short run, max_steps of less than "
-                                           "one epoch, the first 10,000, as the run's first lines "
-                                           "say)"),
-            "shuffle": Field(bool, default=True, doc="shuffle the training set every epoch"),
-            "input_noise": Field(float, default=0.0, min=0,
-                                 doc="standard deviation of Gaussian noise added to every training "
-                                     "batch's inputs (a denoising autoencoder); targets and "
-                                     "evaluation stay clean"),
-        }, doc="the training schedule"),
+        "training": TRAINING,
         "recording": EpochRecords.OPTIONS.with_fields(trajectories=TrajectoryObserver.OPTIONS),
         "metrics": MetricsObserver.OPTIONS.with_fields(**FeedbackObserver.OPTIONS.fields),
     })
+
+
+def view(stored: dict):
+    """A stored protocol (a store's ``protocol`` attr, perhaps of an older version) as typed
+    :class:`~neurosim.core.options.Options`, not validated: the declared defaults for the keys it
+    lacks (:meth:`~neurosim.core.options.Section.view`), its circuit typed as a circuit."""
+    p = schema().view(stored)
+    circuit = p.get("circuit")
+    return p.replace(circuit=circuit_schema().view(circuit)) if isinstance(circuit, dict) else p
 
 
 def load_yaml(path: Path):
@@ -282,57 +205,6 @@ def resolve_data_path(value: str, proto_dir: Path) -> str:
     return value
 
 
-def validate_circuit(spec: dict, file=None, text=None, key_prefix="") -> dict:
-    try:
-        c = circuit_schema().validate(spec, key_prefix)
-        if not c["layers"]:
-            raise ConfigError("a circuit needs at least one hidden layer", key=_join(key_prefix, "layers"))
-        if c["vectorized"] and c["output"]["units"] not in (None, 1):
-            raise ConfigError("a vectorized circuit has one vector output unit",
-                              key=_join(key_prefix, "output.units"))
-        if c["vectorized"] is False and c["components"] not in (None, 1):
-            raise ConfigError("a conventional (vectorized: false) circuit has components 1",
-                              key=_join(key_prefix, "components"))
-    except ConfigError as exc:
-        raise _with_file(exc, file, text) if file else exc from None
-    return c
-
-
-def _join(a, b):
-    return f"{a}.{b}" if a else b
-
-
-def check_nonlinearities(circuit: dict, err) -> None:
-    """Nonlinearity names of a circuit (hidden default, per layer, readout)."""
-    from .model.nonlinearity import NONLINEARITIES
-
-    known = sorted(set(NONLINEARITIES) | {"none"})
-    places = [("nonlinearity", circuit.get("nonlinearity")),
-              ("output.nonlinearity", (circuit.get("output") or {}).get("nonlinearity"))]
-    places += [(f"layers[{i}].nonlinearity", ls.get("nonlinearity"))
-               for i, ls in enumerate(circuit["layers"])]
-    for key, name in places:
-        if name is not None and name not in known:
-            raise err(f"unknown nonlinearity {name!r}{suggest(str(name), known)}", key)
-
-
-def check_shapes(circuit: dict, in_shape, n_classes: int, err):
-    """Dry run of the network's construction on shapes only (no data, no weights):
-    :func:`~neurosim.model.network.plan_network`, the planner ``build_network`` uses,
-    so a layer that cannot take its input (a kernel larger than the image, zero
-    units, ...) fails here with its own message; ``err(message, circuit_key)``
-    makes the :class:`ConfigError`.  Returns the :class:`~neurosim.model.network.NetworkPlan`
-    (layers with weights as shapes, their roles and nonlinearities, K).
-    """
-    from .model.network import ShapeError, plan_network
-
-    try:
-        plan = plan_network(circuit, in_shape, n_classes)
-    except ShapeError as exc:
-        raise err(str(exc), exc.key) from None
-    return plan
-
-
 def load_protocol(path, overrides: dict | None = None, replace: dict | None = None) -> dict:
     """Read, merge ``overrides`` (from ``--set``), validate and resolve.
 
@@ -418,7 +290,10 @@ def _remove(raw: dict, key: str | None) -> bool:
     return False
 
 
-def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> dict:
+def validate_protocol(raw: dict, path: Path | None = None, text: str = ""):
+    """A protocol mapping -> the resolved protocol: frozen, typed
+    :class:`~neurosim.core.options.Options` (defaults filled in, circuit inlined, name and
+    store path set), whose plain form (``to_dict()``, ``json.dumps``) a run stores."""
     load_plugins()
     proto_dir = path.parent if path else Path.cwd()
     try:
@@ -427,7 +302,7 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
                 raise ConfigError("a sweep protocol: run it with `neurosim sweep`", key=k)
         p = schema().validate(raw, "")
         # circuit: file reference (string or {file: ..., overrides}) or inline
-        circ = p["circuit"]
+        circ = p.circuit
         if isinstance(circ, str):
             circ = {"file": circ}
         for k in circ:
@@ -443,10 +318,10 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
             cbase = validate_circuit(craw, cpath, ctext)
             over = {k: v for k, v in circ.items() if k != "file"}
             circuit = validate_circuit(merge(craw, over), key_prefix="circuit") if over else cbase
-            circuit["file"] = str(cpath)
+            circuit = circuit.replace(file=str(cpath))
         else:
             circuit = validate_circuit(circ, key_prefix="circuit")
-        p["circuit"] = circuit
+        p = p.replace(circuit=circuit)
 
         def circuit_error(message, ckey):
             """Error at circuit key ``ckey``: in the circuit file unless the protocol set it."""
@@ -459,24 +334,23 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
         check_nonlinearities(circuit, circuit_error)
         from .data import DataError, describe
 
-        if p["data"]["path"]:
-            p["data"]["path"] = resolve_data_path(p["data"]["path"], proto_dir)
+        if p.data.path:
+            p = p.replace(data=p.data.replace(path=resolve_data_path(p.data.path, proto_dir)))
         try:
-            shape_info = describe(p["data"]["dataset"], p["data"]["options"], p["data"]["path"])
+            shape_info = describe(p.data.dataset, p.data.options, p.data.path)
         except DataError as exc:
-            raise ConfigError(str(exc), key="data.path" if p["data"]["path"] else "data.dataset") \
-                from None
+            raise ConfigError(str(exc), key="data.path" if p.data.path else "data.dataset") from None
         plan = None if shape_info is None else check_shapes(circuit, *shape_info, circuit_error)
         _check_combination(p, plan)
         if plan is not None:
             check_memory(p, shape_info[0], [lp.layer for lp in plan.layers], plan.K)
-        if p["name"] is None:
-            p["name"] = path.stem if path else "run"
-        if "/" in p["name"] or "\\" in p["name"] or p["name"].startswith(".") or not p["name"].strip():
+        name = p.name if p.name is not None else path.stem if path else "run"
+        if "/" in name or "\\" in name or name.startswith(".") or not name.strip():
             raise ConfigError(f"must be a plain name (it names the store runs/<name>.zarr), not a path: "
-                              f"{short(p['name'])}", key="name")
-        if p["recording"]["out"] is None:
-            p["recording"]["out"] = os.path.join("runs", f"{p['name']}.zarr")
+                              f"{short(name)}", key="name")
+        p = p.replace(name=name)
+        if p.recording.out is None:
+            p = p.replace(recording=p.recording.replace(out=os.path.join("runs", f"{name}.zarr")))
     except ConfigError as exc:
         if exc.file is not None or exc.source is not None:
             raise
@@ -484,14 +358,14 @@ def validate_protocol(raw: dict, path: Path | None = None, text: str = "") -> di
     return p
 
 
-def _check_combination(p: dict, plan) -> None:
+def _check_combination(p, plan) -> None:
     """Checks across sections (each names the key to change)."""
     from .realizations import REALIZATIONS
     from .rules import RULES
 
-    circuit, rname, real = p["circuit"], p["rule"]["name"], p["realization"]["type"]
+    circuit, rname, real = p.circuit, p.rule.name, p.realization.type
     rule = RULES[rname]
-    if rule.needs_vectorized and not circuit["vectorized"]:
+    if rule.needs_vectorized and not circuit.vectorized:
         raise ConfigError(f"rule {rname} needs a vectorized circuit (circuit.vectorized: true)",
                           key="rule.name")
     hidden = hidden_weight_layers(plan)
@@ -504,24 +378,23 @@ def _check_combination(p: dict, plan) -> None:
         raise ConfigError(f"rule {rname} needs at least {rule.min_hidden_layers} hidden weight "
                           f"layer(s); the circuit has {len(hidden)}", key="rule.name")
     REALIZATIONS[real].check_protocol(p, hidden)
-    traj = p["recording"]["trajectories"]
-    if real == "batched" and (traj["every"] or traj["snapshot_every"]):
+    traj = p.recording.trajectories
+    if not REALIZATIONS[real].records_trajectories and (traj.every or traj.snapshot_every):
         raise ConfigError("trajectories are recorded by the explicit circuits (realization.type: "
                           "grouped or temporal); the batched realization has none",
                           key="recording.trajectories")
-    target = (p["data"]["options"] or {}).get("target", "label")
-    if target == "input" and (circuit["vectorized"] or p["loss"] != "mse"):
+    if target(p.data) == "input" and (circuit.vectorized or p.loss != "mse"):
         raise ConfigError("target: input (an autoencoder) needs a conventional circuit "
                           "(circuit.vectorized: false) and loss: mse", key="data.options.target")
 
 
-def train_examples(p: dict) -> int | None:
+def train_examples(p) -> int | None:
     """Training examples of a resolved protocol's data set, known without loading it (None
     when unknown: a plug-in's or a file's)."""
     from .data import train_size
 
-    d = p["data"]
-    return train_size(d["dataset"], d["options"], d["train_subset"])
+    d = freeze(p).data
+    return train_size(d.dataset, d.options, d.train_subset)
 
 
 def hidden_weight_layers(plan) -> list:
@@ -536,32 +409,26 @@ def hidden_weight_layers(plan) -> list:
             for i, lp in enumerate(plan.layers[:-1]) if lp.role in ("first", "hidden")]
 
 
-def memory_options(p: dict, K: int) -> dict:
-    """What the memory estimate needs of a protocol beside the layers (see :mod:`neurosim.model.memory`)."""
-    return {"copies": K if p["realization"]["type"] == "grouped" else 1,
-            "optimizer_state": 2 if p["optimizer"]["name"] == "adam" else 1,
-            "batch_size": p["training"]["batch_size"]}
-
-
-def check_memory(p: dict, in_shape, layers, K: int) -> None:
+def check_memory(p, in_shape, layers, K: int) -> None:
     """Refuse, with the estimate, a protocol whose run cannot fit in its memory budget
     (``training.memory_gib``, default half of the available memory)."""
     from .model import memory
-
-    tr = p["training"]
-    budget = memory.budget(tr["memory_gib"])
-    if budget is None:
-        return
-    item = 4 if p["dtype"] == "float32" else 8
-    kw = memory_options(p, K)
-    eval_batch = tr["eval_batch_size"] or memory.eval_batch_size(layers, K, in_shape, item, budget, **kw)
-    est = memory.estimate(layers, K, in_shape, item, eval_batch=eval_batch, **kw)
-    keys = {"parameters": "circuit.layers", "training batch": "training.batch_size",
-            "evaluation batch": "training.eval_batch_size"}
+    from .optim import OPTIMIZERS
     from .realizations import REALIZATIONS
 
+    tr = p.training
+    budget = memory.budget(tr.memory_gib)
+    if budget is None:
+        return
+    item = 4 if p.dtype == "float32" else 8
+    real = REALIZATIONS[p.realization.type]
+    needs = memory_needs(tr, real, OPTIMIZERS[p.optimizer.name], K)
+    eval_batch = eval_batch_size(tr, layers, K, in_shape, item, budget, needs)
+    est = memory.estimate(layers, K, in_shape, item, eval_batch=eval_batch, **needs)
+    keys = {"parameters": "circuit.layers", "training batch": "training.batch_size",
+            "evaluation batch": "training.eval_batch_size"}
     units = [math.prod(L.unit_shape) for L in layers]
-    for part, (size, key) in REALIZATIONS[p["realization"]["type"]].memory_parts(p, units, K, item).items():
+    for part, (size, key) in real.memory_parts(p, units, K, item).items():
         est[part], keys[part] = size, key
     est["total"] = sum(v for k, v in est.items() if k != "total")
     if est["total"] > budget:
@@ -569,6 +436,6 @@ def check_memory(p: dict, in_shape, layers, K: int) -> None:
         parts = ", ".join(f"{k} {v / gib:.2f} GiB" for k, v in est.items() if k != "total")
         biggest = max((k for k in est if k != "total"), key=est.get)
         key = keys[biggest]
-        src = "training.memory_gib" if tr["memory_gib"] is not None else "half of the available memory"
+        src = "training.memory_gib" if tr.memory_gib is not None else "half of the available memory"
         raise ConfigError(f"needs about {est['total'] / gib:.1f} GiB of memory ({parts}); the budget is "
                           f"{budget / gib:.1f} GiB ({src})", key=key)

@@ -251,7 +251,7 @@ class Run:
                 if extended:  # a longer schedule: record it, and lift a max_steps stop
                     attrs.update(protocol=json.dumps(self.protocol),
                                  extended=", ".join(extended))
-                    mx = tr["max_steps"]
+                    mx = tr.max_steps
                     if str(self.stopped).startswith("max_steps") and (not mx or mx > self.step):
                         self.stopped = None
                 self.recorder.set_attrs(**attrs)
@@ -271,15 +271,15 @@ class Run:
             raise
         exp = self.exp
         n = exp.n_train
-        bs = tr["batch_size"]
+        bs = tr.batch_size
         n_batches = (n + bs - 1) // bs
         last = None
-        if self.epoch < tr["epochs"] and not self.stopped:
+        if self.epoch < tr.epochs and not self.stopped:
             self._plan_recording(n_batches)
             self._say("training")
         try:
-            while self.epoch < tr["epochs"] and not self.stopped:
-                if tr["shuffle"]:
+            while self.epoch < tr.epochs and not self.stopped:
+                if tr.shuffle:
                     perm = self.exp.backend.rng("data", self.epoch).permutation(n)
                 else:
                     perm = np.arange(n)
@@ -288,8 +288,8 @@ class Run:
                     idx = perm[self.batch * bs : (self.batch + 1) * bs]
                     self.exp.net.begin_step(self.step + 1, self.epoch)  # training mode (dropout)
                     xb = exp.x_train[idx]
-                    if tr["input_noise"]:
-                        xb = corrupt(xb, tr["input_noise"], exp.backend, self.step + 1)
+                    if tr.input_noise:
+                        xb = corrupt(xb, tr.input_noise, exp.backend, self.step + 1)
                     res = exp.realization.step(xb, exp.y_train[idx],
                                                self._before_update if exp.observers else None)
                     self.exp.net.end_step()
@@ -310,19 +310,19 @@ class Run:
                         raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
                                           f"{self.epoch + 1}/{tr['epochs']} batch {self.batch}/"
                                           f"{n_batches}; checkpoint written")
-                    if tr["max_steps"] and self.step >= tr["max_steps"]:
+                    if tr.max_steps and self.step >= tr.max_steps:
                         break
                 if self.batch >= n_batches:
                     self.epoch += 1
                     self.batch = 0
-                done_steps = tr["max_steps"] and self.step >= tr["max_steps"]
-                if self.epoch % tr["eval_every"] == 0 or self.epoch >= tr["epochs"] or done_steps:
+                done_steps = tr.max_steps and self.step >= tr.max_steps
+                if self.epoch % tr.eval_every == 0 or self.epoch >= tr.epochs or done_steps:
                     self._check_weights()
                     last = self.evaluate()
                     self.record(last)
                     self._evaluated(self.epoch_position(), last)
                     self.loss_sum, self.loss_n = 0.0, 0
-                    if tr["early_stop"] and last["train_error"] == 0.0:
+                    if tr.early_stop and last["train_error"] == 0.0:
                         self.stopped = "early stop (zero train error)"
                     elif done_steps:
                         self.stopped = f"max_steps {tr['max_steps']}"
@@ -343,7 +343,7 @@ class Run:
         self.recorder.finish(status="finished", stopped=stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"],
                           last["test_error"], stopped, seconds, position=self.epoch_position(),
-                          n_epochs=tr["epochs"], steps_per_epoch=exp.steps_per_epoch)
+                          n_epochs=tr.epochs, steps_per_epoch=exp.steps_per_epoch)
 
     def _last_record(self) -> dict:
         """The errors of the store's last committed evaluation."""
@@ -360,9 +360,9 @@ class Run:
         """Tell the observers the run's length; a recording cadence longer than the run is
         said in one line (those records are taken at the run's last step instead)."""
         tr = self.exp.training
-        n_steps = tr["epochs"] * n_batches
-        if tr["max_steps"]:
-            n_steps = min(n_steps, tr["max_steps"])
+        n_steps = tr.epochs * n_batches
+        if tr.max_steps:
+            n_steps = min(n_steps, tr.max_steps)
         long = [f"{key} = {every}" for obs in self.exp.observers for key, every in obs.plan(n_steps)]
         if long:
             self._note(f"note: this run takes {n_steps} optimizer steps, fewer than "

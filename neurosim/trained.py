@@ -35,9 +35,10 @@ class TrainedNetwork:
 
     def __repr__(self) -> str:
         layers = ", ".join(f"{r['kind']} {tuple(r['units'])}" for r in self.net.summary())
-        return (f"<TrainedNetwork {self.protocol['name']} ({self.protocol['rule']['name']}, "
-                f"{self.protocol['realization']['type']}) at checkpoint {self.checkpoint}: epoch "
-                f"{self.epoch:g}, step {self.step}; {self.experiment.backend.device}; {layers}>")
+        p = self.protocol
+        return (f"<TrainedNetwork {p.name} ({p.rule.name}, {p.realization.type}) at checkpoint "
+                f"{self.checkpoint}: epoch {self.epoch:g}, step {self.step}; "
+                f"{self.experiment.backend.device}; {layers}>")
 
     @property
     def in_shape(self) -> tuple:
@@ -146,7 +147,7 @@ def _load_snapshot(exp, ds, k: int, path) -> None:
 
     every = "recording.weights: true (and weights_every: 1)"
     if exp.realization.state_dict():
-        raise _fail(f"{path}: the {exp.protocol['realization']['type']} realization keeps its own "
+        raise _fail(f"{path}: the {exp.protocol.realization.type} realization keeps its own "
                     f"state (its synapses) for the last checkpoint only; checkpoint {k} cannot be "
                     f"rebuilt (load the last one)")
     state = {}

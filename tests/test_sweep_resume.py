@@ -67,7 +67,7 @@ def test_a_run_is_not_continued_under_an_edited_protocol(client, tmp_path, kille
     res2 = execute(edited, out, client, echo=_quiet)
     assert list(res2.failed) == [name] and not res2.finished and not res2.skipped
     # the message `neurosim run --resume` gives for this store and protocol
-    proto = copy.deepcopy(run.protocol)
+    proto = run.protocol.to_dict()
     proto["recording"]["out"] = str(path.resolve())
     with pytest.raises(StoreError) as ei:
         check_resumable(proto, Recorder(path.resolve()))

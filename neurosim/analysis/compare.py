@@ -83,7 +83,7 @@ def load_run(path) -> RunData:
         temporal_var=get("neuromod_temporal_var"),
         spread=get("synapse_spread", 2),
         realization_options=real,
-        caveat=" ".join(str(run.protocol.get("caveat") or "").split()),
+        caveat=" ".join(str(run.options.get("caveat") or "").split()),
     )
 
 

@@ -17,6 +17,7 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,14 @@ class RunStore:
     ds: object  # xarray.Dataset
     attrs: dict  # root attrs, JSON strings decoded
     protocol: dict  # the resolved protocol the run was made with ({} when absent)
+
+    @cached_property
+    def options(self):
+        """The protocol as typed :class:`~neurosim.core.options.Options`: the declared defaults
+        where the store lacks a key (:func:`neurosim.protocol.view`)."""
+        from ..protocol import view
+
+        return view(self.protocol)
 
     @property
     def label(self) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.circuit import circuit_schema
 from . import paper_tables
 from .cells import group_cells, mean_curve, mean_std
 from .figures import ErrorAxis, epoch_axis, pyplot, style_legend
@@ -69,12 +70,11 @@ class RunData:
 
 def load_run(path) -> RunData:
     run = open_run(path)
-    proto, attrs = run.protocol, run.attrs
-    circ = proto.get("circuit", {})
+    # typed, the declared defaults where the stored circuit lacks a key; without one, the attrs
+    circ = run.options.get("circuit") or circuit_schema().view(
+        {k: run.attrs[k] for k in ("vectorized", "sign") if k in run.attrs})
     kinds = [ls.get("type") for ls in circ.get("layers", [])]
-    key = paper_tables.cell(run.dataset, kinds,
-                            bool(circ.get("vectorized", attrs.get("vectorized", True))),
-                            circ.get("sign", attrs.get("sign", "")), run.rule)
+    key = paper_tables.cell(run.dataset, kinds, bool(circ.vectorized), circ.sign, run.rule)
     return RunData(run, key, paper_tables.lookup(key))
 
 

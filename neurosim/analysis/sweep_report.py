@@ -63,11 +63,15 @@ def paper_cell(protocol: dict):
     """(dataset, row, column index in COLUMNS) of the paper's tables for a run's
     validated protocol, or None — the cell is decided by
     :func:`neurosim.analysis.paper_tables.cell` from the circuit's layer kinds."""
-    dataset = str(protocol.get("data", {}).get("dataset", ""))
-    circ = protocol.get("circuit", {})
+    from ..model.circuit import circuit_schema
+    from ..protocol import view
+
+    p = view(protocol)  # typed, the declared defaults where the store lacks a key
+    circ = p.get("circuit") or circuit_schema().view({})  # a store without its circuit
     kinds = [str(ls.get("type", "")) for ls in circ.get("layers", [])]
-    key = paper_tables.cell(dataset, kinds, bool(circ.get("vectorized", True)),
-                            str(circ.get("sign")), str(protocol.get("rule", {}).get("name", "")))
+    dataset = str(p.data.get("dataset", ""))
+    key = paper_tables.cell(dataset, kinds, bool(circ.vectorized),
+                            str(circ.sign), str(p.rule.get("name", "")))
     if key is None:
         return None
     table = "cifar10" if dataset.startswith("cifar10") else "mnist"
@@ -87,7 +91,7 @@ def collect(path) -> list[dict]:
                "stopped": None, "steps": None, "wall_s": None}
         run = e.run
         if run is not None:
-            rec["protocol"] = run.protocol or None
+            rec["protocol"] = run.options if run.protocol else None  # typed, with its defaults
             rec["stopped"] = run.stopped or None
             if run.values("epoch").size:
                 rec["epoch"] = run.values("epoch")
@@ -122,9 +126,9 @@ def summarize(runs: list[dict]) -> list[dict]:
             "test_error_mean": te_m, "test_error_std": te_s,
             "train_error_mean": tr_m, "train_error_std": tr_s,
             "final_epoch_mean": mean_std([float(r["epoch"][-1]) for r in done])[0],
-            "epochs_asked": proto["training"]["epochs"] if proto else None,
-            "dataset": proto["data"]["dataset"] if proto else None,
-            "train_subset": proto["data"].get("train_subset") if proto else None,
+            "epochs_asked": proto.training.epochs if proto else None,
+            "dataset": proto.data.get("dataset") if proto else None,
+            "train_subset": proto.data.train_subset if proto else None,
             "table": pc[0] if pc else None, "row": pc[1] if pc else None,
             "column": COLUMNS[pc[2]] if pc else None,
             "published_test": published[0] if published else None,
@@ -156,7 +160,7 @@ def run_rows(runs: list[dict]) -> list[dict]:
         rows.append({
             "architecture": pc[1].lower().replace("-", "_") if pc else "",
             "rule": proto.get("rule", {}).get("name", ""),
-            "sign": proto.get("circuit", {}).get("sign", ""),
+            "sign": (proto.get("circuit") or {}).get("sign", ""),  # typed: "" only without a circuit
             "seed": r["seed"],
             "epochs": float(r["epoch"][-1]) if has else None,
             "train_error": float(r["train_error"][-1]) if has else None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..realizations.dynamics import DYNAMICS
 from ..recording.trial import LEGACY, PHASES, populations
 
 
@@ -112,9 +113,9 @@ def load_trial(path, step=None, record: int = -1, probe=None, select=None) -> Tr
     def val(name):
         return np.asarray(one[name].values, dtype=np.float64)
 
-    dyn = (run.protocol.get("realization") or {}).get("dynamics") or {}
+    dyn = run.options.realization.get("dynamics") or DYNAMICS.view({})  # typed, with its defaults
     tr = Trial(label=run.label, realization=str(run.attrs.get("realization", "?")),
-               model=str((dyn.get("neurons") or {}).get("model", "rate")),
+               model=str(dyn.neurons.model),
                step=int(ds["sim_step"].values[k]), probe=int(ds["probe"].values[p]),
                probe_label=int(ds["probe_label"].values[p]) if "probe_label" in ds.variables else -1,
                t=np.asarray(ds[name("trial_time")].values, dtype=np.float64),

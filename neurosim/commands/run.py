@@ -37,15 +37,15 @@ def run(protocol, device, out, sets, resume, overwrite, quiet, progress_mode):
         proto = load_protocol(protocol, parse_set(sets))
     except ConfigError as exc:
         fail(str(exc))
-    out = out or proto["recording"]["out"]
+    out = out or proto.recording.out
     again = " ".join(shlex.quote(a) for a in (protocol, "--out", str(out),
                                               *[x for v in sets for x in ("--set", v)], "--resume"))
-    prog = Progress(proto["training"]["epochs"], enabled=not quiet,
-                    max_steps=proto["training"]["max_steps"], mode=progress_mode)
+    prog = Progress(proto.training.epochs, enabled=not quiet,
+                    max_steps=proto.training.max_steps, mode=progress_mode)
     for line in start_notes(proto):
         click.echo(line, err=True)  # even with --quiet: these change what the run means
     try:
-        resolve_device(device or proto["device"])  # before any data loads
+        resolve_device(device or proto.device)  # before any data loads
         try:
             summary = run_protocol(proto, out=out, device=device, resume=resume,
                                    overwrite=overwrite, progress=prog)

@@ -38,7 +38,7 @@ def theory(source, widths, out, init, examples, dataset, seed):
             fail(f"{source} is a sweep protocol (several runs); give a circuit or a one-run protocol")
         if "circuit" in raw:  # a protocol: validated whole, its resolved circuit used
             proto = load_protocol(source)
-            spec, proto_dataset = proto["circuit"], proto["data"]["dataset"]
+            spec, proto_dataset = proto.circuit, proto.data.dataset
         else:
             spec = validate_circuit(raw, source, text)
         ws = [int(w) for w in widths.split(",") if w.strip()]
@@ -46,9 +46,9 @@ def theory(source, widths, out, init, examples, dataset, seed):
         fail(str(exc))
     except ValueError:
         fail(f"--widths must be comma-separated integers, got {widths!r}")
-    if not spec["vectorized"]:
+    if not spec.vectorized:
         fail(f"{source}: eq. 15 is about vectorized networks (vectorized: true)")
-    ds_name = dataset or proto_dataset or spec.get("dataset") or "mnist"
+    ds_name = dataset or proto_dataset or spec.dataset or "mnist"
     if dataset is None and ds_name not in IN_SHAPES:
         fail(f"no input shape known for dataset {ds_name!r}; pass --dataset")
     try:

@@ -16,6 +16,12 @@ protocol's schema is assembled from these declarations (:mod:`neurosim.protocol`
 validation happens before any data loads, and ``docs/protocol.md`` is generated from the
 same declarations (:func:`markdown`).
 
+Validation returns :class:`Options`: a frozen mapping of the section's values (every default
+filled in, once, from the declaration) that is read by attribute (``options.tau_e_ms``) or by
+key, and serialises as the plain dict it holds (``json.dumps`` and :meth:`Options.to_dict` give
+the same mapping, so a store records exactly what the run was made with).  A component
+receives its own section, typed, and never restates a default.
+
 Errors are :class:`ConfigError`: the source (``file:line`` of the YAML, or the ``--set``
 override that introduced the value), the dotted key and what is wrong, with "did you mean"
 for unknown keys.
@@ -27,6 +33,8 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from .typed import FrozenList, Options, freeze, plain  # noqa: F401 - the values validation returns
 
 MISSING = object()
 
@@ -164,7 +172,8 @@ class Section:
     fields: dict = field(default_factory=dict)
     nullable: bool = False
     doc: str = ""
-    #: cross-field checks ``check(values, key) -> None`` (raise ConfigError) after the fields
+    #: cross-field checks ``check(values, key)`` after the fields: raise ConfigError, or return
+    #: the values changed (:meth:`Options.replace`; None keeps them)
     checks: tuple = ()
 
     @property
@@ -194,9 +203,29 @@ class Section:
                 raise ConfigError("required key is missing", key=sub)
             else:
                 out[k] = _copy(spec.default)
+        out = freeze(out)
         for check in self.checks:
-            check(out, key)
+            out = check(out, key) or out
         return out
+
+    def view(self, value):
+        """A stored section (a store's protocol, perhaps written by an older version) as
+        :class:`Options`, nothing validated: the declared defaults for the keys it lacks, keys
+        it has kept as they are (unknown ones too); ``None`` for an absent nullable section."""
+        if not isinstance(value, dict):
+            if self.nullable and value is None:
+                return None
+            value = {}
+        out = {}
+        for k, spec in self.fields.items():
+            if k in value:
+                out[k] = _view(spec, value[k])
+            elif isinstance(spec, (Section, Tagged)):
+                out[k] = spec.view(None if getattr(spec, "nullable", False) else {})
+            elif spec.default is not MISSING:
+                out[k] = _copy(spec.default)
+        out.update({k: v for k, v in value.items() if k not in out})
+        return freeze(out)
 
     def with_fields(self, **more) -> Section:
         return Section({**self.fields, **more}, self.nullable, self.doc, self.checks)
@@ -245,7 +274,26 @@ class Tagged:
                 raise ConfigError(f"unknown key for {self.tag} {name!r}{_suggest(k, known) if known else ''}"
                                   + ("" if known else " (it takes no options)"), key=exc.key) from None
             raise
-        return {self.tag: name, **out}
+        return Options({self.tag: name, **out})
+
+    def view(self, value):
+        """A stored tagged section as :class:`Options` (see :meth:`Section.view`); one whose tag
+        is unknown here (a plug-in not installed) as it is."""
+        value = value if isinstance(value, dict) else {}
+        name = value.get(self.tag, None if self.default is MISSING else self.default)
+        if name not in self.choices:
+            return freeze(value)
+        rest = {k: v for k, v in value.items() if k != self.tag}
+        return Options({self.tag: name, **self.sections()[name].view(rest)})
+
+
+def _view(spec, value):
+    """A stored value of field ``spec`` as :meth:`Section.view` gives it."""
+    if isinstance(spec, (Section, Tagged)):
+        return spec.view(value)
+    if isinstance(value, list) and isinstance(spec.item, (Section, Tagged)):
+        return [spec.item.view(v) if isinstance(v, dict) else v for v in value]
+    return freeze(value)
 
 
 def _copy(v):

@@ -89,9 +89,9 @@ def iid_nonnegative(net, rng, scale: float = 1.0) -> None:
 def with_width(circuit: dict, width: int) -> dict:
     """A copy of a circuit spec with every hidden layer's ``units`` (dense) or
     ``channels`` (conv / locally connected) set to ``width``."""
-    import copy
+    from ..core.options import plain
 
-    c = copy.deepcopy(circuit)
+    c = plain(circuit)
     for ls in c["layers"]:
         for key in ("units", "channels"):
             if key in ls:

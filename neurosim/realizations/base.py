@@ -8,18 +8,20 @@ circuits.  A realization owns whatever state it needs beyond the network
 
 from __future__ import annotations
 
-from ..core.options import Section
+from ..core.options import Options, Section
 
 
 class Realization:
     name = "base"
     #: the protocol's ``realization:`` options (beside ``type``)
     OPTIONS = Section({})
+    #: whether it records trajectories (``recording.trajectories``)
+    records_trajectories = False
 
     @classmethod
-    def check_protocol(cls, protocol: dict, hidden: list) -> None:
+    def check_protocol(cls, protocol: Options, hidden: list) -> None:
         """Raise :class:`~neurosim.core.options.ConfigError` (naming the key to change) when a
-        validated protocol cannot run on this realization; ``hidden`` lists the circuit's
+        validated protocol (typed) cannot run on this realization; ``hidden`` lists the circuit's
         hidden weight layers as ``(index, nonlinearity)``."""
 
     @classmethod
@@ -31,20 +33,28 @@ class Realization:
         return "no circuit recordings"
 
     @classmethod
-    def memory_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -> dict:
+    def parameter_copies(cls, K: int) -> int:
+        """Copies of every parameter this realization keeps (with their gradients and optimizer
+        state), for the run's memory estimate."""
+        return 1
+
+    @classmethod
+    def memory_parts(cls, protocol: Options, units: list, K: int, itemsize: int) -> dict:
         """Memory this realization needs beyond the network's parameters and batches, for the
         run's memory estimate at validation: {part: (bytes, key to change)}.  ``units``: the
         neurons per vector unit of each weight layer."""
         return {}
 
     @classmethod
-    def validated_options(cls, options: dict) -> dict:
-        """``options`` (a stored or partial ``realization:`` mapping, without ``type``) with the
-        defaults of :attr:`OPTIONS` filled in."""
+    def validated_options(cls, options: dict) -> Options:
+        """``options`` (a stored or partial ``realization:`` mapping; its ``type`` is left out)
+        as typed :class:`~neurosim.core.options.Options`, the defaults of :attr:`OPTIONS` filled
+        in."""
         return cls.OPTIONS.validate({k: v for k, v in options.items() if k != "type"}, "realization")
 
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
-        self.options = options
+        #: the validated ``realization:`` options (without ``type``)
+        self.options = self.validated_options(options)
         self.backend = backend
         self.net = net
         self.rule = rule

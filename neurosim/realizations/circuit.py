@@ -33,21 +33,21 @@ def check_protocol(protocol: dict, hidden: list, realization: str) -> None:
     fully connected vectorized network with gated hidden units and an identity readout."""
     from ..core.options import ConfigError
 
-    if protocol["rule"]["name"] != "gevb":
+    if protocol.rule.name != "gevb":
         raise ConfigError(f"realization {realization} implements the three-factor GEVB rule "
-                          f"(paper §7); set rule.name: gevb (got {protocol['rule']['name']!r})",
+                          f"(paper §7); set rule.name: gevb (got {protocol.rule.name!r})",
                           key="rule.name")
-    circuit = protocol["circuit"]
-    if not circuit["vectorized"]:
+    circuit = protocol.circuit
+    if not circuit.vectorized:
         raise ConfigError(f"realization {realization} needs a vectorized network", key="circuit.vectorized")
-    for i, ls in enumerate(circuit["layers"]):
-        if ls["type"] != "dense":
+    for i, ls in enumerate(circuit.layers):
+        if ls.type != "dense":
             raise ConfigError(f"realization {realization} simulates fully connected VNNs only (dense "
-                              f"layers); layer {i} is {ls['type']!r}. Use realization type batched for "
+                              f"layers); layer {i} is {ls.type!r}. Use realization type batched for "
                               f"other layer kinds", key=f"circuit.layers[{i}].type")
-    if circuit["output"]["nonlinearity"] != "identity":
+    if circuit.output.nonlinearity != "identity":
         raise ConfigError(f"realization {realization} needs an identity readout, got "
-                          f"{circuit['output']['nonlinearity']!r}", key="circuit.output.nonlinearity")
+                          f"{circuit.output.nonlinearity!r}", key="circuit.output.nonlinearity")
     for i, nl in hidden:
         if not nl.gating:
             raise ConfigError(f"realization {realization} needs gated hidden units (nonlinearity: "

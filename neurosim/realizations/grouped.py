@@ -61,6 +61,7 @@ from .circuit import (
 
 class Grouped(Realization):
     name = "grouped"
+    records_trajectories = True
     OPTIONS = Section({
         "relaxation": Section({
             "rate": Field(float, default=1.0, min=0, max=1,
@@ -84,6 +85,11 @@ class Grouped(Realization):
         check_protocol(protocol, hidden, "grouped")
         dynamics.check_protocol(protocol, "grouped")
 
+    @classmethod
+    def parameter_copies(cls, K):
+        """K synapses per pair of groups (the first layer has no copies; counted as if it had)."""
+        return K
+
     #: the time course of the circuit in time (:mod:`.dynamics.memory`)
     memory_parts = classmethod(dynamics.memory.realization_parts)
 
@@ -99,27 +105,23 @@ class Grouped(Realization):
         """Exact with complete relaxation every step (each step is batched GEVB's update; the
         optimizer runs per synapse) and without dynamics or with the ideal dynamics."""
         o = cls.validated_options(options)
-        in_time = dynamics.agreement(o["dynamics"])
+        in_time = dynamics.agreement(o.dynamics)
         if in_time:
             return in_time
-        rel = o["relaxation"]
-        if rel["schedule"] == "every_step" and rel["rate"] == 1.0:
+        rel = o.relaxation
+        if rel.schedule == "every_step" and rel.rate == 1.0:
             return "exact: complete relaxation every step"
-        when = {"every_n": f"every {rel['every']} steps", "per_epoch": "once per epoch",
-                "never": "never"}[rel["schedule"]]
+        when = {"every_n": f"every {rel.every} steps", "per_epoch": "once per epoch",
+                "never": "never"}[rel.schedule]
         return (f"approximate: the K synapses of a pair drift apart between relaxations "
-                f"(relaxation {when}, rate {rel['rate']}); every_step at rate 1 is exact")
+                f"(relaxation {when}, rate {rel.rate}); every_step at rate 1 is exact")
 
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
         check_network(net, "grouped")
-        o = options
-        rel = o.get("relaxation") or {}
-        self.rho = float(rel.get("rate", 1.0))
-        self.schedule = rel.get("schedule", "every_step")
-        self.relax_every = int(rel.get("every", 10))
-        self.compensate = bool(o.get("compensate_k", True))
-        self.T = int(o.get("time_bins", 1))
+        o, rel = self.options, self.options.relaxation
+        self.rho, self.schedule, self.relax_every = rel.rate, rel.schedule, rel.every
+        self.compensate, self.T = o.compensate_k, o.time_bins
         self.K = net.K
         xp = backend.xp
         self.layers = list(net.weight_layers)

@@ -72,6 +72,7 @@ from .circuit import check_network, check_protocol, clamp_, engine_states
 
 class Temporal(Realization):
     name = "temporal"
+    records_trajectories = True
     OPTIONS = Section({
         "gating": Field(str, default="full", choices=("full", "first_bin", "external"), doc=(
             "how a neuron's gate is decided: full, G = Θ(Σ_μ t_μ h_μ) over all K bins (exact, "
@@ -93,7 +94,7 @@ class Temporal(Realization):
     @classmethod
     def check_protocol(cls, protocol, hidden):
         check_protocol(protocol, hidden, "temporal")
-        if protocol["realization"]["plasticity"] == "per_bin" and protocol["optimizer"]["name"] != "sgd":
+        if protocol.realization.plasticity == "per_bin" and protocol.optimizer.name != "sgd":
             raise ConfigError("realization temporal with plasticity per_bin applies the three-factor "
                               "update inside the example as plain SGD; set optimizer.name: sgd "
                               "(or plasticity: end_of_example)", key="optimizer.name")
@@ -114,10 +115,10 @@ class Temporal(Realization):
         """Exact with the acausal ``gating: full`` (the network's gates), without dynamics or
         with the ideal dynamics."""
         o = cls.validated_options(options)
-        in_time = dynamics.agreement(o["dynamics"])
+        in_time = dynamics.agreement(o.dynamics)
         if in_time:
             return in_time
-        g = o["gating"]
+        g = o.gating
         if g == "full":
             return "exact: gate from t·h over all K bins (acausal)"
         if g == "first_bin":
@@ -127,10 +128,8 @@ class Temporal(Realization):
     def __init__(self, options, backend, net, rule, optimizer, loss_fn, optimizer_options=None):
         super().__init__(options, backend, net, rule, optimizer, loss_fn, optimizer_options)
         check_network(net, "temporal")
-        o = options
-        self.gating = o.get("gating", "full")
-        self.error_timing = o.get("error_timing", "replay")
-        self.plasticity = o.get("plasticity", "end_of_example")
+        o = self.options
+        self.gating, self.error_timing, self.plasticity = o.gating, o.error_timing, o.plasticity
         self.K = net.K
         self.layers = list(net.weight_layers)
         self.first = self.layers[0]

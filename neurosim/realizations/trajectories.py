@@ -111,15 +111,15 @@ class TrajectoryObserver(Observer):
         net, backend = exp.net, exp.backend
         self.real = realization
         self.backend = backend
-        self.every = int(spec["every"])
-        self.snapshot_every = int(spec["snapshot_every"])
-        self.chunk = int(spec["chunk"])
-        self.agreement = bool(spec["agreement"])
+        self.every = int(spec.every)
+        self.snapshot_every = int(spec.snapshot_every)
+        self.chunk = int(spec.chunk)
+        self.agreement = bool(spec.agreement)
         self.layers = list(net.weight_layers)
         self.reference = None  # batched GEVB on the same batch (update_cosine), built when first used
         # the probe set: fixed test examples, on the device
         n_test = int(exp.x_test.shape[0])
-        probe = list(spec["probe"]) or list(range(min(int(spec["samples"]), n_test)))
+        probe = list(spec.probe) or list(range(min(int(spec.samples), n_test)))
         bad = [i for i in probe if i >= n_test]
         if bad:
             raise ConfigError(f"probe indices {bad} are outside the test set ({n_test} examples, "
@@ -130,7 +130,7 @@ class TrajectoryObserver(Observer):
         self.probe_label = backend.to_host(self.py).astype(np.int64)
         # the recorded units: chosen, else seeded (the readout has one vector unit)
         rng = backend.rng("record", 0)
-        chosen = list(spec["unit_indices"])
+        chosen = list(spec.unit_indices)
         self.units = {}
         for i in self.layers:
             n = net.layers[i].n_units
@@ -141,13 +141,13 @@ class TrajectoryObserver(Observer):
                                       f"indices 0..{n - 1})", key=f"{KEY}.unit_indices")
                 self.units[i] = np.asarray(chosen, dtype=np.int64)
             else:
-                k = min(int(spec["units"]), n)
+                k = min(int(spec.units), n)
                 self.units[i] = np.sort(rng.choice(n, size=k, replace=False)).astype(np.int64)
         rng = backend.rng("record", 1)  # the sampled synapses, whatever the units
         self.syn = {}
         for i in self.layers:
             L = net.layers[i]
-            k = int(spec["synapses"])
+            k = int(spec.synapses)
             self.syn[i] = (rng.integers(0, L.n_units, size=k), rng.integers(0, L.n_in, size=k))
         self.buf = {"sim_step": [], "snapshot": []}
         self.steps = {"sim_step": [], "snapshot": []}
@@ -300,7 +300,7 @@ class TrajectoryObserver(Observer):
 
 
 def build(exp, realization):
-    spec = exp.recording["trajectories"]
-    if spec["every"] <= 0 and spec["snapshot_every"] <= 0:
+    spec = exp.recording.trajectories
+    if spec.every <= 0 and spec.snapshot_every <= 0:
         return []
     return [TrajectoryObserver(exp, realization, spec)]

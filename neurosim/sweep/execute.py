@@ -11,7 +11,6 @@ seeing every run end (Ctrl-C, SIGTERM), each unseen run's status is read from it
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.options import freeze
 from .grammar import Sweep
 from .store import SweepStore, committed_epoch, run_is_done
 
@@ -55,8 +55,8 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
             if rec.exists:  # refused before anything is written; the store keeps its provenance
                 check_resumable(protocol, rec)
             log({"event": "start", "run": name, "worker": worker})
-            epochs = protocol["training"]["epochs"]
-            max_steps = protocol["training"]["max_steps"]
+            epochs = protocol.training.epochs
+            max_steps = protocol.training.max_steps
 
             last = [time.time()]
 
@@ -143,14 +143,14 @@ def run_length(protocol: dict) -> float:
     run's first progress event says it)."""
     from ..protocol import train_examples
 
-    tr = protocol["training"]
-    epochs = float(tr["epochs"])
-    if not tr["max_steps"]:
+    tr = freeze(protocol).training
+    epochs = float(tr.epochs)
+    if not tr.max_steps:
         return epochs
     n = train_examples(protocol)
     if not n:
         return epochs
-    return min(epochs, tr["max_steps"] / -(-n // tr["batch_size"]))
+    return min(epochs, tr.max_steps / -(-n // tr.batch_size))
 
 
 class Progress:
@@ -237,8 +237,8 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
             skipped.append(r.name)
             listing[r.name] = {**info, "status": "finished"}
             continue
-        proto = copy.deepcopy(r.protocol)
-        proto["recording"]["out"] = str(path.resolve())  # workers may run in another directory
+        # workers may run in another directory
+        proto = r.protocol.replace(recording=r.protocol.recording.replace(out=str(path.resolve())))
         todo[r.name] = (committed_epoch(path) if attrs else 0, run_length(proto))
         submit.append((r, proto))
         listing[r.name] = {**info, "status": "queued", "error": None}
@@ -253,7 +253,7 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
         token = uuid.uuid4().hex[:8]
         futures = {}
         for r, proto in submit:
-            fut = client.submit(run_one, proto, proto["recording"]["out"], device, topic,
+            fut = client.submit(run_one, proto, proto.recording.out, device, topic,
                                 key=f"neurosim-run-{r.name}-{token}", pure=False)
             futures[fut] = r.name
         ac = as_completed(list(futures))

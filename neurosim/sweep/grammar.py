@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.options import ConfigError, line_of
-from ..protocol import load_yaml, merge, validate_protocol
+from ..protocol import TRAINING, load_yaml, merge, validate_protocol
 
 SWEEP_KEYS = ("sweep", "seeds")
 CASES = "cases"
@@ -270,7 +270,7 @@ def expand(raw: dict, file=None, text: str = "", overrides: dict | None = None, 
             if max_epochs is not None:
                 tr = run_raw.setdefault("training", {}) or {}
                 run_raw["training"] = tr
-                tr["epochs"] = min(int(tr.get("epochs", 190)), max_epochs)
+                tr["epochs"] = min(int(tr.get("epochs", TRAINING.fields["epochs"].default)), max_epochs)
             proto = run_raw
             sweep.n_total += 1
             if only and not any(_match(rname, p) for p in only):

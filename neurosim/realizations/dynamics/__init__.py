@@ -26,7 +26,7 @@ from .options import DYNAMICS, agreement, check_protocol, is_ideal
 
 def build(realization):
     """The circuit's dynamics, or None when its options have no ``dynamics:`` section."""
-    opts = realization.options.get("dynamics")
+    opts = realization.options.dynamics
     if opts is None:
         return None
     return realization.dynamics_engine()(realization, opts)

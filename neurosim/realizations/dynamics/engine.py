@@ -75,23 +75,23 @@ class CircuitDynamics:
         self.layers = list(real.layers)
         self.first = self.layers[0]
         self.opts = o = options
-        dt = o["dt_ms"]
+        dt = o.dt_ms
         self.dt = dt
-        n_bin = int(round(o["presentation_ms"] / dt))
-        self.tl = Timeline(dt, self.n_segments(), n_bin, int(round(o["settle_ms"] / dt)),
-                           self.n_phases(), int(round(o["interval_ms"] / dt)))
-        neu, code = o["neurons"], o["code"]
-        self.neurons = MODELS[neu["model"]](dt, neu, code)
-        self.input_spikes = neu["input_spikes"]
-        self.readout_mode = neu["readout"]
-        self.r0, self.g, self.rectify = code["baseline_hz"], code["gain_hz"], code["rectify"]
-        self.a_syn = decay(dt, neu["tau_syn_ms"])
-        self.a_inh = decay(dt, o["gating"]["tau_inh_ms"])
-        nm = o["neuromodulator"]
-        self.chi, self.chi_structure = nm["crosstalk"], nm["crosstalk_structure"]
-        self._nm_args = (self.xp, self.dtype, self.channels, dt, nm["delay_ms"], nm["tau_ms"], nm["noise"])
+        n_bin = int(round(o.presentation_ms / dt))
+        self.tl = Timeline(dt, self.n_segments(), n_bin, int(round(o.settle_ms / dt)),
+                           self.n_phases(), int(round(o.interval_ms / dt)))
+        neu, code = o.neurons, o.code
+        self.neurons = MODELS[neu.model](dt, neu, code)
+        self.input_spikes = neu.input_spikes
+        self.readout_mode = neu.readout
+        self.r0, self.g, self.rectify = code.baseline_hz, code.gain_hz, code.rectify
+        self.a_syn = decay(dt, neu.tau_syn_ms)
+        self.a_inh = decay(dt, o.gating.tau_inh_ms)
+        nm = o.neuromodulator
+        self.chi, self.chi_structure = nm.crosstalk, nm.crosstalk_structure
+        self._nm_args = (self.xp, self.dtype, self.channels, dt, nm.delay_ms, nm.tau_ms, nm.noise)
         self.nm = Neuromodulator(*self._nm_args)
-        self.elig = Eligibility(dt, o["eligibility"]["tau_e_ms"])
+        self.elig = Eligibility(dt, o.eligibility.tau_e_ms)
         self.stochastic = self.neurons.spiking or self.input_spikes
         self.E = None  # carried eligibility {(layer, "W"|"b"): array}
         self.t = 0  # training trials (mini-batches) simulated
@@ -111,7 +111,7 @@ class CircuitDynamics:
 
     def replay_active(self) -> bool:
         """Whether the replay phase carries activity."""
-        return bool(self.opts["replay"])
+        return bool(self.opts.replay)
 
     def input_pre(self, x2, rnd_for):
         raise NotImplementedError
@@ -377,7 +377,7 @@ class CircuitDynamics:
         nm = Neuromodulator(*self._nm_args)
         # M over the trial and the delay after it (where a late command arrives; the steps
         # beyond the trial only enter the recorded neuromodulator_bin_mean)
-        D = int(round(self.opts["neuromodulator"]["delay_ms"] / self.dt))
+        D = int(round(self.opts.neuromodulator.delay_ms / self.dt))
         u_ext = self.xp.concatenate([u, self.xp.zeros((B, D, self.channels), dtype=u.dtype)], axis=1)
         M = []
         for b in range(B):  # one trial each, from rest

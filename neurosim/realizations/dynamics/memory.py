@@ -33,21 +33,21 @@ def estimate(dyn: dict, realization: dict, name: str, units: list, K: int, items
              batch_size: int) -> dict:
     """{part: (bytes, key to change)} of a validated ``dynamics`` section.  ``units``: neurons
     per vector unit of each weight layer (their ``unit_shape`` sizes)."""
-    dt = dyn["dt_ms"]
-    n_bin = steps(dyn["presentation_ms"], dt)
+    dt = dyn.dt_ms
+    n_bin = steps(dyn.presentation_ms, dt)
     if name == "grouped":  # (steps, K, B, n): one neuron per component
         phase, per_unit, channels = n_bin, K, K
         n_phase = 2
     else:  # temporal: K bins of n_bin steps, one neuron per vector unit
         phase, per_unit, channels = K * n_bin, 1, 1
-        n_phase = 2 if realization.get("error_timing", "replay") == "replay" else 1
-    spiking = dyn["neurons"]["model"] != "rate" or dyn["neurons"]["input_spikes"]
-    live = 2 if spiking and dyn["replay"] and n_phase == 2 else 1  # phases simulated and kept
+        n_phase = 2 if realization.error_timing == "replay" else 1
+    spiking = dyn.neurons.model != "rate" or dyn.neurons.input_spikes
+    live = 2 if spiking and dyn.replay and n_phase == 2 else 1  # phases simulated and kept
     per_step = KEPT * sum(per_unit * n + n for n in units) + WORKING * per_unit * max(units)
     train = phase * batch_size * per_step * itemsize * live
     evaluate = phase * min(EVAL_CHUNK, batch_size) * per_step * itemsize
-    slot = n_phase * phase + steps(dyn["interval_ms"], dt)
-    delay = steps(dyn["neuromodulator"]["delay_ms"], dt)
+    slot = n_phase * phase + steps(dyn.interval_ms, dt)
+    delay = steps(dyn.neuromodulator.delay_ms, dt)
     stream = STREAM * (batch_size * slot + delay) * channels * itemsize
     key = "realization.dynamics." + ("presentation_ms" if dt >= 0.1 else "dt_ms")
     nm_key = "realization.dynamics." + ("neuromodulator.delay_ms" if delay > batch_size * slot
@@ -59,7 +59,7 @@ def estimate(dyn: dict, realization: dict, name: str, units: list, K: int, items
 def realization_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -> dict:
     """``Realization.memory_parts`` of the grouped and temporal circuits: their time course
     when the protocol asks for dynamics, else nothing."""
-    o = protocol["realization"]
-    if o.get("dynamics") is None:
+    o = protocol.realization
+    if o.dynamics is None:
         return {}
-    return estimate(o["dynamics"], o, cls.name, units, K, itemsize, protocol["training"]["batch_size"])
+    return estimate(o.dynamics, o, cls.name, units, K, itemsize, protocol.training.batch_size)

@@ -297,14 +297,14 @@ class NeuronModel:
         self.a_m = decay(dt, neurons["tau_m_ms"])
         self.tau_m_s = neurons["tau_m_ms"] * 1e-3
         self.tau_ref_s = neurons["tau_ref_ms"] * 1e-3
-        self.r0, self.g, self.rectify = code["baseline_hz"], code["gain_hz"], code["rectify"]
+        self.r0, self.g, self.rectify = code.baseline_hz, code.gain_hz, code.rectify
         self.threshold = -self.r0 / self.g  # the activity of a neuron at zero rate
 
     @classmethod
     def check(cls, dyn: dict, key) -> None:
         """Constraints of this model on a validated ``dynamics`` section (``key(name)``: the
         full key of a field); raise :class:`~neurosim.core.options.ConfigError`."""
-        if cls.spiking and not dyn["code"]["rectify"]:
+        if cls.spiking and not dyn.code.rectify:
             raise ConfigError("spiking neurons need nonnegative rates: set code.rectify: true",
                               key=key("code.rectify"))
 
@@ -353,7 +353,7 @@ class LIFNeurons(NeuronModel):
     @classmethod
     def check(cls, dyn, key):
         super().check(dyn, key)
-        if dyn["neurons"]["tau_m_ms"] <= 0:
+        if dyn.neurons.tau_m_ms <= 0:
             raise ConfigError("LIF neurons need a membrane time constant > 0", key=key("neurons.tau_m_ms"))
 
     def spikes(self, a, n_bin, rnd):

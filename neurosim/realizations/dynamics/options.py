@@ -31,10 +31,11 @@ TIME_CONSTANTS = ("neurons.tau_m_ms", "neurons.tau_syn_ms", "gating.tau_inh_ms",
                   "eligibility.tau_e_ms", "neuromodulator.tau_ms")
 
 
-def _get(d: dict, dotted: str):
+def _get(options, dotted: str):
+    """The option at ``dotted`` (``eligibility.tau_e_ms``) of typed options."""
     for p in dotted.split("."):
-        d = d[p]
-    return d
+        options = getattr(options, p)
+    return options
 
 
 #: the most steps a duration may take (the memory estimate bounds what fits; this bounds the
@@ -57,23 +58,23 @@ def check_section(dyn: dict, key: str) -> None:
     def k(name):
         return f"{key}.{name}" if key else name
 
-    dt = dyn["dt_ms"]
+    dt = dyn.dt_ms
     for name in TIME_CONSTANTS:
         tau = _get(dyn, name)
         if 0 < tau < dt:
             raise ConfigError(f"time constant {tau} ms is shorter than dt_ms = {dt} ms (use a smaller "
                               f"dt_ms, or 0 for the instantaneous limit)", key=k(name))
-    n_pres = _steps(dyn["presentation_ms"], dt, k("presentation_ms"))
-    if _steps(dyn["settle_ms"], dt, k("settle_ms")) >= n_pres:
+    n_pres = _steps(dyn.presentation_ms, dt, k("presentation_ms"))
+    if _steps(dyn.settle_ms, dt, k("settle_ms")) >= n_pres:
         raise ConfigError(f"must be shorter than presentation_ms = {dyn['presentation_ms']} ms",
                           key=k("settle_ms"))
-    _steps(dyn["interval_ms"], dt, k("interval_ms"))
-    _steps(dyn["neuromodulator"]["delay_ms"], dt, k("neuromodulator.delay_ms"))
-    neu = dyn["neurons"]
-    if neu["input_spikes"] and not dyn["code"]["rectify"]:
+    _steps(dyn.interval_ms, dt, k("interval_ms"))
+    _steps(dyn.neuromodulator.delay_ms, dt, k("neuromodulator.delay_ms"))
+    neu = dyn.neurons
+    if neu.input_spikes and not dyn.code.rectify:
         raise ConfigError("spiking input neurons need nonnegative rates: set code.rectify: true",
                           key=k("code.rectify"))
-    MODELS[neu["model"]].check(dyn, k)
+    MODELS[neu.model].check(dyn, k)
 
 
 DYNAMICS = Section({
@@ -163,11 +164,11 @@ def is_ideal(dyn: dict) -> bool:
     """Whether a validated ``dynamics`` section is the ideal limit, which reproduces the circuit
     without dynamics: every time constant, delay, noise and crosstalk 0, rate neurons, the
     signed code (``code.rectify: false``)."""
-    neu, nm = dyn["neurons"], dyn["neuromodulator"]
-    zero = (neu["tau_m_ms"], dyn["gating"]["tau_inh_ms"], dyn["eligibility"]["tau_e_ms"],
-            nm["delay_ms"], nm["tau_ms"], nm["noise"], nm["crosstalk"])
-    return (all(v == 0 for v in zero) and neu["model"] == "rate" and not neu["input_spikes"]
-            and not dyn["code"]["rectify"])
+    neu, nm = dyn.neurons, dyn.neuromodulator
+    zero = (neu.tau_m_ms, dyn.gating.tau_inh_ms, dyn.eligibility.tau_e_ms,
+            nm.delay_ms, nm.tau_ms, nm.noise, nm.crosstalk)
+    return (all(v == 0 for v in zero) and neu.model == "rate" and not neu.input_spikes
+            and not dyn.code.rectify)
 
 
 #: why a circuit in time is not exact (:func:`agreement`)
@@ -185,26 +186,26 @@ def agreement(dyn) -> str | None:
 
 def check_protocol(protocol: dict, realization: str) -> None:
     """Constraints between ``realization.dynamics`` and the realization's other options."""
-    o = protocol["realization"]
-    dyn = o.get("dynamics")
+    o = protocol.realization
+    dyn = o.dynamics
     if dyn is None:
         return
     p = "realization.dynamics"
     if realization == "temporal":
-        if dyn["neurons"]["input_spikes"]:
+        if dyn.neurons.input_spikes:
             raise ConfigError("input spikes are simulated in the grouped circuit only (the temporal "
                               "circuit's K input populations would all fire at baseline in every bin)",
                               key=f"{p}.neurons.input_spikes")
-        if o["plasticity"] != "end_of_example":
+        if o.plasticity != "end_of_example":
             raise ConfigError("the dynamics apply the plasticity of a whole mini-batch at its end; "
                               "set plasticity: end_of_example", key="realization.plasticity")
-        replay = dyn["replay"] and o["error_timing"] == "replay"
-        online = o["error_timing"] == "mse_online"
+        replay = dyn.replay and o.error_timing == "replay"
+        online = o.error_timing == "mse_online"
     else:
-        if o["time_bins"] != 1:
+        if o.time_bins != 1:
             raise ConfigError("time_bins has no effect with dynamics (time is set by dynamics.dt_ms "
                               "and presentation_ms); remove it", key="realization.time_bins")
-        replay, online = dyn["replay"], False
-    if not replay and not online and dyn["eligibility"]["tau_e_ms"] == 0:
+        replay, online = dyn.replay, False
+    if not replay and not online and dyn.eligibility.tau_e_ms == 0:
         raise ConfigError("without replay the activity is over when the neuromodulator arrives; an "
                           "eligibility trace (tau_e_ms > 0) must carry it", key=f"{p}.eligibility.tau_e_ms")

@@ -105,7 +105,7 @@ class TemporalDynamics(CircuitDynamics):
         return u
 
     def replay_active(self) -> bool:
-        return self.error_timing == "replay" and bool(self.opts["replay"])
+        return self.error_timing == "replay" and bool(self.opts.replay)
 
     # ---- plasticity --------------------------------------------------------------
     def contract(self, i, pre, G, w):
