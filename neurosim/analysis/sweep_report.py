@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..recording.session import Stop
 from . import paper_tables
 from .cells import mean_curve as cells_mean_curve
 from .cells import mean_std
@@ -146,9 +147,9 @@ def run_rows(runs: list[dict]) -> list[dict]:
         has = r["epoch"] is not None
         finished = r["status"] == "finished"
         if finished:
-            stopped = str(r["stopped"] or "epochs")
-            reason = ("early_stop" if stopped.startswith("early stop")
-                      else "max_steps" if stopped.startswith("max_steps") else stopped)
+            stop = Stop.parse(r["stopped"])
+            reason = ("early_stop" if stop is Stop.EARLY_STOP else "max_steps" if stop is Stop.MAX_STEPS
+                      else str(r["stopped"] or "epochs"))
         elif r["status"] in ("failed", "diverged", "queued"):
             reason = r["status"]
         else:  # its store says running or interrupted: the numbers are its last checkpoint's

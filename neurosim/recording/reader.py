@@ -2,10 +2,10 @@
 
 ``open_run(path)`` gives a :class:`RunStore`: the store as an xarray Dataset (lazy, the
 committed state), its root attrs with JSON strings decoded, and the run's resolved
-protocol.  ``open_sweep(path)`` gives a :class:`SweepStore`: the sweep's attrs and one
-:class:`SweepEntry` per run it lists (name, cell, seed, status, error and the run's
-:class:`RunStore` when the run has written one).  ``neurosim compare``, ``neurosim report``
-and the sweep report read stores only through this module.
+protocol.  :func:`~neurosim.recording.sweep_store.open_sweep` reads a sweep store with it.
+``neurosim compare``, ``neurosim report``, the sweep report and the sweep driver
+(:func:`run_attrs`, :func:`committed_epoch`, :func:`final_errors`) read run stores only through
+this module.
 
 Errors: a path that is not a store raises :class:`neurosim.recording.StoreError`; a
 sweep path given to :func:`open_run` (or a run path to :func:`open_sweep`) too.
@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-#: root attr ``kind`` of a sweep store
-SWEEP_KIND = "sweep"
+from .layout import SWEEP_KIND  # noqa: F401 - re-exported
+from .layout import is_sweep_store as is_sweep
 
 
 def decode_attrs(attrs) -> dict:
@@ -43,18 +43,6 @@ def _open_group(path):
     import zarr
 
     return zarr.open_group(str(path), mode="r", use_consolidated=False)
-
-
-def is_sweep(path) -> bool:
-    """True for a sweep store (root attr ``kind == "sweep"``)."""
-    from ..recording.layout import read_regular
-
-    try:  # (a regular file only: a FIFO in its place must not block)
-        meta = json.loads(read_regular(Path(path) / "zarr.json"))
-    except Exception:  # noqa: BLE001 - unreadable: the caller's open_* reports it
-        return False
-    attrs = meta.get("attributes") if isinstance(meta, dict) else None
-    return isinstance(attrs, dict) and attrs.get("kind") == SWEEP_KIND
 
 
 @dataclass
@@ -120,14 +108,14 @@ class RunStore:
     def checkpoint(self):
         """``(state, info)`` of the last committed checkpoint (``(None, None)`` when it has
         none): the network, optimizer, rule and realization arrays by name."""
-        from ..recording import Recorder
+        from . import Recorder
 
         return Recorder(self.path).load_checkpoint()
 
 
 def open_run(path) -> RunStore:
     """Open a run store (:class:`neurosim.recording.StoreError` if it is none)."""
-    from ..recording import MARKER, StoreError, commit_record, open_store, read_root, verify_store
+    from . import MARKER, StoreError, commit_record, open_store, read_root, verify_store
 
     if is_sweep(path):
         raise StoreError(f"{path} is a sweep store, not a run store (read it with neurosim report)")
@@ -149,48 +137,42 @@ def open_run(path) -> RunStore:
     return RunStore(str(path), ds, attrs, proto if isinstance(proto, dict) else {})
 
 
-@dataclass
-class SweepEntry:
-    """A run listed in a sweep store."""
-
-    name: str
-    cell: str  # the runs of a cell differ only in seed
-    seed: object
-    status: str
-    error: str | None
-    run: RunStore | None = None  # None until the run has written its store
-
-
-@dataclass
-class SweepStore:
-    path: str
-    attrs: dict  # decoded root attrs
-    entries: list = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return str(self.attrs.get("name") or Path(self.path).stem)
+# ----------------------------------------------------------------------
+# what a sweep reads of its runs' stores (without verifying them: best effort, never raises)
+def run_attrs(path) -> dict | None:
+    """Root attrs of a run store, or None when it has none (yet) or they cannot be read."""
+    p = Path(path)
+    if not (p / "zarr.json").exists():
+        return None
+    try:
+        return dict(_open_group(p).attrs)
+    except Exception:  # noqa: BLE001 - unreadable debris from a killed worker
+        return None
 
 
-def open_sweep(path) -> SweepStore:
-    """Open a sweep store and every run store it lists that exists."""
-    from ..recording import StoreError
+def committed_epoch(path) -> int:
+    """The epoch of a run store's committed checkpoint (0 when it has none)."""
+    from . import commit_record
 
-    root = Path(path)
-    if not is_sweep(root):
-        raise StoreError(f"{root} is not a sweep store (no root attr kind='sweep')")
-    attrs = decode_attrs(_open_group(root).attrs)
-    entries = []
-    for name, info in dict(attrs.get("runs") or {}).items():
-        e = SweepEntry(name, info.get("cell", name), info.get("seed"), str(info.get("status")),
-                       info.get("error"))
-        rpath = root / info.get("store", f"runs/{name}")
-        if (rpath / "zarr.json").exists():
-            try:
-                e.run = open_run(rpath)
-            except StoreError:
-                e.run = None  # debris of a killed worker: listed, not readable
-            if e.run is not None and e.run.status:
-                e.status = e.run.status
-        entries.append(e)
-    return SweepStore(str(root), attrs, entries)
+    try:
+        return int((commit_record(dict(_open_group(path).attrs)) or {}).get("epoch", 0) or 0)
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def final_errors(path) -> dict:
+    """``epochs``, ``train_error`` and ``test_error`` (%) of a run store's last committed
+    evaluation; empty when it has none or cannot be read."""
+    import xarray as xr
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = xr.open_zarr(str(path))
+        if "epoch" not in ds.dims or not ds.sizes["epoch"]:
+            return {}
+        return {"epochs": int(ds["epoch"].values[-1]),
+                "train_error": float(ds["train_error"].values[-1]),
+                "test_error": float(ds["test_error"].values[-1])}
+    except Exception:  # noqa: BLE001 - a summary is best effort; the status is what counts
+        return {}
