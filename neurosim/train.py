@@ -12,30 +12,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from . import experiment
-from .core.backend import array_module
-from .core.finite import nonfinite
+from .core.finite import DivergenceError, check_parameters, diverged  # noqa: F401 - (as before)
 from .core.options import default_at
 from .core.progress import watch
-from .core.signals import StopSignals
-from .recording.observers import StepContext
+from .core.signals import Interrupted, StopSignals  # noqa: F401 - (as before)
+from .data.noise import corrupt
+from .losses import error_rate
+from .recording.observers import StepContext, plan_note, records
 from .recording.session import RunSession, Stop
 
 #: on the GPU the divergence check (a device sync) runs every this many steps
 GUARD_EVERY = 50
-#: sub-stream tag of the "noise" stream for ``training.input_noise``
-INPUT_NOISE_STREAM = 3
-
-
-class DivergenceError(RuntimeError):
-    """NaN/Inf in the loss or the weights."""
-
-
-class Interrupted(RuntimeError):
-    """SIGINT/SIGTERM: the run stopped after writing a checkpoint."""
 
 
 @dataclass
@@ -57,32 +49,25 @@ class RunSummary:
                 f"{self.seconds:.1f} s)")
 
 
-def error_rate(logits, y) -> float:
-    """Classification error in percent (NaN for regression targets, e.g. an
-    autoencoder's ``target: input``)."""
-    if getattr(y, "ndim", 1) > 1:
-        return float("nan")
-    xp = array_module(logits)
-    return float((xp.argmax(logits, axis=1) != y).mean()) * 100.0
-
-
-def corrupt(x, sigma: float, backend, step: int):
-    """The training inputs of step ``step`` with Gaussian noise added, x̃ = x + σξ,
-    ξ ~ N(0, I) (the denoising autoencoder's corruption, Vincent et al. 2008; Lansdell
-    et al. 2020, appendix C.2, σ = 0.3).  ξ is drawn on the run's device from
-    ``backend.device_rng("noise", 3, step)`` (on the CPU: ``backend.rng``'s numbers; sub-stream
-    3 of the noise stream: node perturbation uses 1, dropout 2), keyed by the step, so a
-    resumed run draws the same noise.  ``x`` is not modified."""
-    rng = backend.device_rng("noise", INPUT_NOISE_STREAM, step)  # no host draw per step
-    return x + backend.asarray(sigma * rng.standard_normal(x.shape))
-
-
 def declared_default(key: str):
     """The protocol schema's default of a dotted key: a store made before the key existed
     resumes under a protocol that has it at this value."""
     from .protocol import schema
 
     return default_at(schema(), key)
+
+
+def evaluate(exp, train_batch_loss: float, check=None) -> dict:
+    """Error (%) and loss of ``exp`` on its training subset and its test set, with the mean
+    mini-batch loss since the last evaluation; ``check()`` runs between evaluation batches."""
+    out = {}
+    n = exp.eval_train_examples
+    for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]), ("test", exp.x_test, exp.y_test)):
+        logits = exp.realization.predict(x, exp.eval_batch_size, check)
+        out[f"{split}_error"] = error_rate(logits, y)
+        out[f"{split}_loss"] = float(exp.loss_fn(logits, y)[0])
+    out["train_batch_loss"] = train_batch_loss
+    return out
 
 
 class Run:
@@ -105,32 +90,22 @@ class Run:
     def info(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "loss_sum": float(self.loss_sum), "loss_n": self.loss_n, "stopped": self.stopped,
-                "elapsed": self.elapsed0 + time.time() - self.t_start}
+                "elapsed": self._elapsed()}
 
-    def _stop_during_first_evaluation(self) -> None:
-        if self.signals.received is not None:
-            raise Interrupted(f"stopped by signal {self.signals.received} during the first "
-                              f"evaluation, before any training step")
+    def _elapsed(self) -> float:
+        return self.elapsed0 + time.time() - self.t_start
 
     def evaluate(self, interruptible: bool = False) -> dict:
-        exp, out = self.exp, {}
-        n = exp.eval_train_examples
-        for split, x, y in (("train", exp.x_train[:n], exp.y_train[:n]),
-                            ("test", exp.x_test, exp.y_test)):
-            logits = exp.realization.predict(
-                x, exp.eval_batch_size, self._stop_during_first_evaluation if interruptible else None)
-            out[f"{split}_error"] = error_rate(logits, y)
-            out[f"{split}_loss"] = float(exp.loss_fn(logits, y)[0])
-        out["train_batch_loss"] = float(self.loss_sum) / self.loss_n if self.loss_n else float("nan")
-        return out
+        mean = float(self.loss_sum) / self.loss_n if self.loss_n else float("nan")
+        where = "during the first evaluation, before any training step"
+        return evaluate(self.exp, mean, partial(self.signals.stop_now, where) if interruptible else None)
 
-    def record(self, metrics: dict) -> None:
-        n_prev = self.recorder.records("epoch")
-        ds = self.exp.epoch_records.record(metrics, self.step, self.elapsed0 + time.time() - self.t_start,
-                                           self.epoch_position(), n_prev)
-        if n_prev:  # a store keeps the snapshots it was made with: an older one has no b_<l>
-            ds = ds.drop_vars([n for n in ds.data_vars if not self.recorder.has(str(n))])
-        self.recorder.append(ds, "epoch")
+    def record(self, metrics: dict) -> dict:
+        """Append an evaluation's record to the store and show it."""
+        self.session.append_epoch(self.exp.epoch_records.record(
+            metrics, self.step, self._elapsed(), self.epoch_position(), self.recorder.records("epoch")))
+        self.progress.evaluated(self.epoch_position(), metrics)
+        return metrics
 
     def epoch_position(self) -> float:
         """Epochs completed, with the fraction of a cut-short epoch (max_steps)."""
@@ -141,10 +116,8 @@ class Run:
                            self.recorder.records)
 
     def _observe(self, ctx, flush: bool = False) -> None:
-        for obs in self.exp.observers:  # observers that buffer records write them on flush
-            records = obs.flush(self.exp, ctx) if flush else obs.due(ctx.step) and obs.observe(self.exp, ctx)
-            for ds, dim in records or ():
-                self.recorder.append(ds, dim)
+        for ds, dim in records(self.exp.observers, self.exp, ctx, flush):
+            self.recorder.append(ds, dim)
 
     def _before_update(self, result) -> None:
         self._observe(self._context(result))
@@ -155,44 +128,23 @@ class Run:
         self.session.commit(self.exp.state(), self.info())
 
     def _guard(self, loss: float, result=None) -> None:
-        """Divergence guard (after every step): a non-finite loss stops the run, naming the
-        step, the first non-finite quantity of the forward pass that produced it and the
-        parameters that are non-finite after the update."""
-        if math.isfinite(loss):
-            return
-        xp, states = self.exp.backend.xp, getattr(result, "states", None) or ()
-        where = nonfinite(xp, [(f"layer {i} {label}", getattr(st, q, None)) for i, st in enumerate(states)
-                               for q, label in (("h", "pre-activation h"), ("a", "activation a"))])
-        params = [f"layer {i} {name}" for i, name in nonfinite(xp, self._parameters())]
-        where = where[0] if where else "the loss (the forward pass is finite)"
-        raise DivergenceError(
-            f"non-finite loss ({loss}) at step {self.step} (epoch {self.epoch + 1}, batch "
-            f"{self.batch}): first non-finite value in {where}; non-finite parameters after the "
-            f"update: {', '.join(params) or 'none'}")
+        """Divergence guard (after every step): a non-finite loss stops the run."""
+        if not math.isfinite(loss):
+            raise diverged(self.exp.backend.xp, loss, getattr(result, "states", None) or (),
+                           self.exp.net.parameters(),
+                           f"step {self.step} (epoch {self.epoch + 1}, batch {self.batch})")
 
     def _check_weights(self) -> None:
-        bad = nonfinite(self.exp.backend.xp, self._parameters())
-        if bad:
-            raise DivergenceError(f"non-finite parameter at step {self.step} (epoch {self.epoch}, "
-                                  f"batch {self.batch}): first non-finite value in layer "
-                                  f"{bad[0][0]} parameter {bad[0][1]}")
-
-    def _parameters(self) -> list:
-        return [((i, name), p) for i, name, p in self.exp.net.parameters()]
+        check_parameters(self.exp.backend.xp, self.exp.net.parameters(),
+                         f"step {self.step} (epoch {self.epoch}, batch {self.batch})")
 
     def train(self, resume: bool = False, overwrite: bool = False) -> RunSummary:
         with self.session.lock(), self.signals:  # one writer per store (StoreError otherwise)
             self.session.prepare(resume, overwrite)
             self._start()
-            try:
+            with self.session.failures(lambda: self.step):  # the store says diverged, interrupted
                 last = self._loop()
-            except DivergenceError as exc:
-                self.session.diverged(exc, self.step)
-                raise
-            except (Interrupted, KeyboardInterrupt):
-                self.session.interrupted()
-                raise
-        seconds = self.elapsed0 + time.time() - self.t_start
+        seconds = self._elapsed()
         if last is None:  # nothing trained now (a resume of a finished run): no time added
             last, seconds = self.session.last_errors(), self.elapsed0
         stopped = self.stopped or Stop.EPOCHS.text()
@@ -212,20 +164,18 @@ class Run:
             self.progress.write(self.exp.eval_train_note())
         if self.recorder.records("epoch") == 0 and self.step == 0:
             self.progress.phase("first evaluation (epoch 0)")
-            self._evaluated(self.evaluate(interruptible=True))
+            self.record(self.evaluate(interruptible=True))
             self.checkpoint()
-
-    def _evaluated(self, metrics: dict) -> dict:
-        self.record(metrics)
-        self.progress.evaluated(self.epoch_position(), metrics)
-        return metrics
 
     def _loop(self) -> dict | None:
         tr = self.exp.training
         n_batches = (self.exp.n_train + tr["batch_size"] - 1) // tr["batch_size"]
         last = None
         if self.epoch < tr["epochs"] and not self.stopped:
-            self._plan_recording(n_batches)
+            n_steps = min(tr["epochs"] * n_batches, tr["max_steps"] or tr["epochs"] * n_batches)
+            note = plan_note(self.exp.observers, n_steps)
+            if note:
+                self.progress.write(note)
             self.progress.phase("training")
         while self.epoch < tr["epochs"] and not self.stopped:
             self._epoch(n_batches)
@@ -234,7 +184,7 @@ class Run:
             done_steps = tr["max_steps"] and self.step >= tr["max_steps"]
             if self.epoch % tr["eval_every"] == 0 or self.epoch >= tr["epochs"] or done_steps:
                 self._check_weights()
-                last = self._evaluated(self.evaluate())
+                last = self.record(self.evaluate())
                 self.loss_sum, self.loss_n = 0.0, 0
                 if tr["early_stop"] and last["train_error"] == 0.0:
                     self.stopped = Stop.EARLY_STOP.text()
@@ -267,20 +217,10 @@ class Run:
             self.progress.step(self.epoch + 1, self.batch, n_batches, res.loss)
             if self.signals.received is not None:
                 self.checkpoint()
-                raise Interrupted(f"stopped by signal {self.signals.received} at epoch {self.epoch + 1}/"
-                                  f"{tr['epochs']} batch {self.batch}/{n_batches}; checkpoint written")
+                self.signals.stop_now(f"at epoch {self.epoch + 1}/{tr['epochs']} batch {self.batch}/"
+                                      f"{n_batches}; checkpoint written")
             if tr["max_steps"] and self.step >= tr["max_steps"]:
                 break
-
-    def _plan_recording(self, n_batches: int) -> None:
-        """Tell the observers the run's length; a recording cadence longer than the run is
-        said in one line (those records are taken at the run's last step instead)."""
-        tr = self.exp.training
-        n_steps = min(tr["epochs"] * n_batches, tr["max_steps"] or tr["epochs"] * n_batches)
-        long = [f"{key} = {every}" for obs in self.exp.observers for key, every in obs.plan(n_steps)]
-        if long:
-            self.progress.write(f"note: this run takes {n_steps} optimizer steps, fewer than "
-                                f"{', '.join(long)}: recorded at its last step ({n_steps}) instead")
 
 
 def run_protocol(protocol: dict, out=None, device=None, resume=False, overwrite=False,

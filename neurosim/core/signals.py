@@ -6,6 +6,10 @@ import signal
 import threading
 
 
+class Interrupted(RuntimeError):
+    """SIGINT/SIGTERM: the run stopped after writing a checkpoint."""
+
+
 class StopSignals:
     """While entered (in the main thread; elsewhere nothing is installed), the first SIGINT or
     SIGTERM is only noted (:attr:`received`) and said with ``say(text)``, so that the loop stops
@@ -27,6 +31,11 @@ class StopSignals:
         for s, h in self._old.items():
             signal.signal(s, h)
         self._old = {}
+
+    def stop_now(self, where: str) -> None:
+        """Once a signal was received: Interrupted, ``stopped by signal N <where>``."""
+        if self.received is not None:
+            raise Interrupted(f"stopped by signal {self.received} {where}")
 
     def _on_signal(self, signum, frame):
         if self.received is not None:  # second Ctrl-C: stop now, the last commit stays

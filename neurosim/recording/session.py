@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
+from ..core.finite import DivergenceError
+from ..core.signals import Interrupted
 from . import _jsonable
 from .store import Recorder, StoreError, prepare_store
 
@@ -65,8 +68,8 @@ class RunSession:
     """One run store's life, for one writer: hold :meth:`lock` around everything.
 
     :meth:`prepare` decides (once) to create, replace or resume, refusing before anything is
-    written; :meth:`open` creates the store or resumes its checkpoint; :meth:`commit`,
-    :meth:`diverged`, :meth:`interrupted` and :meth:`finish` write the rest of its life.
+    written; :meth:`open` creates the store or resumes its checkpoint; :meth:`append_epoch`,
+    :meth:`commit`, :meth:`failures` and :meth:`finish` write the rest of its life.
     ``default(key)`` is the declared default of a protocol key (a key newer than a store
     resumes it at that value)."""
 
@@ -120,14 +123,30 @@ class RunSession:
         rec.set_attrs(**new)
         return info if state is not None else None
 
+    def append_epoch(self, ds) -> None:
+        """Append an evaluation's record; a store keeps the snapshots it was made with (an
+        older one has no ``b_<l>``)."""
+        rec = self.recorder
+        if rec.records("epoch"):
+            ds = ds.drop_vars([n for n in ds.data_vars if not rec.has(str(n))])
+        rec.append(ds, "epoch")
+
     def commit(self, state: dict, info: dict) -> None:
         self.recorder.commit_checkpoint(state, info)
 
-    def diverged(self, exc: BaseException, step: int) -> None:
-        self.recorder.set_attrs(status=Status.DIVERGED.value, failure=str(exc), failed_step=step)
-
-    def interrupted(self) -> None:
-        self.recorder.set_attrs(status=Status.INTERRUPTED.value)
+    @contextmanager
+    def failures(self, step):
+        """Around the training loop: a divergence (:class:`~neurosim.core.finite.DivergenceError`)
+        leaves the store ``diverged`` with the message and ``step()``; a signal leaves it
+        ``interrupted``.  The error goes on."""
+        try:
+            yield
+        except DivergenceError as exc:
+            self.recorder.set_attrs(status=Status.DIVERGED.value, failure=str(exc), failed_step=step())
+            raise
+        except (Interrupted, KeyboardInterrupt):
+            self.recorder.set_attrs(status=Status.INTERRUPTED.value)
+            raise
 
     def finish(self, stopped: str) -> None:
         """``finished``, with why (:class:`Stop`'s text); keeps the committed slot only."""

@@ -23,6 +23,7 @@ from .execute import (
     execute,
     gpu_count,
     local_cluster,
+    run_is_done,
     run_one,
     run_sweep,
 )
