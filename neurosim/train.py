@@ -111,20 +111,17 @@ class Run:
         """Epochs completed, with the fraction of a cut-short epoch (max_steps)."""
         return float(self.epoch + self.batch / self.exp.steps_per_epoch)
 
-    def _context(self, result=None) -> StepContext:
-        return StepContext(self.step + 1, self.epoch, self.batch, self.exp.steps_per_epoch, result,
-                           self.recorder.records)
-
-    def _observe(self, ctx, flush: bool = False) -> None:
+    def _before_update(self, result=None, flush: bool = False) -> None:
+        """Append the observers' records due before this step's update (``result``: the
+        realization's hook), or with ``flush`` those they buffered."""
+        ctx = StepContext(self.step + 1, self.epoch, self.batch, self.exp.steps_per_epoch, result,
+                          self.recorder.records)
         for ds, dim in records(self.exp.observers, self.exp, ctx, flush):
             self.recorder.append(ds, dim)
 
-    def _before_update(self, result) -> None:
-        self._observe(self._context(result))
-
     def checkpoint(self) -> None:
         self._check_weights()  # never commit non-finite weights
-        self._observe(self._context(), flush=True)
+        self._before_update(flush=True)
         self.session.commit(self.exp.state(), self.info())
 
     def _guard(self, loss: float, result=None) -> None:
@@ -139,16 +136,17 @@ class Run:
                          f"step {self.step} (epoch {self.epoch}, batch {self.batch})")
 
     def train(self, resume: bool = False, overwrite: bool = False) -> RunSummary:
-        with self.session.lock(), self.signals:  # one writer per store (StoreError otherwise)
-            self.session.prepare(resume, overwrite)
-            self._start()
-            with self.session.failures(lambda: self.step):  # the store says diverged, interrupted
-                last = self._loop()
-        seconds = self._elapsed()
-        if last is None:  # nothing trained now (a resume of a finished run): no time added
-            last, seconds = self.session.last_errors(), self.elapsed0
-        stopped = self.stopped or Stop.EPOCHS.text()
-        self.session.finish(stopped)  # keeps the committed slot only
+        with self.session.lock():  # one writer per store (StoreError otherwise)
+            with self.signals:
+                self.session.prepare(resume, overwrite)
+                self._start()
+                with self.session.failures(lambda: self.step):  # the store: diverged, interrupted
+                    last = self._loop()
+            seconds = self._elapsed()
+            if last is None:  # nothing trained now (a resume of a finished run): no time added
+                last, seconds = self.session.last_errors(), self.elapsed0
+            stopped = self.stopped or Stop.EPOCHS.text()
+            self.session.finish(stopped)  # keeps the committed slot only
         return RunSummary(str(self.out), self.epoch, self.step, last["train_error"], last["test_error"],
                           stopped, seconds, position=self.epoch_position(),
                           n_epochs=self.exp.training["epochs"], steps_per_epoch=self.exp.steps_per_epoch)
