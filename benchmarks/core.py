@@ -245,7 +245,7 @@ def matmul_peak(device: str = "cpu", n: int = 2048, repeats: int = 5, use_torch:
 
 def torch_child_env() -> dict:
     """The environment of the torch child: this one, with OMP_WAIT_POLICY as the
-    user had it before ``import neurosim`` set neurosim's default."""
+    user had it before :func:`neurosim.core.host.configure` set neurosim's default."""
     from . import USER_OMP_WAIT_POLICY
 
     env = dict(os.environ, NEUROSIM_BENCH_TORCH_CHILD="1")
@@ -326,7 +326,7 @@ def machine() -> dict:
     info["NEUROSIM_NUMBA"] = os.environ.get("NEUROSIM_NUMBA", "1")
     from neurosim.core import host
 
-    info["host"] = dict(host.APPLIED)  # OpenMP wait policy, malloc tuning (neurosim/host.py)
+    info["host"] = dict(host.APPLIED)  # OpenMP wait policy, malloc tuning (neurosim/core/host.py)
     return info
 
 

@@ -21,7 +21,7 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from neurosim.model.conv import Geometry
+from neurosim.model.im2col import Geometry
 
 
 def swv_windows(geo: Geometry, xpad, channel_last: bool):

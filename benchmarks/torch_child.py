@@ -92,6 +92,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.ones(64, 64) @ torch.ones(64, 64)  # start torch's pool under the user's settings
+    from neurosim.core import host
+
+    host.configure()  # then neurosim's host settings (malloc reuse of large blocks), as beside it
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.torch_child")
     ap.add_argument("workload", nargs="?")

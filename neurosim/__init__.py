@@ -10,13 +10,14 @@ In Python (a notebook)::
     net = neurosim.load("runs/g.zarr")     # the trained network: net.predict(x)
 
 See :mod:`neurosim.api`.
+
+Importing neurosim changes nothing process-wide: the host settings of
+:mod:`neurosim.core.host` (OpenMP waiting, OpenBLAS thread timeout, malloc reuse
+of large blocks) are applied by the ``neurosim`` command and the benchmarks, and
+by a program that calls :func:`neurosim.core.host.configure` itself.
 """
 
-from .core import host as _host
 from .core.version import VERSION as __version__
-
-# OpenMP passive waiting and malloc reuse of large blocks (see neurosim/core/host.py)
-_host.configure()
 
 __all__ = ["__version__", "load", "open", "run"]
 

@@ -20,6 +20,12 @@ from pathlib import Path
 
 import click
 
+from .core import host
+
+# the command's process-wide host settings, before the commands import NumPy (OpenBLAS reads its
+# thread timeout then); a program that imports neurosim as a library keeps its own
+host.configure()
+
 
 def _user_errors() -> tuple:
     """Exceptions that describe a user's input or environment (exit 2, one line)."""

@@ -24,8 +24,6 @@ from pathlib import Path
 from .core import yamlio
 from .core.options import ConfigError, Field, Section, Tagged, line_of, short, suggest
 
-LAYER_COMMON = {"type", "nonlinearity"}
-
 
 def _layer_schema() -> Tagged:
     from .model import layers as layermod

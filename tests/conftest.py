@@ -48,7 +48,7 @@ requires_mnist = pytest.mark.skipif(mnist_dir() is None,
 
 @pytest.fixture
 def holder():
-    from neurosim.recording.lock import StoreLock
+    from neurosim.recording.store.lock import StoreLock
 
     """Fork a process that holds the lock of a store (any path to it) until it is killed."""
     procs = []

@@ -18,6 +18,7 @@ import pytest
 from neurosim.core.backend import Backend
 from neurosim.losses import cross_entropy
 from neurosim.model import conv as convmod
+from neurosim.model import im2col, pool
 from neurosim.model.layers import LAYERS, Layer
 from neurosim.model.network import build_network
 from neurosim.rules import build_rule
@@ -81,7 +82,7 @@ def test_conv_blocks_do_not_change_results(rng, monkeypatch):
     L.params = {"W": rng.standard_normal(L.params["W"]), "b": np.zeros(L.params["b"])}
     g = rng.standard_normal((6, 2) + L.unit_shape)
     full = (L.forward(x), L.vjp(g), L.grads(x, g)["W"])
-    monkeypatch.setattr(convmod, "_BLOCK", 3 * 64 * 27)  # 3 images per block
+    monkeypatch.setattr(im2col, "_BLOCK", 3 * 64 * 27)  # 3 images per block
     blocked = (L.forward(x), L.vjp(g), L.grads(x, g)["W"])
     for a, b in zip(full, blocked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -95,7 +96,7 @@ GEOMETRIES = [(3, 1, 1), (3, 2, 1), ((3, 2), (2, 1), (0, 1)), (2, 2, 0), (5, 1, 
 def test_windows_equal_sliding_window_view(rng, kernel, stride, padding, channel_last):
     """The one im2col (a strided view) is numpy's sliding_window_view of the
     zero-padded input taken every stride positions, in both memory layouts."""
-    geo = convmod.Geometry((3, 8, 7), kernel, stride, padding)
+    geo = im2col.Geometry((3, 8, 7), kernel, stride, padding)
     x = rng.standard_normal((4, 3, 8, 7))                                 # (n, C, H, W)
     axes = (1, 2) if channel_last else (2, 3)
     if channel_last:
@@ -125,7 +126,7 @@ def test_lc_blocks_do_not_change_results(rng, monkeypatch):
     L.params = {"W": rng.standard_normal(L.params["W"]), "b": np.zeros(L.params["b"])}
     g = rng.standard_normal((6, 2) + L.unit_shape)
     full = (L.forward(x), L.vjp(g), L.grads(x, g)["W"])
-    monkeypatch.setattr(convmod, "_BLOCK", 3 * 16 * 27)  # 3 images per block
+    monkeypatch.setattr(im2col, "_BLOCK", 3 * 16 * 27)  # 3 images per block
     blocked = (L.forward(x), L.vjp(g), L.grads(x, g)["W"])
     for a, b in zip(full, blocked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -222,14 +223,14 @@ def test_bp_equals_finite_differences(arch, vectorized):
 
 def test_pool_and_flatten_vjp_are_transposes(rng):
     """<vjp(g), a> == <g, forward(a)> for the linear no-weight layers."""
-    for L in (convmod.AvgPool2d((3, 5, 6), 2, size=2), convmod.Flatten((3, 5, 6), 2)):
+    for L in (pool.AvgPool2d((3, 5, 6), 2, size=2), pool.Flatten((3, 5, 6), 2)):
         for cl in (False, True):  # C-order and channel-last memory (conv outputs)
             a = rng.standard_normal((2, 2, 3, 5, 6))
-            h = L.forward(convmod.from_channel_last(np.ascontiguousarray(
-                convmod.to_channel_last(a))) if cl else a)
+            h = L.forward(im2col.from_channel_last(np.ascontiguousarray(
+                im2col.to_channel_last(a))) if cl else a)
             g = rng.standard_normal(h.shape)
             if cl:
-                g = convmod.from_channel_last(np.ascontiguousarray(convmod.to_channel_last(g)))
+                g = im2col.from_channel_last(np.ascontiguousarray(im2col.to_channel_last(g)))
             np.testing.assert_allclose(np.sum(L.vjp(g) * a), np.sum(g * h), rtol=1e-12)
 
 

@@ -32,6 +32,7 @@ from neurosim import recording
 from neurosim.cli import main
 from neurosim.recording import Recorder
 from neurosim.recording.session import protocol_differences
+from neurosim.recording.store import faults
 
 from ._reliability import PROTOCOL, assert_same_store, run_cli, start_cli, write_protocol
 
@@ -61,12 +62,12 @@ def references(tmp_path_factory):
             proto = protocol_for(folder, dtype)
             count = folder / "writes"
             os.environ["NEUROSIM_FAULT_KILL_AT"] = str(count)
-            recording._FAULT["n"] = 0
+            faults.COUNT["n"] = 0
             try:
                 run_inprocess(proto, folder / "ref.zarr")
             finally:
                 del os.environ["NEUROSIM_FAULT_KILL_AT"]
-            cache[dtype] = (folder / "ref.zarr", recording._FAULT["n"])
+            cache[dtype] = (folder / "ref.zarr", faults.COUNT["n"])
         return cache[dtype]
 
     return get

@@ -11,8 +11,8 @@ import pytest
 from neurosim.core.finite import DivergenceError, check_parameters, nonfinite
 from neurosim.core.progress import Progress, watch
 from neurosim.recording import StoreError
-from neurosim.recording.layout import is_sweep_store
 from neurosim.recording.session import Status, Stop, check_resumable, protocol_differences
+from neurosim.recording.store.layout import is_sweep_store
 from neurosim.train import declared_default
 
 

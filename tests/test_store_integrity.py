@@ -300,10 +300,10 @@ def test_finished_run_keeps_one_slot_and_extends_bit_identical(tmp_path, made):
 def test_inspect_of_a_store_being_written_is_not_mistaken_for_damage(two_slots, monkeypatch):
     """A writer that commits twice while a reader checks the store rewrites the slot the reader
     was checking; the reader sees the commit change and checks again."""
-    from neurosim.recording import store as store_mod
+    from neurosim.recording.store import verify as verify_mod
 
     rec, _ = two_slots
-    real = store_mod._load_slot
+    real = verify_mod.load_slot
     calls = []
 
     def racing(path, slot, hashes, offer=True):
@@ -316,7 +316,7 @@ def test_inspect_of_a_store_being_written_is_not_mistaken_for_damage(two_slots, 
         calls.append(slot)
         return real(path, slot, hashes, offer)
 
-    monkeypatch.setattr(store_mod, "_load_slot", racing)
+    monkeypatch.setattr(verify_mod, "load_slot", racing)
     info = verify_store(rec.path)
     assert calls[0] == calls[-1] == "checkpoint_b" and len(calls) > 1 and info["epoch"] == 3
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurosim.cli import main
-from neurosim.recording import store as store_mod
+from neurosim.recording.store import faults
 
 from ._reliability import PROTOCOL, assert_same_store, write_protocol
 
@@ -65,7 +65,7 @@ def reference(tmp_path_factory):
     proto = write_protocol(folder, FAIL_PROTOCOL)
     mp = pytest.MonkeyPatch()
     count = Faults()
-    mp.setattr(store_mod, "_fault_point", count)
+    mp.setattr(faults, "fault_point", count)
     try:
         res = cli(proto, folder / "ref.zarr")
     finally:
@@ -78,7 +78,7 @@ def fail_then_continue(tmp_path, monkeypatch, reference, at, code):
     proto, ref, _ = reference
     out = tmp_path / "run.zarr"
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "_fault_point", Faults(at, code))
+        m.setattr(faults, "fault_point", Faults(at, code))
         msg = one_line_error(cli(proto, out), os.strerror(code))
     assert ("file size limit" if code == errno.EFBIG else "free some space") in msg
     if "--resume" in msg:  # as the message says
@@ -120,13 +120,13 @@ def test_read_only_store_is_refused_and_left_alone(tmp_path, monkeypatch, refere
     assert cli(proto, out, "--set", "training.epochs=1").exit_code == 0
     before = tree(tmp_path)
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "_fault_point", Faults(1, errno.EACCES, every=True))
+        m.setattr(faults, "fault_point", Faults(1, errno.EACCES, every=True))
         one_line_error(cli(proto, out, "--resume"), "Permission denied", "not writable")
         one_line_error(cli(proto, out, "--overwrite"), "Permission denied", "not writable")
     assert tree(tmp_path) == before
     for code in (errno.EROFS, errno.EACCES):
         with monkeypatch.context() as m:
-            m.setattr(store_mod, "_fault_point", Faults(1, code, every=True))
+            m.setattr(faults, "fault_point", Faults(1, code, every=True))
             one_line_error(cli(proto, tmp_path / "new.zarr"), os.strerror(code), "not writable")
         assert tree(tmp_path) == before
 
@@ -143,7 +143,7 @@ def test_read_only_output_directory_refused_at_creation(tmp_path, monkeypatch, r
             raise OSError(code, os.strerror(code), str(path))
         return real_mkdir(path, *a, **k)
 
-    monkeypatch.setattr(store_mod.os, "mkdir", fake_mkdir)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
     out = tmp_path / "sub" / "run.zarr"
     one_line_error(cli(proto, out), "cannot create", os.strerror(code), "not writable")
     assert list(tmp_path.iterdir()) == []  # the folder made for it is gone again

@@ -12,7 +12,6 @@ statefully).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -234,8 +233,3 @@ def array_module(a):
     if _STANDIN is not None and type(a) is _STANDIN[1]:
         return _STANDIN[0]
     return np
-
-
-def fingerprint(a) -> str:
-    """Short hash of an array's bytes (for determinism checks)."""
-    return hashlib.sha1(np.ascontiguousarray(to_host(a)).tobytes()).hexdigest()[:16]

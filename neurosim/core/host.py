@@ -1,6 +1,9 @@
 """Process-wide settings of the host (CPU) side that neurosim's speed depends on.
 
-Applied once, on ``import neurosim``; each can be switched off by its
+Applied by :func:`configure`, which ``import neurosim`` does not call: a library
+imported into someone's program (a notebook) leaves its process alone.  The
+``neurosim`` command (:mod:`neurosim.cli`) and ``python -m benchmarks`` call it
+first thing, before NumPy is imported.  Each setting can be switched off by its
 environment variable, and a user's own setting always wins.
 
 * ``OMP_WAIT_POLICY=PASSIVE`` (unless set): Numba's parallel kernels run on an
@@ -16,7 +19,8 @@ environment variable, and a user's own setting always wins.
   ``fc_mnist_conv_dfa`` 49–51% → 52–56% of the matrix-product peak, the
   conventional BP step 3% and the grouped circuit 4% faster, the circuit in
   time 2% slower).  OpenBLAS reads it when NumPy is first imported: it takes
-  effect when ``neurosim`` is imported first (the CLI, the benchmarks).
+  effect only when :func:`configure` runs before NumPy is imported (the CLI, the
+  benchmarks).
 * glibc ``malloc`` keeps large blocks (``NEUROSIM_MALLOC_TUNE=0`` to skip):
   by default every array above 32 MB is a fresh ``mmap`` that is returned to
   the system when freed, so each training step page-faults its activations in

@@ -44,45 +44,159 @@ def _normalise(x):
     return ((x.astype(np.float32) / 255.0) - 0.5) / 0.5
 
 
-def _images(name, loader):
-    def load(root=None, **kw):
-        (xtr, ytr), (xte, yte) = loader(root, **kw)
-        return Dataset(name, _normalise(xtr), ytr.astype(np.int64), _normalise(xte),
+class Loader:
+    """A dataset's loader, ``loader(root=None, **options)`` -> :class:`Dataset`, and what is
+    known of the dataset without loading it."""
+
+    #: (input shape, number of classes), when fixed
+    known_shape: tuple | None = None
+    #: training examples, when fixed
+    n_train: int | None = None
+
+    def __call__(self, root=None, **options) -> Dataset:
+        raise NotImplementedError
+
+    def shape(self, options: dict, path=None) -> tuple | None:
+        """(in_shape, n_classes) without loading the data, or None when unknown."""
+        return self.known_shape
+
+    def train_size(self, options: dict) -> int | None:
+        """Training examples without loading the data, or None when unknown."""
+        return self.n_train
+
+    def load(self, root, options: dict, path=None, arrays=None) -> Dataset:
+        """The data (``path``: a dataset's own file; ``arrays``: data given in Python)."""
+        return self(root, **options)
+
+
+class _Images(Loader):
+    """Images of a file set in the data directory, scaled to [−1, 1], 10 classes."""
+
+    def __init__(self, name, loader, in_shape, n_train=None):
+        self.name, self.known_shape, self.n_train = name, (in_shape, 10), n_train
+        self.__wrapped__ = loader  # inspect.signature shows the loader's options
+
+    def __call__(self, root=None, **kw) -> Dataset:
+        (xtr, ytr), (xte, yte) = self.__wrapped__(root, **kw)
+        return Dataset(self.name, _normalise(xtr), ytr.astype(np.int64), _normalise(xte),
                        yte.astype(np.int64), 10)
 
-    load.__wrapped__ = loader  # inspect.signature(load) shows the loader's options
-    return load
+
+class _Synthetic(Loader):
+    """Gaussian blobs generated from a seed (:mod:`.synthetic`)."""
+
+    def __call__(self, root=None, seed=0, n_train=512, n_test=256, n_classes=10, shape=(1, 8, 8),
+                 noise=1.0) -> Dataset:
+        from ..core.backend import stream_seed
+
+        rng = np.random.default_rng(stream_seed(seed, "synthetic"))
+        (xtr, ytr), (xte, yte) = synthetic.blobs(rng, n_train, n_test, n_classes, tuple(shape), noise)
+        return Dataset("synthetic", xtr.astype(np.float32), ytr, xte.astype(np.float32), yte,
+                       n_classes)
+
+    def _options(self, options: dict) -> dict:
+        import inspect
+
+        defaults = {k: v.default for k, v in inspect.signature(self.__call__).parameters.items()}
+        return defaults | options
+
+    def shape(self, options: dict, path=None) -> tuple:
+        opts = self._options(options)
+        return tuple(int(s) for s in opts["shape"]), int(opts["n_classes"])
+
+    def train_size(self, options: dict) -> int:
+        return int(self._options(options)["n_train"])
 
 
-def _synthetic(root=None, seed=0, n_train=512, n_test=256, n_classes=10, shape=(1, 8, 8), noise=1.0):
-    from ..core.backend import stream_seed
+class _Npz(Loader):
+    """The user's own ``.npz`` file (``data.path``)."""
 
-    rng = np.random.default_rng(stream_seed(seed, "synthetic"))
-    (xtr, ytr), (xte, yte) = synthetic.blobs(rng, n_train, n_test, n_classes, tuple(shape), noise)
-    return Dataset("synthetic", xtr.astype(np.float32), ytr, xte.astype(np.float32), yte, n_classes)
+    def __call__(self, root=None, path=None) -> Dataset:
+        from .arrays import load_npz
+
+        if not path:
+            raise DataError("dataset npz needs data.path: the .npz file with x_train, y_train, "
+                            "x_test, y_test")
+        return load_npz(path)
+
+    def shape(self, options: dict, path=None) -> tuple | None:
+        """Read (and checked: :class:`DataError`) to know its shapes."""
+        if not path:
+            return None
+        ds = self(path=path)
+        return ds.in_shape, ds.n_classes
+
+    def load(self, root, options: dict, path=None, arrays=None) -> Dataset:
+        return self(root, path=path)
 
 
-def _npz(root=None, path=None):
-    from .arrays import load_npz
+class _Arrays(Loader):
+    """The data given in Python (``neurosim.run(protocol, data=...)``); its shapes are in the
+    protocol's options, filled in from the arrays."""
 
-    if not path:
-        raise DataError("dataset npz needs data.path: the .npz file with x_train, y_train, x_test, "
-                        "y_test")
-    return load_npz(path)
+    def __call__(self, root=None):
+        raise DataError("dataset arrays is the data given in Python: neurosim.run(protocol, "
+                        "data=...); a file is named with dataset: npz and path: FILE.npz")
+
+    def shape(self, options: dict, path=None) -> tuple | None:
+        if options.get("shape") and options.get("n_classes"):
+            return tuple(int(s) for s in options["shape"]), int(options["n_classes"])
+        return None
+
+    def train_size(self, options: dict) -> int | None:
+        return options.get("n_train")
+
+    def load(self, root, options: dict, path=None, arrays=None) -> Dataset:
+        if arrays is None:
+            self(root)
+        from .arrays import coerce, fingerprint
+
+        ds = coerce(arrays)
+        fp = options.get("fingerprint")
+        if fp and fingerprint(ds) != fp:
+            raise DataError(f"the arrays given are not those the protocol declares (fingerprint "
+                            f"{fingerprint(ds)}, expected {fp})")
+        return ds
 
 
-def _arrays(root=None):
-    raise DataError("dataset arrays is the data given in Python: neurosim.run(protocol, data=...); "
-                    "a file is named with dataset: npz and path: FILE.npz")
+class _Plugin(Loader):
+    """A plug-in's loader (entry point group ``neurosim.datasets``); its data get the checks of
+    everyone's (:mod:`.arrays`)."""
+
+    def __init__(self, name, loader, fields):
+        self.name, self.__wrapped__ = name, loader
+        self._shape = getattr(loader, "SHAPE", None)
+        self._fields = fields
+
+    def __call__(self, root=None, **options):
+        return self.__wrapped__(root, **options)
+
+    def shape(self, options: dict, path=None) -> tuple | None:
+        shape = self._shape
+        if shape is None:
+            return None
+        if callable(shape):
+            opts = {k: f.default for k, f in self._fields.items()} | dict(options)
+            in_shape, n = shape({k: v for k, v in opts.items() if k in self._fields})
+        else:
+            in_shape, n = shape
+        return tuple(int(s) for s in in_shape), int(n)
+
+    def load(self, root, options: dict, path=None, arrays=None) -> Dataset:
+        from .arrays import coerce
+
+        out = coerce(self(root, **options), where=f"dataset {self.name} (plug-in)")
+        out.name = self.name
+        return out
 
 
 DATASETS = {
-    "mnist": _images("mnist", mnist.load),
-    "cifar10": _images("cifar10", cifar10.load),
-    "cifar10_partial": _images("cifar10_partial", cifar10.load_partial),
-    "synthetic": _synthetic,
-    "npz": _npz,
-    "arrays": _arrays,
+    "mnist": _Images("mnist", mnist.load, (1, 28, 28), 60_000),
+    "cifar10": _Images("cifar10", cifar10.load, (3, 32, 32), 50_000),
+    "cifar10_partial": _Images("cifar10_partial", cifar10.load_partial, (3, 32, 32)),
+    "synthetic": _Synthetic(),
+    "npz": _Npz(),
+    "arrays": _Arrays(),
 }
 
 #: datasets whose data is not in the data directory (own files, arrays, plug-ins' own)
@@ -130,57 +244,21 @@ OPTIONS = {
 }
 
 
-#: (input shape, number of classes) of each dataset, known without loading it
-SHAPES = {
-    "mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar10_partial": ((3, 32, 32), 10),
-}
-
-
 def describe(name: str, options: dict | None = None, path=None):
     """(in_shape, n_classes) of a dataset without loading it, or None if unknown.
 
     Used to check a circuit against its data before anything runs.  An ``npz`` file is read
     (and checked: :class:`DataError`) to know its shapes.
     """
-    if name == "npz":
-        from .arrays import load_npz
-
-        if not path:
-            return None
-        ds = load_npz(path)
-        return ds.in_shape, ds.n_classes
-    if name == "arrays":
-        opts = dict(options or {})
-        if opts.get("shape") and opts.get("n_classes"):
-            return tuple(int(s) for s in opts["shape"]), int(opts["n_classes"])
-        return None
-    if name in PLUGIN_SHAPES:
-        return PLUGIN_SHAPES[name](options or {})
-    if name == "synthetic":
-        import inspect
-
-        defaults = {k: v.default for k, v in inspect.signature(_synthetic).parameters.items()}
-        opts = defaults | dict(options or {})
-        return tuple(int(s) for s in opts["shape"]), int(opts["n_classes"])
-    return SHAPES.get(name)
-
-
-#: training examples of the built-in datasets with a fixed size
-TRAIN_SIZES = {"mnist": 60_000, "cifar10": 50_000}
+    loader = DATASETS.get(name)
+    return None if loader is None else loader.shape(dict(options or {}), path)
 
 
 def train_size(name: str, options: dict | None = None, train_subset=None) -> int | None:
     """Training examples of a dataset without loading it (None when unknown): for
     estimates such as a sweep's time left."""
-    opts = dict(options or {})
-    if name == "synthetic":
-        n = int(opts.get("n_train", 512))
-    elif name == "arrays":
-        n = opts.get("n_train")
-    else:
-        n = TRAIN_SIZES.get(name)
+    loader = DATASETS.get(name)
+    n = None if loader is None else loader.train_size(dict(options or {}))
     if n is None:
         return None
     return min(int(n), int(train_subset)) if train_subset else int(n)
@@ -200,22 +278,7 @@ def load_dataset(name: str, root=None, train_subset=None, test_subset=None, path
     pixels = options.pop("pixels", "symmetric")
     if pixels not in ("symmetric", "unit"):
         raise DataError(f"data option pixels must be 'symmetric' or 'unit', not {pixels!r}")
-    if name == "npz":
-        ds = loader(root, path=path)
-    elif name == "arrays":
-        if arrays is None:
-            loader(root)
-        from .arrays import coerce, fingerprint
-
-        ds = coerce(arrays)
-        fp = options.get("fingerprint")
-        if fp and fingerprint(ds) != fp:
-            raise DataError(f"the arrays given are not those the protocol declares (fingerprint "
-                            f"{fingerprint(ds)}, expected {fp})")
-    else:
-        ds = loader(root, **options)
-        if name in PLUGIN_SHAPES:  # a plug-in's data gets the checks of everyone's
-            ds = _checked_plugin(name, ds)
+    ds = loader.load(root, options, path, arrays)
     if train_subset:
         ds.x_train, ds.y_train = ds.x_train[:train_subset], ds.y_train[:train_subset]
     if test_subset:
@@ -228,18 +291,6 @@ def load_dataset(name: str, root=None, train_subset=None, test_subset=None, path
         ds.y_train = ds.x_train.reshape(ds.x_train.shape[0], -1)
         ds.y_test = ds.x_test.reshape(ds.x_test.shape[0], -1)
     return ds
-
-
-#: plug-in datasets (entry point group ``neurosim.datasets``): name -> shapes(options)
-PLUGIN_SHAPES: dict = {}
-
-
-def _checked_plugin(name: str, ds) -> Dataset:
-    from .arrays import coerce
-
-    out = coerce(ds, where=f"dataset {name} (plug-in)")
-    out.name = name
-    return out
 
 
 def from_arrays(x_train, y_train, x_test, y_test, n_classes=None) -> Dataset:
@@ -273,7 +324,7 @@ def register_plugins() -> list:
     from ..core import plugins
 
     for k in [k for k in DATASETS if k not in _BUILTIN]:
-        for reg in (DATASETS, OPTIONS, PLUGIN_SHAPES):
+        for reg in (DATASETS, OPTIONS):
             reg.pop(k, None)
     added = plugins.register("neurosim.datasets", DATASETS, _accept, _BUILTIN)
     for name in added:
@@ -281,22 +332,5 @@ def register_plugins() -> list:
         opts = getattr(loader, "OPTIONS", None) or {}
         fields = dict(opts.fields if isinstance(opts, Section) else opts)
         OPTIONS[name] = Section({**_COMMON, **fields})
-        shape = getattr(loader, "SHAPE", None)
-        PLUGIN_SHAPES[name] = _shape_of(shape, fields)
+        DATASETS[name] = _Plugin(name, loader, fields)
     return added
-
-
-def _shape_of(shape, fields):
-    def known(options):
-        if shape is None:
-            return None
-        if callable(shape):
-            opts = {k: f.default for k, f in fields.items()} | dict(options)
-            opts = {k: v for k, v in opts.items() if k in fields}
-            in_shape, n = shape(opts)
-        else:
-            in_shape, n = shape
-        return tuple(int(s) for s in in_shape), int(n)
-
-    return known
-

@@ -11,10 +11,10 @@ symbolic link, a directory or a socket is refused at once, never read), and a
 file with a known MD5 is checked by :func:`read_verified` on the very bytes
 that are then parsed — on every load, so no cached verdict can vouch for a
 file that changed since (hashing all of MNIST takes milliseconds).  Missing
-files are downloaded when a network is reachable (never when
-``$NEUROSIM_OFFLINE`` is set); otherwise a :class:`DataError` says which files
-to put where.  Every problem with a data file is a one-line
-:class:`DataError` naming the file.
+files are downloaded by pooch, checked against their MD5, when a network is
+reachable (never when ``$NEUROSIM_OFFLINE`` is set); otherwise a
+:class:`DataError` says which files to put where.  Every problem with a data
+file is a one-line :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import urllib.request
 from pathlib import Path
 
 
@@ -146,7 +145,7 @@ def fetch(folder: Path, filename: str, expected_md5: str, urls: list[str], how_t
                 _download(url, path, expected_md5)
                 break
             except Exception as exc:  # network down, 404, checksum mismatch...
-                errors.append(f"{url}: {exc}")
+                errors.append(f"{url}: {' '.join(str(exc).split())}")  # one line
         else:
             raise DataError(
                 f"dataset file {filename} not found in {folder} and could not be downloaded "
@@ -158,13 +157,9 @@ def fetch(folder: Path, filename: str, expected_md5: str, urls: list[str], how_t
 
 
 def _download(url: str, path: Path, expected_md5: str, timeout: float = 30.0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-        while block := r.read(1 << 20):
-            f.write(block)
-    got = md5(tmp)
-    if got != expected_md5:
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"checksum mismatch ({got} != {expected_md5})")
-    os.replace(tmp, path)
+    """Download ``url`` to ``path`` with pooch: into a temporary file of its own beside ``path``
+    (concurrent downloads never share one), checked against the MD5, then moved into place."""
+    import pooch
+
+    pooch.retrieve(url, known_hash=f"md5:{expected_md5}", fname=path.name, path=path.parent,
+                   downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False))

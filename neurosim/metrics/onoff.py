@@ -74,31 +74,10 @@ def on_off_drift(W, post_axis: int | None, pre_axis: int | None) -> float:
 
 
 def layer_on_off_axes(net, i):
-    """(array view shape or None, post_axis, pre_axis) of weight layer ``i``.
-
-    Dense layers follow :meth:`neurosim.model.layers.Dense.initialize`; other
-    kinds may define ``on_off_axes -> (post, pre)``; otherwise the common
-    ``(out, in, ...)`` layout is assumed (first layer ``(K, out, in, ...)``).
-    Returns None when the layer cannot carry the structure.
-    """
-    L = net.layers[i]
-    first = i == net.weight_layers[0]
-    readout = i == net.readout
-    W = L.params["W"]
-    if L.kind == "dense":
-        if first:
-            return None, 1, None
-        post = None if readout else 0
-        if len(L.in_shape) > 1:  # flattened (C, H, W) input: pair channels
-            return (W.shape[0], L.in_shape[0], math.prod(L.in_shape[1:])), post, 1
-        return None, post, 1
-    axes = getattr(L, "on_off_axes", None)
-    if axes is not None:
-        post, pre = axes
-        return None, post, pre
-    if first:
-        return None, 1, None
-    return None, (None if readout else 0), 1
+    """(array view shape or None, post_axis, pre_axis) of weight layer ``i``: the layer's
+    own account (:meth:`neurosim.model.layers.Layer.on_off_axes`; dense layers follow
+    :meth:`neurosim.model.layers.Dense.initialize`)."""
+    return net.layers[i].on_off_axes(readout=i == net.readout)
 
 
 def network_on_off_drift(net) -> np.ndarray:

@@ -5,4 +5,7 @@ define layer kinds; importing them here completes it whenever any part of
 ``neurosim.model`` is imported (``dense`` lives in :mod:`.layers` itself).
 """
 
-from . import conv, dropout  # noqa: F401  (register conv2d, locally_connected2d, pools, flatten; dropout)
+from . import conv, pool  # noqa: F401  (register conv2d, locally_connected2d; pools, flatten)
+
+# isort: split
+from . import dropout  # noqa: F401  (registered after them: the order of the layer table)

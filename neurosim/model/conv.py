@@ -1,4 +1,4 @@
-"""Convolutional, locally connected, pooling and flatten layers (appendix G, H).
+"""Convolutional and locally connected layers (appendix G, H).
 
 Activations are ``(B, K, C, H, W)`` (batch, vector component, channel, row,
 column); conventional networks are K = 1.  As for dense layers (paper §3.1),
@@ -16,8 +16,8 @@ Layers and parameter shapes (registered in :data:`~neurosim.model.layers.LAYERS`
   per output position, stored position-major:
   ``W`` (H_out, W_out, C_out, C_in, kh, kw), first layer
   (H_out, W_out, K, C_out, C_in, kh, kw); bias (K, C_out, H_out, W_out).
-* ``avg_pool2d`` / ``max_pool2d`` (size; stride = size, trailing rows and
-  columns that do not fill a window are dropped) and ``flatten``.
+
+Pooling and ``flatten`` are in :mod:`.pool`.
 
 Gating vectors are shared per channel (appendix G: "the same gating vector t
 for all units in the same channel"), ``gating_shape = (C_out, 1, 1)``.
@@ -29,156 +29,23 @@ replaced by the binary gate mask ``G`` (B, C_out, H_out, W_out).  Shared
 layers compute exactly that (:meth:`Conv2d.gevb_grads`), never the
 (B, K, C_out, H_out, W_out) learning signal.
 
-Implementation: one im2col, :meth:`Geometry.windows` (a strided view of
-the padded input, NumPy and CuPy alike, for channel-last and channel-first
-blocks), copied into a matrix and multiplied in one large matrix product per
-block of examples.  Blocks bound the im2col buffer to ``NEUROSIM_CONV_BLOCK``
-elements (default 2**22, cache-sized), so that memory stays flat for large
-batches; within a block everything is array operations.  Its transpose,
-:meth:`Geometry.col2im`, loops over the kh·kw kernel offsets, never over
-positions or examples.
+Implementation: im2col (:mod:`.im2col`) in channel-last memory, one matrix
+product per block of examples; weight matrices are (M, kh·kw·C) in this
+order.
 """
 
 from __future__ import annotations
 
-import math
-import os
-
 from ..core.backend import array_module
 from ..core.options import Field, Section
 from . import init as initmod
+from .im2col import Geometry, channel_last_view, from_channel_last, to_channel_last
 from .layers import Layer, register
 
-_BLOCK = int(os.environ.get("NEUROSIM_CONV_BLOCK", str(2 ** 22)))
-
 
 # ---------------------------------------------------------------------------
-# geometry and im2col helpers
+# convolution and locally connected kernels, channel-last
 # ---------------------------------------------------------------------------
-def _pair(v, name):
-    if isinstance(v, (list, tuple)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
-        out = (int(v[0]), int(v[1]))
-    else:
-        out = (int(v), int(v))
-    return out
-
-
-class Geometry:
-    """Kernel (kh, kw), stride s, zero padding p of a 2-D sliding window."""
-
-    def __init__(self, in_shape, kernel, stride, padding):
-        if len(in_shape) != 3:
-            raise ValueError(f"a 2-D layer needs (C, H, W) inputs, got shape {tuple(in_shape)}; "
-                             "put it before any dense layer")
-        self.C, self.H, self.W = (int(s) for s in in_shape)
-        self.kh, self.kw = _pair(kernel, "kernel")
-        self.sh, self.sw = _pair(stride, "stride")
-        self.ph, self.pw = _pair(padding, "padding")
-        if min(self.kh, self.kw, self.sh, self.sw) < 1 or min(self.ph, self.pw) < 0:
-            raise ValueError("kernel and stride must be >= 1 and padding >= 0")
-        self.Ho = (self.H + 2 * self.ph - self.kh) // self.sh + 1
-        self.Wo = (self.W + 2 * self.pw - self.kw) // self.sw + 1
-        if self.Ho < 1 or self.Wo < 1:
-            raise ValueError(f"kernel {self.kh}x{self.kw} does not fit the input {self.H}x{self.W} "
-                             f"with padding {self.ph},{self.pw}")
-        self.P = self.Ho * self.Wo
-        self.CKK = self.C * self.kh * self.kw
-
-    # The spatial axes of an activation block: (n, H, W, C) channel-last or (n, C, H, W).
-    @staticmethod
-    def _spatial_axes(channel_last: bool) -> tuple:
-        return (1, 2) if channel_last else (2, 3)
-
-    def pad(self, x, channel_last: bool):
-        """Zero-padded C-contiguous copy of a block ``x`` (n, H, W, C) or (n, C, H, W)
-        of any strides (layout change and padding in one pass)."""
-        xp = array_module(x)
-        if not (self.ph or self.pw):
-            return xp.ascontiguousarray(x)
-        ah, aw = self._spatial_axes(channel_last)
-        shape = list(x.shape)
-        shape[ah] += 2 * self.ph
-        shape[aw] += 2 * self.pw
-        out = xp.zeros(tuple(shape), dtype=x.dtype)
-        inner = [slice(None)] * 4
-        inner[ah], inner[aw] = slice(self.ph, self.ph + self.H), slice(self.pw, self.pw + self.W)
-        out[tuple(inner)] = x
-        return out
-
-    def crop(self, xpad, channel_last: bool):
-        """The unpadded part of a padded block (a view): inverse of :meth:`pad`."""
-        ah, aw = self._spatial_axes(channel_last)
-        inner = [slice(None)] * 4
-        inner[ah], inner[aw] = slice(self.ph, self.ph + self.H), slice(self.pw, self.pw + self.W)
-        return xpad[tuple(inner)]
-
-    def windows(self, xpad, channel_last: bool):
-        """im2col as a strided view (no copy) of a padded block: every kh×kw window
-        at every output position.  (n, Hp, Wp, C) -> (n, Ho, Wo, C, kh, kw);
-        (n, C, Hp, Wp) -> (n, C, Ho, Wo, kh, kw).
-
-        The view is ``sliding_window_view(xpad, (kh, kw), axis=spatial)`` taken every
-        (sh, sw) positions, with the same shape and strides; it is built with
-        ``as_strided`` because that is the cheaper constructor (the copy that reads
-        the view costs the same either way), and the tests check it against
-        ``sliding_window_view``.
-        """
-        xp = array_module(xpad)
-        ah, aw = self._spatial_axes(channel_last)
-        st = xpad.strides
-        shape, strides = list(xpad.shape), list(st)
-        shape[ah], shape[aw] = self.Ho, self.Wo
-        strides[ah], strides[aw] = st[ah] * self.sh, st[aw] * self.sw
-        return xp.lib.stride_tricks.as_strided(xpad, shape=tuple(shape) + (self.kh, self.kw),
-                                               strides=tuple(strides) + (st[ah], st[aw]))
-
-    def col2im(self, dcols, out, channel_last: bool):
-        """Transpose of :meth:`windows`: add ``dcols`` (the windows' shape, any
-        strides) into the padded block ``out`` in place; returns ``out``.  Loops over
-        the kh·kw kernel offsets only, never over positions or examples."""
-        ah, aw = self._spatial_axes(channel_last)
-        he = self.sh * (self.Ho - 1) + 1
-        we = self.sw * (self.Wo - 1) + 1
-        at = [slice(None)] * 4
-        for dy in range(self.kh):
-            for dx in range(self.kw):
-                at[ah], at[aw] = slice(dy, dy + he, self.sh), slice(dx, dx + we, self.sw)
-                out[tuple(at)] += dcols[..., dy, dx]
-        return out
-
-    def blocks(self, N, per_item):
-        """Slices of the leading axis so that a block holds <= _BLOCK elements."""
-        n = max(1, _BLOCK // max(1, per_item))
-        return [slice(s, min(N, s + n)) for s in range(0, N, n)]
-
-
-# ---- convolution kernels, channel-last ----------------------------------------
-# The convolution works on channel-last ("NHWC") memory: im2col then copies
-# contiguous runs of C values (fast) and the outputs come out channel-last,
-# which the layers hand on as (…, C, H, W)-shaped *views* (NumPy/CuPy
-# operations are layout-agnostic; the next conv layer gets its channel-last
-# input for free).  Weight matrices are (M, kh·kw·C) in this order.
-def to_channel_last(a):
-    """(…, C, H, W) -> contiguous (…, H, W, C) (free when a is a channel-last view)."""
-    xp = array_module(a)
-    n = a.ndim
-    return xp.ascontiguousarray(a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)))
-
-
-def _cl_view(a):
-    """(…, C, H, W) -> (…, H, W, C) view (no copy)."""
-    n = a.ndim
-    return a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3))
-
-
-def from_channel_last(a):
-    """(…, H, W, C) -> (…, C, H, W) view."""
-    n = a.ndim
-    return a.transpose(tuple(range(n - 3)) + (n - 1, n - 3, n - 2))
-
-
 def _conv_cols(geo: Geometry, xpad):
     """im2col of a padded channel-last block (n, Hp, Wp, C): (n·P, kh·kw·C), a copy in
     the order of :func:`conv_weight_matrix`."""
@@ -422,7 +289,7 @@ class Conv2d(_Local2d):
     def forward(self, a):
         W, b = self.params["W"], self.params["b"]
         B, g = a.shape[0], self.geo
-        x = _cl_view(a)                                           # padded copy made once below
+        x = channel_last_view(a)                                           # padded copy made once below
         if self.first:
             out = conv_forward(g, x, self._Wm(W))                 # (B, Ho, Wo, K·C_out)
             h = out.reshape(B, g.Ho, g.Wo, self.K, self.C_out).transpose(0, 3, 4, 1, 2)
@@ -452,10 +319,10 @@ class Conv2d(_Local2d):
             xp = array_module(g)
             gc = xp.ascontiguousarray(g.transpose(0, 3, 4, 1, 2))  # (B, Ho, Wo, K, C_out)
             gc = gc.reshape(B, geo.Ho, geo.Wo, K * self.C_out)
-            dWm = conv_weight_grad(geo, _cl_view(a), gc)
+            dWm = conv_weight_grad(geo, channel_last_view(a), gc)
         else:
             gc = to_channel_last(g)                               # (B, K, Ho, Wo, C_out)
-            x = _cl_view(a)
+            x = channel_last_view(a)
             dWm = conv_weight_grad(geo, x.reshape((B * K,) + x.shape[2:]),
                                    gc.reshape(B * K, geo.Ho, geo.Wo, self.C_out))
         return {"W": self._unW(dWm), "b": g.sum(axis=(0, 3, 4))[..., None, None]}
@@ -470,7 +337,7 @@ class Conv2d(_Local2d):
         Gc = to_channel_last(G.reshape((B,) + self.unit_shape))   # (B, Ho, Wo, C_out)
         db = (e.T @ Gc.sum(axis=(1, 2)))[..., None, None]
         if self.first:
-            xpad = geo.pad(_cl_view(a), True)
+            xpad = geo.pad(channel_last_view(a), True)
             Q = xp.empty((B, self.C_out, geo.CKK), dtype=a.dtype)
             for sl in geo.blocks(B, geo.P * geo.CKK):
                 n = sl.stop - sl.start
@@ -481,7 +348,7 @@ class Conv2d(_Local2d):
             K = a.shape[1]
             if a.flags.c_contiguous:                              # (B, K, C, H, W) memory
                 P = xp.matmul(e[:, None, :], a.reshape(B, K, -1)).reshape((B,) + self.in_shape)
-                P = _cl_view(P)
+                P = channel_last_view(P)
             else:                                                 # channel-last memory
                 ac = to_channel_last(a)
                 P = xp.matmul(e[:, None, :], ac.reshape(B, K, -1)).reshape((B,) + ac.shape[2:])
@@ -528,132 +395,5 @@ class LocallyConnected2d(_Local2d):
         return (e.T @ G4.reshape(B, -1)).reshape(self.params["b"].shape)
 
 
-# ---------------------------------------------------------------------------
-# layers without weights (operate on the last three axes; any leading axes)
-# ---------------------------------------------------------------------------
-class _Pool2d(Layer):
-    OPTIONS = Section({"size": Field(int, default=2, min=1, doc="pooling window and stride")})
-    kind = "pool"
-
-    def __init__(self, in_shape, K, first=False, size: int = 2):
-        super().__init__(in_shape, K, first)
-        if len(self.in_shape) != 3:
-            raise ValueError(f"{self.kind} needs (C, H, W) inputs, got {self.in_shape}")
-        self.s = int(size)
-        if self.s < 1:
-            raise ValueError(f"{self.kind} size must be >= 1")
-        C, H, W = self.in_shape
-        self.Ho, self.Wo = H // self.s, W // self.s
-        if self.Ho < 1 or self.Wo < 1:
-            raise ValueError(f"{self.kind} size {self.s} is larger than the input {H}x{W}")
-        self.unit_shape = (C, self.Ho, self.Wo)
-
-    def _blocks(self, a):
-        """View (..., C, Ho, s, Wo, s) of the cropped input."""
-        s, Ho, Wo = self.s, self.Ho, self.Wo
-        lead = a.shape[:-3]
-        a = a[..., : Ho * s, : Wo * s]
-        return a.reshape(lead + (self.in_shape[0], Ho, s, Wo, s))
-
-    def _uncrop(self, da_c):
-        """Place (..., C, Ho·s, Wo·s) into a zero (…, C, H, W) where cropped."""
-        C, H, W = self.in_shape
-        if da_c.shape[-2:] == (H, W):
-            return da_c
-        xp = array_module(da_c)
-        out = xp.zeros(da_c.shape[:-2] + (H, W), dtype=da_c.dtype)
-        out[..., : da_c.shape[-2], : da_c.shape[-1]] = da_c
-        return out
-
-
-class AvgPool2d(_Pool2d):
-    """s×s average pooling with stride s: a fixed nonnegative linear map, so
-    GEVB's sign guarantee (sec. 3.3) passes through it."""
-
-    kind = "avg_pool2d"
-
-    def _pool_cl(self, a):
-        """Pool a channel-last view; the result stays channel-last (a view)."""
-        s, Ho, Wo = self.s, self.Ho, self.Wo
-        c = _cl_view(a[..., : Ho * s, : Wo * s])                  # (..., H, W, C) view
-        c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))  # splitting axes: a view
-        return from_channel_last(c.mean(axis=(-4, -2)))
-
-    def forward(self, a):
-        if a.ndim >= 3 and a.strides[-3] < a.strides[-1]:       # channel-last memory (conv output)
-            return self._pool_cl(a)
-        return self._blocks(a).mean(axis=(-3, -1))
-
-    def vjp(self, g, W=None, a=None):
-        xp = array_module(g)
-        s = self.s
-        if g.ndim >= 3 and g.strides[-3] < g.strides[-1] and g.shape[-3] > 1:
-            c = _cl_view(g) / (s * s)                             # (..., Ho, Wo, C)
-            full = c.shape[:-3] + (self.Ho, s, self.Wo, s, c.shape[-1])
-            e = xp.broadcast_to(c[..., :, None, :, None, :], full)
-            e = e.reshape(c.shape[:-3] + (self.Ho * s, self.Wo * s, c.shape[-1]))
-            return self._uncrop(from_channel_last(e))
-        e = xp.broadcast_to((g / (s * s))[..., :, None, :, None], g.shape[:-2] + (self.Ho, s, self.Wo, s))
-        return self._uncrop(e.reshape(g.shape[:-2] + (self.Ho * s, self.Wo * s)))
-
-
-class MaxPool2d(_Pool2d):
-    """s×s max pooling with stride s, per component (the gradient goes to the
-    first maximum of each window).  ``vjp`` needs the pooled input ``a``
-    (every backward pass passes each layer's input)."""
-
-    kind = "max_pool2d"
-
-    def _flat_windows(self, a):
-        b = self._blocks(a)                                   # (..., C, Ho, s, Wo, s)
-        n = b.ndim
-        b = b.transpose(tuple(range(n - 4)) + (n - 4, n - 2, n - 3, n - 1))  # (..., Ho, Wo, s, s)
-        return b.reshape(b.shape[:-2] + (self.s * self.s,))
-
-    def forward(self, a):
-        return self._flat_windows(a).max(axis=-1)
-
-    def vjp(self, g, W=None, a=None):
-        xp = array_module(g)
-        if a is None:
-            raise ValueError("max_pool2d.vjp needs the layer's input a (the window maxima)")
-        idx = self._flat_windows(a).argmax(axis=-1)
-        s = self.s
-        onehot = (xp.arange(s * s) == idx[..., None]).astype(g.dtype)
-        d = (g[..., None] * onehot).reshape(g.shape + (s, s))   # (..., C, Ho, Wo, s, s)
-        n = d.ndim
-        d = d.transpose(tuple(range(n - 4)) + (n - 4, n - 2, n - 3, n - 1))  # (..., Ho, s, Wo, s)
-        return self._uncrop(d.reshape(g.shape[:-2] + (self.Ho * s, self.Wo * s)))
-
-
-class Flatten(Layer):
-    """(C, H, W) -> (H·W·C,) in position-major, channel-minor order (as the
-    published code), so that ON/OFF channel pairs stay adjacent unit pairs for
-    the next dense layer.  Dense layers flatten their input themselves (and
-    pair channels), so ``flatten`` is optional before them."""
-
-    kind = "flatten"
-
-    def __init__(self, in_shape, K, first=False):
-        super().__init__(in_shape, K, first)
-        self.unit_shape = (math.prod(self.in_shape),)
-
-    def forward(self, a):
-        lead = a.shape[: a.ndim - len(self.in_shape)]
-        if len(self.in_shape) != 3:
-            return a.reshape(lead + self.unit_shape)
-        n = a.ndim
-        return a.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3)).reshape(lead + self.unit_shape)
-
-    def vjp(self, g, W=None, a=None):
-        lead = g.shape[:-1]
-        if len(self.in_shape) != 3:
-            return g.reshape(lead + self.in_shape)
-        C, H, W_ = self.in_shape
-        n = len(lead)
-        d = g.reshape(lead + (H, W_, C))
-        return d.transpose(tuple(range(n)) + (n + 2, n, n + 1))
-
-
-for _cls in (Conv2d, LocallyConnected2d, AvgPool2d, MaxPool2d, Flatten):
+for _cls in (Conv2d, LocallyConnected2d):
     register(_cls.kind, _cls)

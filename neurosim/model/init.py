@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-ROLES = ("first", "hidden", "output")
-
 
 def scale(role: str, scheme: str, fan_in: int, K: int = 1) -> float:
     """Standard deviation of the Gaussian a weight is drawn from."""

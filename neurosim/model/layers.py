@@ -80,6 +80,14 @@ class Layer:
     def initialize(self, rng, scheme: str, role: str) -> None:
         """Draw the weights (see :mod:`neurosim.model.init`)."""
 
+    def on_off_axes(self, readout: bool) -> tuple:
+        """(view shape of W or None, post axis, pre axis) of the ON/OFF pairing of W
+        (:mod:`neurosim.metrics.onoff`; None: not paired on that side): the common
+        ``(out, in, ...)`` layout, first layer ``(K, out, in, ...)``."""
+        if self.first:
+            return None, 1, None
+        return None, (None if readout else 0), 1
+
     def set_mode(self, training: bool, backend=None, key=None) -> None:
         """Training mode with the step's noise key, or evaluation mode; only
         stochastic layers (``dropout``) act on it."""
@@ -144,6 +152,15 @@ class Dense(Layer):
             else:
                 W = initmod.on_off_init(rng, wshape, post, pre, std)
         self.params = {"W": W, "b": np.zeros(self.params["b"])}
+
+    def on_off_axes(self, readout: bool) -> tuple:
+        """As :meth:`initialize` pairs them; a flattened (C, H, W) input pairs channels."""
+        if self.first:
+            return None, 1, None
+        post = None if readout else 0
+        if len(self.in_shape) > 1:
+            return (self.params["W"].shape[0], self.in_shape[0], math.prod(self.in_shape[1:])), post, 1
+        return None, post, 1
 
     def forward(self, a):
         W, b = self.params["W"], self.params["b"]

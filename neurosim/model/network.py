@@ -276,10 +276,6 @@ def build_network(spec: dict, backend, in_shape, n_classes: int) -> Network:
     return net
 
 
-def layer_names(net: Network) -> list[str]:
-    return [f"{i}:{L.kind}" for i, L in enumerate(net.layers)]
-
-
 def state_dict(net: Network) -> dict:
     """Host copies of all parameters, keyed ``L{i}.{name}``."""
     return {f"L{i}.{name}": net.backend.to_host(p) for i, name, p in net.parameters()}

@@ -87,6 +87,13 @@ class Grouped(Realization):
     #: the time course of the circuit in time (:mod:`.dynamics.memory`)
     memory_parts = classmethod(dynamics.memory.realization_parts)
 
+    @staticmethod
+    def dynamics_engine():
+        """The class of this circuit in time (:func:`.dynamics.build`)."""
+        from .dynamics.grouped import GroupedDynamics
+
+        return GroupedDynamics
+
     @classmethod
     def agreement(cls, options):
         """Exact with complete relaxation every step (each step is batched GEVB's update; the

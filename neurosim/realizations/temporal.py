@@ -102,6 +102,13 @@ class Temporal(Realization):
     #: the time course of the circuit in time (:mod:`.dynamics.memory`)
     memory_parts = classmethod(dynamics.memory.realization_parts)
 
+    @staticmethod
+    def dynamics_engine():
+        """The class of this circuit in time (:func:`.dynamics.build`)."""
+        from .dynamics.temporal import TemporalDynamics
+
+        return TemporalDynamics
+
     @classmethod
     def agreement(cls, options):
         """Exact with the acausal ``gating: full`` (the network's gates), without dynamics or

@@ -2,15 +2,12 @@
 metric / feedback observers.  Everything a run writes goes through this package."""
 
 from .store import (  # noqa: F401
-    _FAULT,
     MARKER,
     Recorder,
     StoreError,
     StoreLock,
     StoreWriteError,
-    _jsonable,
     commit_record,
-    consolidate,
     open_store,
     prepare_store,
     read_root,

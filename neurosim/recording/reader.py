@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import SWEEP_KIND  # noqa: F401 - re-exported
-from .layout import is_sweep_store as is_sweep
+from .store.layout import SWEEP_KIND  # noqa: F401 - re-exported
+from .store.layout import is_sweep_store as is_sweep
 
 
 def decode_attrs(attrs) -> dict:

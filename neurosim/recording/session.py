@@ -22,8 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from ..core.finite import DivergenceError
+from ..core.jsonable import jsonable
 from ..core.signals import Interrupted
-from . import _jsonable
 from .store import Recorder, StoreError, prepare_store
 
 
@@ -211,7 +211,7 @@ def check_resumable(protocol: dict, recorder, default=None) -> list:
     if not isinstance(stored, str):
         raise StoreError(f"{recorder.path} is not a neurosim run store (no protocol attr); "
                          f"cannot resume it")
-    old, new = json.loads(stored), _jsonable(protocol)
+    old, new = json.loads(stored), jsonable(protocol)
     diff = protocol_differences(old, new, default=default)
     extended = [k for k in diff if k in RESUME_EXTENDS]
     diff = [k for k in diff if k not in RESUME_EXTENDS]
@@ -274,7 +274,7 @@ def run_is_done(attrs: dict | None, protocol: dict, default=None) -> bool:
         had_epochs = had_tr["epochs"]
     except (KeyError, TypeError, ValueError):
         return True
-    if [k for k in protocol_differences(had, _jsonable(protocol), default=default)
+    if [k for k in protocol_differences(had, jsonable(protocol), default=default)
             if k not in RESUME_EXTENDS]:
         return False
     tr = protocol["training"]

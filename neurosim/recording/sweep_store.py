@@ -37,10 +37,10 @@ from pathlib import Path
 
 import zarr
 
-from .layout import SWEEP_KIND as KIND
-from .layout import is_sweep_store
 from .reader import RunStore, decode_attrs, final_errors, open_run, run_attrs
 from .session import Status
+from .store.layout import SWEEP_KIND as KIND
+from .store.layout import is_sweep_store
 
 RUNS = "runs"
 LOCK_SUFFIX = ".lock"
@@ -78,7 +78,8 @@ class SweepStore:
         """Create the store for ``sweep`` (a :class:`~neurosim.sweep.grammar.Sweep`), or open an
         existing sweep store and record the sweep protocol it now runs; refuses any other path
         (:class:`StoreError`).  Stale run locks are removed."""
-        from . import StoreError, _jsonable, versions
+        from ..core.jsonable import jsonable
+        from . import StoreError, versions
 
         if self.exists:
             kind = self.attrs.get("kind")
@@ -89,11 +90,11 @@ class SweepStore:
             raise StoreError(f"{self.path} exists and is not a Zarr store; choose another --out")
         g = zarr.open_group(str(self.path), mode="a")
         if "kind" not in g.attrs:
-            g.attrs.update(_jsonable({
+            g.attrs.update(jsonable({
                 "kind": KIND, "title": f"neurosim sweep {sweep.name}", "name": sweep.name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(), "runs": {},
             }))
-        g.attrs.update(_jsonable({"protocol_file": sweep.file, "sweep_protocol": json.dumps(sweep.raw),
+        g.attrs.update(jsonable({"protocol_file": sweep.file, "sweep_protocol": json.dumps(sweep.raw),
                                   "seeds": sweep.seeds,
                                   "axes": [{"key": a.key, "keys": a.keys} for a in sweep.axes]}))
         zarr.open_group(str(self.path / RUNS), mode="a")
@@ -107,12 +108,12 @@ class SweepStore:
 
     def update_runs(self, entries: dict) -> None:
         """Merge ``{name: {field: value}}`` into the root attr ``runs`` (driver only)."""
-        from . import _jsonable
+        from ..core.jsonable import jsonable
 
         g = self.open("r+")
         runs = dict(g.attrs.get("runs", {}))
         for name, info in entries.items():
-            runs[name] = {**runs.get(name, {}), **_jsonable(info)}
+            runs[name] = {**runs.get(name, {}), **jsonable(info)}
         g.attrs["runs"] = runs
         g.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 

@@ -29,13 +29,7 @@ def build(realization):
     opts = realization.options.get("dynamics")
     if opts is None:
         return None
-    if realization.name == "grouped":
-        from .grouped import GroupedDynamics
-
-        return GroupedDynamics(realization, opts)
-    from .temporal import TemporalDynamics
-
-    return TemporalDynamics(realization, opts)
+    return realization.dynamics_engine()(realization, opts)
 
 
 __all__ = ["DYNAMICS", "agreement", "build", "check_protocol", "is_ideal", "memory"]

@@ -61,6 +61,9 @@ class CircuitDynamics:
     name = "base"
     #: neuromodulatory channels (grouped K, temporal 1)
     channels = 1
+    #: whether the K components are groups of neurons in every population (grouped), rather
+    #: than time bins of one population (temporal): the dims of the trial records follow it
+    component_groups = False
 
     def __init__(self, real, options: dict):
         self.real = real
@@ -96,6 +99,8 @@ class CircuitDynamics:
         self._eval_at = -1
         self.last = None
         self.last_probe = None  # the time course of the last trajectory probe (recording)
+        self.record_synapses = None  # {layer: (post, pre, component)} sampled once (recording)
+        self.record_units = {}  # {layer: recorded units} of the last trial records (recording)
 
     # ---- circuit-specific --------------------------------------------------
     def n_segments(self) -> int:
@@ -125,6 +130,23 @@ class CircuitDynamics:
         raise NotImplementedError
 
     def command(self, eps, B):
+        raise NotImplementedError
+
+    # ---- trial records (:mod:`.recording`) ---------------------------------------
+    def record_input_rate(self, r, shown, tbin):
+        """(probe, slot, [K,] unit) rates of the input population(s) over a trial from the
+        recorded input neurons' rates ``r`` (probe, unit), the steps the stimulus is ``shown``
+        and each step's time bin ``tbin`` (slot,)."""
+        raise NotImplementedError
+
+    def record_bin_mean(self, M, cnt):
+        """The neuromodulator ``M`` (probe, slot, channel) averaged over each command window
+        (its counting steps ``cnt``, delayed): (probe, time_bin, channel)."""
+        raise NotImplementedError
+
+    def record_presynaptic(self, run, i, n, pre, comp, x):
+        """The presynaptic activity (S, Np, n, syn) of layer i's sampled synapses (``pre``,
+        ``comp``) for the first n probe examples (stimuli ``x``) over a phase's ``run``."""
         raise NotImplementedError
 
     def contract(self, i, pre, G, w):

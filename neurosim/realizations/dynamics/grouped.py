@@ -19,12 +19,16 @@ neuron μ of group i on axis 2; gates are per group, ``(1, steps, B, n)``.
 
 from __future__ import annotations
 
+import numpy as np
+
+from ...core.backend import to_host
 from .engine import CircuitDynamics
 from .neurons import poisson
 
 
 class GroupedDynamics(CircuitDynamics):
     name = "grouped"
+    component_groups = True
 
     def __init__(self, real, options):
         self.channels = real.net.K
@@ -173,6 +177,22 @@ class GroupedDynamics(CircuitDynamics):
             E[(i, "W")] = xp.zeros(shape, dtype=self.dtype)
             E[(i, "b")] = xp.zeros(W.shape[1:2], dtype=self.dtype)
         return E
+
+    # ---- trial records -----------------------------------------------------------
+    def record_input_rate(self, r, shown, tbin):
+        # one input population, on while the stimulus is shown
+        return np.where(shown[None, :, None], r[:, None, :], self.r0)
+
+    def record_bin_mean(self, M, cnt):
+        steps = self.tl.phase_start(1) + cnt
+        return M[:, steps].mean(axis=1)[:, None, :]  # (s, 1, K)
+
+    def record_presynaptic(self, run, i, n, pre, comp, x):
+        if i == self.first:
+            return to_host(run.pre[..., :n, :])[..., pre]  # (S, Np, n, syn)
+        a = to_host(run.pre[..., :n, :])[:, :, comp]  # (S, Np, syn, n, n_in)
+        a = np.take_along_axis(a, pre[None, None, :, None, None], axis=-1)[..., 0]
+        return np.moveaxis(a, 2, 3)  # (S, Np, n, syn)
 
     # ---- states for observers ------------------------------------------------------
     def mean_gate(self, G):

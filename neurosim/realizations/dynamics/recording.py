@@ -51,7 +51,7 @@ def synapses(dyn) -> dict:
     """Sampled synapses {layer: (post, pre, component)} (fixed per run, stream ``record``); the
     first layer's presynaptic neurons among the input neurons the probe examples drive above
     the background (MNIST: the pixels of the digits, not the black surround)."""
-    if getattr(dyn, "_rec_syn", None) is None:
+    if dyn.record_synapses is None:
         out = {}
         x = None if dyn.last_probe is None else to_host(dyn.last_probe["x"])
         for i in dyn.layers:
@@ -64,8 +64,8 @@ def synapses(dyn) -> dict:
                 else np.zeros(0, dtype=np.int64)
             pre = active[rng.integers(0, active.size, k)] if active.size else rng.integers(0, L.n_in, k)
             out[i] = (post, pre, rng.integers(0, dyn.K, k))
-        dyn._rec_syn = out
-    return dyn._rec_syn
+        dyn.record_synapses = out
+    return dyn.record_synapses
 
 
 def input_units(dyn) -> np.ndarray:
@@ -96,7 +96,7 @@ def coords(dyn) -> dict:
         coordinate("unit_{pop}", input_units(dyn), pop="input"),
     ])
     pops = population_of(dyn)
-    for i, u in (getattr(dyn, "_rec_units", None) or {}).items():
+    for i, u in dyn.record_units.items():
         c.update([coordinate("unit_{pop}", np.asarray(u, dtype=np.int64), pop=pops[i])])
     for i, (post, pre, comp) in synapses(dyn).items():
         p = pops[i]
@@ -109,7 +109,9 @@ def coords(dyn) -> dict:
 
 
 def _has_component(dyn, i) -> bool:
-    return dyn.name == "grouped" or i == dyn.first
+    """Whether layer i's sampled synapses have a component: every layer's of a circuit of groups,
+    the first layer's (from the K input populations) of the temporal circuit."""
+    return dyn.component_groups or i == dyn.first
 
 
 def _time(arr, nb):
@@ -149,30 +151,25 @@ def _active_steps(dyn) -> np.ndarray:
 
 def _input_rate(dyn, x, s):
     """(probe, slot, [K,] unit) rates of the recorded input neurons."""
-    tl = dyn.tl
     u = input_units(dyn)
     r = dyn.r0 + dyn.g * to_host(x)[s][:, u]  # (n, u)
     if dyn.rectify:
         r = np.maximum(r, 0.0)
-    shown = _active_steps(dyn)
-    if dyn.name == "grouped":  # one input population, on while the stimulus is shown
-        return np.where(shown[None, :, None], r[:, None, :], dyn.r0)
-    _, tbin, _ = _layout(tl)  # temporal: population μ carries the stimulus in bin μ
-    on = shown[:, None] & (tbin[:, None] == np.arange(dyn.K)[None, :])  # (slot, K)
-    return np.where(on[None, :, :, None], r[:, None, None, :], dyn.r0)
+    _, tbin, _ = _layout(dyn.tl)
+    return dyn.record_input_rate(r, _active_steps(dyn), tbin)
 
 
 def records(dyn, units) -> dict:
     """{name: (dims, values, attrs)} of the last probe (:meth:`~.engine.CircuitDynamics.probe`)."""
     last = dyn.last_probe
-    dyn._rec_units = {i: units[i] for i in dyn.layers}  # (their coordinates: :func:`coords`)
+    dyn.record_units = {i: units[i] for i in dyn.layers}  # (their coordinates: :func:`coords`)
     s = np.arange(last["x"].shape[0])
-    grouped = dyn.name == "grouped"
+    groups = dyn.component_groups
     pops = population_of(dyn)
-    nodim = () if grouped else ("component",)
+    nodim = () if groups else ("component",)
     # the input population: one (grouped) or K (temporal: population μ in bin μ)
     rec = dict([variable("trial_rate_{pop}", _input_rate(dyn, last["x"], s),
-                         drop=("component",) if grouped else (), pop="input")])
+                         drop=("component",) if groups else (), pop="input")])
     zero, mean_rate = [], []
     for pos, i in enumerate(dyn.layers):
         u = np.asarray(units[i])
@@ -200,9 +197,9 @@ def records(dyn, units) -> dict:
         mean_rate.append(float(to_host(last["pres"][pos].mean_rate)))
     M = to_host(last["M"])[s]  # (s, T, ch)
     u_cmd = to_host(last["u"])[s]
-    one = () if grouped else ("channel",)  # temporal: one broadcast signal
-    rec.update([variable("trial_command", u_cmd if grouped else u_cmd[..., 0], drop=one),
-                variable("trial_neuromodulator", M if grouped else M[..., 0], drop=one)])
+    one = () if groups else ("channel",)  # temporal: one broadcast signal
+    rec.update([variable("trial_command", u_cmd if groups else u_cmd[..., 0], drop=one),
+                variable("trial_neuromodulator", M if groups else M[..., 0], drop=one)])
     names = " ".join(pops[i] for i in dyn.layers)
     for name, vals in (("zero_rate_fraction", zero), ("mean_rate", mean_rate)):
         k, (dims, v, attrs) = variable(name, np.asarray(vals))
@@ -214,18 +211,8 @@ def records(dyn, units) -> dict:
 def _bin_mean(dyn, M, D):
     """M averaged over each command window delayed by the neuromodulator's delay (the window in
     which that command reaches the synapses), (probe, time_bin, channel)."""
-    tl = dyn.tl
-    cnt = np.flatnonzero(tl.counting()) + D
-    K = dyn.K
-    if dyn.name == "grouped":
-        steps = tl.phase_start(1) + cnt
-        vals = M[:, steps].mean(axis=1)[:, None, :]  # (s, 1, K)
-    else:
-        p = 1 if tl.n_phase == 2 else 0
-        steps = tl.phase_start(p) + np.arange(K)[:, None] * tl.n_bin + cnt[None, :]
-        m = M[:, steps, 0].mean(axis=2)  # (s, K bins)
-        vals = np.repeat(m[:, :, None], K, axis=2)
-    return variable("neuromodulator_bin_mean", vals)[1]
+    cnt = np.flatnonzero(dyn.tl.counting()) + D
+    return variable("neuromodulator_bin_mean", dyn.record_bin_mean(M, cnt))[1]
 
 
 def _eligibility(dyn, last, pos, i, s):
@@ -239,19 +226,7 @@ def _eligibility(dyn, last, pos, i, s):
     def coincidence(runs):
         run = runs[pos]
         G = 1.0 if run.G is None else to_host(run.G[..., :n, :])[..., post]  # (S, Ng, n, syn)
-        if dyn.name == "grouped":
-            if i == dyn.first:
-                a = to_host(run.pre[..., :n, :])[..., pre]  # (S, Np, n, syn)
-            else:
-                a = to_host(run.pre[..., :n, :])[:, :, comp]  # (S, Np, syn, n, n_in)
-                a = np.take_along_axis(a, pre[None, None, :, None, None], axis=-1)[..., 0]
-                a = np.moveaxis(a, 2, 3)  # (S, Np, n, syn)
-        elif i == dyn.first:  # population ν only in bin ν
-            x = to_host(last["x"])[:n][:, pre]  # (n, syn)
-            onbin = (np.arange(tl.n_seg)[:, None] == comp[None, :])  # (S, syn)
-            a = onbin[:, None, None, :] * x[None, None]  # (S, 1, n, syn)
-        else:
-            a = to_host(run.pre[..., :n, :])[..., pre]
+        a = dyn.record_presynaptic(run, i, n, pre, comp, last["x"])  # (S, Np, n, syn)
         c = np.broadcast_to(a * G, (tl.n_seg, tl.n_bin, n, len(post)))
         return c * tl.counting().reshape(1, -1, 1, 1)  # coincidences count after settling
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.backend import to_host
 from .engine import CircuitDynamics
 
 
@@ -155,6 +156,26 @@ class TemporalDynamics(CircuitDynamics):
             E[(i, "W")] = xp.zeros(p["W"].shape, dtype=self.dtype)
             E[(i, "b")] = xp.zeros(p["b"].shape, dtype=self.dtype)
         return E
+
+    # ---- trial records -----------------------------------------------------------
+    def record_input_rate(self, r, shown, tbin):
+        # population μ carries the stimulus in bin μ
+        on = shown[:, None] & (tbin[:, None] == np.arange(self.K)[None, :])  # (slot, K)
+        return np.where(on[None, :, :, None], r[:, None, None, :], self.r0)
+
+    def record_bin_mean(self, M, cnt):
+        tl = self.tl
+        p = 1 if tl.n_phase == 2 else 0
+        steps = tl.phase_start(p) + np.arange(self.K)[:, None] * tl.n_bin + cnt[None, :]
+        m = M[:, steps, 0].mean(axis=2)  # (s, K bins)
+        return np.repeat(m[:, :, None], self.K, axis=2)  # one signal, shown per channel
+
+    def record_presynaptic(self, run, i, n, pre, comp, x):
+        if i == self.first:  # population ν only in bin ν
+            xs = to_host(x)[:n][:, pre]  # (n, syn)
+            onbin = (np.arange(self.tl.n_seg)[:, None] == comp[None, :])  # (S, syn)
+            return onbin[:, None, None, :] * xs[None, None]  # (S, 1, n, syn)
+        return to_host(run.pre[..., :n, :])[..., pre]
 
     # ---- states for observers ------------------------------------------------------
     def mean_gate(self, G):

@@ -8,7 +8,8 @@ anything but directories, so a symbolic link (a loop included), a FIFO, a socket
 device inside a store is found before any file is read — nothing can block or lead
 outside the store.  With ``strict`` (before ``--overwrite`` deletes a store) anything
 else — a user's file, a folder that is not a Zarr node, a store of its own nested
-inside — is refused too, naming it.
+inside — is refused too, naming it.  :func:`store_sizes` says how much of it is records and
+how much checkpoints.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import re
 import stat
 from pathlib import Path
 
-from .lock import StoreError
+from .errors import StoreError
+from .format import ROOT, SLOTS
 
-ROOT = "zarr.json"
 #: root attr ``kind`` of a sweep store
 SWEEP_KIND = "sweep"
 #: temporary files of Zarr's and the recorder's atomic writes
@@ -178,3 +179,22 @@ def enclosing_store(path) -> Path | None:
             except OSError:
                 continue
     return None
+
+
+def store_sizes(path) -> dict:
+    """Bytes on disk: ``recordings`` (root metadata and records), ``checkpoints`` (all slots)
+    and ``slots`` (the slot folders present)."""
+    path = Path(path)
+    out = {"recordings": 0, "checkpoints": 0, "slots": []}
+    for root, _, files in os.walk(path):
+        rel = Path(root).relative_to(path).parts
+        kind = "checkpoints" if rel and rel[0] in SLOTS else "recordings"
+        if len(rel) == 1 and rel[0] in SLOTS:
+            out["slots"].append(rel[0])
+        for f in files:
+            try:
+                out[kind] += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    out["slots"].sort()
+    return out

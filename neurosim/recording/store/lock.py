@@ -28,14 +28,12 @@ import stat
 import threading
 from pathlib import Path
 
+from .errors import StoreError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no locking
     fcntl = None
-
-
-class StoreError(RuntimeError):
-    """A store cannot be used as asked; the message names the path and what to do."""
 
 
 def real_path(path) -> Path:
