@@ -80,10 +80,7 @@ def time_steps(run, steps, record: bool) -> float:
         exp.realization.step(exp.x_train[idx], exp.y_train[idx], hook)
         run.step += 1
     if record:  # write buffered records (part of the recording cost; no checkpoint)
-        ctx = run._context()
-        for obs in exp.observers:
-            for ds, dim in obs.flush(exp, ctx) or ():
-                run.recorder.append(ds, dim)
+        run._before_update(flush=True)
     sync()
     return (time.perf_counter() - t0) / steps
 

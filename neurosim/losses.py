@@ -79,6 +79,15 @@ def per_example(loss_fn, logits, y):
 LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
 
 
+def error_rate(logits, y) -> float:
+    """Classification error in percent (NaN for regression targets, e.g. an
+    autoencoder's ``target: input``)."""
+    if getattr(y, "ndim", 1) > 1:
+        return float("nan")
+    xp = array_module(logits)
+    return float((xp.argmax(logits, axis=1) != y).mean()) * 100.0
+
+
 def get(name: str):
     try:
         return LOSSES[name]

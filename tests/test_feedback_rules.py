@@ -199,8 +199,8 @@ TINY_TASK_BOUND = 30.0
 def tiny_task_error(name, opts, seed: int = 0) -> float:
     """Test error (%) of ``name`` after 300 SGD steps on the synthetic blobs (float32)."""
     from neurosim.data import load_dataset
+    from neurosim.losses import error_rate
     from neurosim.optim import build_optimizer
-    from neurosim.train import error_rate
 
     be = Backend("cpu", "float32", seed=seed)
     ds = load_dataset("synthetic")

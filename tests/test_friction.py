@@ -145,8 +145,7 @@ def test_compare_prints_options_as_yaml():
 def test_a_sweep_of_short_runs_estimates_its_own_length():
     import time
 
-    from neurosim.sweep.execute import Progress as SweepProgress
-    from neurosim.sweep.execute import run_length
+    from neurosim.sweep.execute import SweepProgress, run_length
 
     def proto(max_steps, dataset="mnist", subset=None):
         return {"training": {"epochs": 190, "max_steps": max_steps, "batch_size": 128},

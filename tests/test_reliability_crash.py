@@ -31,8 +31,8 @@ from click.testing import CliRunner
 from neurosim import recording
 from neurosim.cli import main
 from neurosim.recording import Recorder
+from neurosim.recording.session import protocol_differences
 from neurosim.recording.store import faults
-from neurosim.train import protocol_differences
 
 from ._reliability import PROTOCOL, assert_same_store, run_cli, start_cli, write_protocol
 

@@ -462,8 +462,7 @@ def test_a_long_string_repeated_by_aliases_or_axes_is_refused(tmp_path):
 def test_an_edited_sweep_is_refused_before_it_starts_with_advice(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     f = _sweep_file(tmp_path, "sweep: {training.epochs: [1]}\n")
-    from neurosim.sweep import load_sweep
-    from neurosim.sweep.store import SweepStore
+    from neurosim.sweep import SweepStore, load_sweep
     from neurosim.train import run_protocol
 
     sw = load_sweep(f)

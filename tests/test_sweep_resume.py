@@ -14,8 +14,8 @@ import pytest
 import xarray as xr
 
 from neurosim.recording import Recorder, StoreError
+from neurosim.recording.session import check_resumable
 from neurosim.sweep import SweepStore, execute, expand, run_is_done
-from neurosim.train import check_resumable
 from tests.test_sweep import tiny
 
 
@@ -147,7 +147,7 @@ def test_an_interrupted_sweep_lists_finished_runs_as_finished(client, tmp_path):
 def test_protocol_differences_look_inside_lists():
     """A key newer than the store inside a list entry (circuit.layers[i]) at its empty default is
     no difference; a changed value there is named down to the entry."""
-    from neurosim.train import protocol_differences
+    from neurosim.recording.session import protocol_differences
 
     old = {"circuit": {"layers": [{"type": "dense", "units": 8}, {"type": "dense", "units": 4}]}}
     new = {"circuit": {"layers": [{"type": "dense", "units": 8, "nonlinearity": None},

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .reader import open_run
+from .reader import open_run, options
 
 #: what ``update_cosine`` is, for the table and the figure caption
 AGREEMENT_TEXT = (
@@ -83,7 +83,7 @@ def load_run(path) -> RunData:
         temporal_var=get("neuromod_temporal_var"),
         spread=get("synapse_spread", 2),
         realization_options=real,
-        caveat=" ".join(str(run.options.get("caveat") or "").split()),
+        caveat=" ".join(str(options(run).get("caveat") or "").split()),
     )
 
 

@@ -34,7 +34,7 @@ from ..model.circuit import circuit_schema
 from . import paper_tables
 from .cells import group_cells, mean_curve, mean_std
 from .figures import ErrorAxis, epoch_axis, pyplot, style_legend
-from .reader import RunStore, is_sweep, open_run
+from .reader import RunStore, is_sweep, open_run, options
 
 
 @dataclass
@@ -71,7 +71,7 @@ class RunData:
 def load_run(path) -> RunData:
     run = open_run(path)
     # typed, the declared defaults where the stored circuit lacks a key; without one, the attrs
-    circ = run.options.get("circuit") or circuit_schema().view(
+    circ = options(run).get("circuit") or circuit_schema().view(
         {k: run.attrs[k] for k in ("vectorized", "sign") if k in run.attrs})
     kinds = [ls.get("type") for ls in circ.get("layers", [])]
     key = paper_tables.cell(run.dataset, kinds, bool(circ.vectorized), circ.sign, run.rule)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..recording.session import Stop
 from . import paper_tables
 from .cells import mean_curve as cells_mean_curve
 from .cells import mean_std
@@ -81,7 +82,7 @@ def paper_cell(protocol: dict):
 def collect(path) -> list[dict]:
     """One dict per run listed in the sweep store (finished or not), read by
     :func:`neurosim.analysis.reader.open_sweep`."""
-    from .reader import open_sweep
+    from .reader import open_sweep, options
 
     sweep = open_sweep(path)
     out = []
@@ -91,7 +92,7 @@ def collect(path) -> list[dict]:
                "stopped": None, "steps": None, "wall_s": None}
         run = e.run
         if run is not None:
-            rec["protocol"] = run.options if run.protocol else None  # typed, with its defaults
+            rec["protocol"] = options(run) if run.protocol else None  # typed, with its defaults
             rec["stopped"] = run.stopped or None
             if run.values("epoch").size:
                 rec["epoch"] = run.values("epoch")
@@ -150,9 +151,9 @@ def run_rows(runs: list[dict]) -> list[dict]:
         has = r["epoch"] is not None
         finished = r["status"] == "finished"
         if finished:
-            stopped = str(r["stopped"] or "epochs")
-            reason = ("early_stop" if stopped.startswith("early stop")
-                      else "max_steps" if stopped.startswith("max_steps") else stopped)
+            stop = Stop.parse(r["stopped"])
+            reason = ("early_stop" if stop is Stop.EARLY_STOP else "max_steps" if stop is Stop.MAX_STEPS
+                      else str(r["stopped"] or "epochs"))
         elif r["status"] in ("failed", "diverged", "queued"):
             reason = r["status"]
         else:  # its store says running or interrupted: the numbers are its last checkpoint's

@@ -90,7 +90,7 @@ def load_trial(path, step=None, record: int = -1, probe=None, select=None) -> Tr
     """The trial of probe example ``probe`` (test-set index; default the first) at trajectory
     record ``step`` (optimizer step) or ``record`` (position, -1 = the last); ``select``: the
     populations to keep (default all)."""
-    from .reader import open_run
+    from .reader import open_run, options
 
     run = open_run(path)
     ds = run.ds
@@ -113,7 +113,7 @@ def load_trial(path, step=None, record: int = -1, probe=None, select=None) -> Tr
     def val(name):
         return np.asarray(one[name].values, dtype=np.float64)
 
-    dyn = run.options.realization.get("dynamics") or DYNAMICS.view({})  # typed, with its defaults
+    dyn = options(run).realization.get("dynamics") or DYNAMICS.view({})  # typed, with its defaults
     tr = Trial(label=run.label, realization=str(run.attrs.get("realization", "?")),
                model=str(dyn.neurons.model),
                step=int(ds["sim_step"].values[k]), probe=int(ds["probe"].values[p]),

@@ -50,17 +50,18 @@ def stop_reason(stopped: str, epochs, n_epochs=None, steps_per_epoch=None) -> st
     (``"epochs"``, ``"early stop (zero train error)"``, ``"max_steps N"``, ``"interrupted ..."``)
     and the epochs completed (a position inside an epoch as the progress bar gives it:
     ``epoch 1/3 batch 40/469``, with ``n_epochs`` and ``steps_per_epoch``)."""
-    s = str(stopped or "epochs")
+    from ..recording.session import Stop
+
+    s, stop = str(stopped or "epochs"), Stop.parse(stopped)
     whole = float(epochs) == int(float(epochs)) or not steps_per_epoch
     ep = format_position(epochs, None if whole else n_epochs, steps_per_epoch)[len("epoch "):]
-    if s == "epochs":
+    if stop is Stop.EPOCHS:
         n = int(float(epochs))
         return f"all {n} epochs done" if n != 1 else "1 epoch done"
-    if s.startswith("early stop"):
+    if stop is Stop.EARLY_STOP:
         return f"zero train error at epoch {ep}"
-    if s.startswith("max_steps"):
-        n = s.split()[-1]
-        return f"step limit training.max_steps={n} reached at epoch {ep}"
+    if stop is Stop.MAX_STEPS:
+        return f"step limit training.max_steps={Stop.limit(s)} reached at epoch {ep}"
     if s.startswith("interrupt"):
         return f"interrupted at epoch {ep}"
     return f"{s} at epoch {ep}"

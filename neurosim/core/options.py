@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -423,3 +424,24 @@ def markdown_table(spec, prefix: str = "") -> str:
         cell = [key and f"`{key}`", t, d, u, doc]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cell) + " |")
     return "\n".join(lines)
+
+
+def default_at(spec, key: str):
+    """The declared default of the dotted ``key`` (list entries as ``[i]``) in ``spec``;
+    :data:`MISSING` when none is declared, or the tags of a :class:`Tagged` section declare
+    it differently."""
+    specs = [spec]
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
+        found = []
+        for s in specs:
+            if part.startswith("["):
+                found += [s.item] if getattr(s, "item", None) is not None else []
+                continue
+            for sec in (s.sections().values() if isinstance(s, Tagged) else [s]):
+                f = getattr(sec, "fields", {}).get(part)
+                found += [f] if f is not None else []
+        specs = found
+    defaults = [s.default for s in specs]
+    if not defaults or any(d is MISSING or d != defaults[0] for d in defaults):
+        return MISSING
+    return defaults[0]

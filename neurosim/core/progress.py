@@ -7,6 +7,53 @@ import math
 import os
 import sys
 import time
+from typing import Protocol
+
+
+class RunProgress(Protocol):
+    """What the training loop tells a person watching it (:class:`Progress` is one display;
+    :func:`watch` gives any object passed as ``progress`` this interface)."""
+
+    def phase(self, text: str) -> None:
+        """A start-up phase (``loading data``, ``first evaluation (epoch 0)``, ``training``)."""
+
+    def step(self, epoch: int, batch: int, n_batches: int, loss) -> None:
+        """After an optimizer step (epoch 1-based, batch 1-based and done)."""
+
+    def evaluated(self, epoch, metrics: dict) -> None:
+        """After an evaluation at ``epoch`` (epochs completed, possibly fractional)."""
+
+    def write(self, text: str) -> None:
+        """A note on a line of its own (dropped where nothing is shown)."""
+
+    def warn(self, text: str) -> None:
+        """A message a person must see (a signal received): on its own line."""
+
+
+def _ignore(*args) -> None:
+    pass
+
+
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(f"\n{text}\n")
+
+
+class _Given:
+    """A ``progress`` object as given (a :class:`Progress`-like object, a step callback
+    ``f(epoch, batch, n_batches, loss)``, or None) with the :class:`RunProgress` parts it
+    lacks: nothing is shown for them, and a warning goes to stderr."""
+
+    def __init__(self, given):
+        self.phase = getattr(given, "phase", None) or _ignore
+        self.step = given if callable(given) else _ignore
+        self.evaluated = getattr(given, "evaluated", None) or _ignore
+        self.write = getattr(given, "write", None) or _ignore
+        self.warn = getattr(given, "write", None) or _to_stderr
+
+
+def watch(progress) -> RunProgress:
+    """``progress`` as a :class:`RunProgress` (a :class:`Progress` as it is)."""
+    return progress if isinstance(progress, Progress) else _Given(progress)
 
 
 def format_epoch(epoch) -> str:
@@ -183,6 +230,8 @@ class Progress:
             self.bar.write(text, file=self.stream)
         else:
             self._emit(text)
+
+    warn = write
 
     def close(self) -> None:
         """End the bar with a newline (idempotent); call it before printing an error."""

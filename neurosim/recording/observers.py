@@ -64,3 +64,21 @@ class Observer:
     def flush(self, exp, ctx: StepContext) -> list:
         """Buffered records to write before a checkpoint commit (same form as observe)."""
         return []
+
+
+def records(observers, exp, ctx: StepContext, flush: bool = False):
+    """The ``(dataset, append_dim)`` records of ``observers`` at ``ctx``: those due at its step
+    (before the update), or with ``flush`` those they buffered (before a checkpoint commit)."""
+    for obs in observers:
+        if flush or obs.due(ctx.step):
+            yield from (obs.flush(exp, ctx) if flush else obs.observe(exp, ctx)) or ()
+
+
+def plan_note(observers, n_steps: int) -> str | None:
+    """Tell ``observers`` the run's length (:meth:`Observer.plan`); a cadence longer than the
+    run is said in one line (those records are taken at the run's last step instead)."""
+    long = [f"{key} = {every}" for obs in observers for key, every in obs.plan(n_steps)]
+    if long:
+        return (f"note: this run takes {n_steps} optimizer steps, fewer than {', '.join(long)}: "
+                f"recorded at its last step ({n_steps}) instead")
+    return None

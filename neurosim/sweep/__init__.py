@@ -2,8 +2,8 @@
 
 * :mod:`~neurosim.sweep.grammar` — a sweep protocol (``sweep:`` axes, zipped axes, ``cases``,
   ``seeds:``) expanded into named runs, each protocol validated before anything runs;
-* :mod:`~neurosim.sweep.store` — the sweep store: root attrs, the ``runs`` status listing, the
-  child run stores ``runs/<name>``;
+* the sweep store (:mod:`neurosim.recording.sweep_store`): root attrs, the ``runs`` status
+  listing, the child run stores ``runs/<name>``, read through :mod:`neurosim.recording.reader`;
 * :mod:`~neurosim.sweep.execute` — the per-worker run and the driver on dask.distributed.
 
 Re-running a sweep skips runs whose store says ``status: finished`` (unless the requested
@@ -15,12 +15,15 @@ The sweep layer reads and writes through :mod:`neurosim.train`, :mod:`neurosim.p
 :mod:`neurosim.recording` and :mod:`neurosim.core`; nothing below it imports it.
 """
 
+from ..recording.reader import committed_epoch, final_errors
+from ..recording.sweep_store import KIND, SweepStore, is_sweep_store
 from .execute import (
-    Progress,
+    SweepProgress,
     SweepResult,
     execute,
     gpu_count,
     local_cluster,
+    run_is_done,
     run_one,
     run_sweep,
 )
@@ -37,12 +40,11 @@ from .grammar import (
     sanitise,
     set_dotted,
 )
-from .store import KIND, SweepStore, committed_epoch, final_errors, is_sweep_store, run_is_done
 
 # ``execute`` names the driver function here; the module is ``neurosim.sweep.execute`` in
 # ``sys.modules`` (``importlib.import_module("neurosim.sweep.execute")``).
 __all__ = [
-    "CASES", "KIND", "SWEEP_KEYS", "Axis", "Progress", "Sweep", "SweepResult", "SweepRun", "SweepStore",
+    "CASES", "KIND", "SWEEP_KEYS", "Axis", "Sweep", "SweepResult", "SweepProgress", "SweepRun", "SweepStore",
     "committed_epoch", "execute", "expand", "final_errors", "gpu_count", "is_sweep", "is_sweep_store",
     "load_sweep", "local_cluster", "parse_axes", "run_is_done", "run_one", "run_sweep", "sanitise",
     "set_dotted",

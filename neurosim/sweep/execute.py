@@ -1,7 +1,7 @@
 """Sweep execution: the per-worker run and the driver on dask.distributed.
 
 The driver (:func:`execute`, :func:`run_sweep`) opens the sweep store, skips runs whose store is
-done (:func:`~neurosim.sweep.store.run_is_done`), submits the others as tasks
+done (:func:`run_is_done`), submits the others as tasks
 (:func:`run_one`) and records each result in the store's ``runs`` listing as it arrives.  A
 worker resumes an existing run store from its last committed checkpoint, under the store's
 writer lock, and only when the store was made by the same protocol up to the length of training;
@@ -20,8 +20,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.options import freeze
+from ..recording import session
+from ..recording.reader import committed_epoch
+from ..recording.sweep_store import SweepStore
 from .grammar import Sweep
-from .store import SweepStore, committed_epoch, run_is_done
+
+
+def run_is_done(attrs: dict | None, protocol: dict) -> bool:
+    """Whether a run whose store has root ``attrs`` has nothing left to do under ``protocol``
+    (:func:`neurosim.recording.session.run_is_done`)."""
+    from ..train import declared_default
+
+    return session.run_is_done(attrs, protocol, declared_default)
+
+
+def check_resumable(protocol: dict, path) -> list:
+    """The resume policy for the run store at ``path`` (StoreError: it cannot continue)."""
+    from ..recording import Recorder
+    from ..train import declared_default
+
+    return session.check_resumable(protocol, Recorder(path), declared_default)
 
 
 # ---------------------------------------------------------------------------
@@ -31,14 +49,14 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
 
     The run store's writer lock is held throughout.  An existing store is continued only when
     it was made by the same protocol up to the length of training
-    (:func:`neurosim.train.check_resumable`, as ``neurosim run --resume``): otherwise the run
+    (:func:`neurosim.recording.session.check_resumable`, as ``neurosim run --resume``): otherwise the run
     fails with that message and its store is left exactly as it was.
 
     Never raises for a failing run: returns ``{"status": "failed", "error": ...}`` so that the
     sweep records it and goes on.  Publishes ``start``/``epoch`` events on ``topic``.
     """
     from ..recording import Recorder
-    from ..train import check_resumable, run_protocol
+    from ..train import run_protocol
 
     name = protocol["name"]
     t0 = time.time()
@@ -53,10 +71,10 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
             if path.is_dir() and not (path / "zarr.json").exists() and not any(path.iterdir()):
                 path.rmdir()  # an empty folder; anything else is left for prepare_store to judge
             if rec.exists:  # refused before anything is written; the store keeps its provenance
-                check_resumable(protocol, rec)
+                check_resumable(protocol, path)
             log({"event": "start", "run": name, "worker": worker})
-            epochs = protocol.training.epochs
-            max_steps = protocol.training.max_steps
+            tr = freeze(protocol).training  # (typed; a caller may pass a plain dict)
+            epochs, max_steps = tr.epochs, tr.max_steps
 
             last = [time.time()]
 
@@ -153,7 +171,7 @@ def run_length(protocol: dict) -> float:
     return min(epochs, tr.max_steps / -(-n // tr.batch_size))
 
 
-class Progress:
+class SweepProgress:
     """Counts and an ETA from epochs completed in this session, each run counted to its own
     length (``training.max_steps`` included; an upper bound when runs stop early)."""
 
@@ -243,7 +261,7 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
         submit.append((r, proto))
         listing[r.name] = {**info, "status": "queued", "error": None}
     store.update_runs(listing)
-    prog = Progress(len(runs), len(skipped), todo, echo)
+    prog = SweepProgress(len(runs), len(skipped), todo, echo)
     echo(f"[sweep] {sweep.name}: {len(runs)} runs ({len(skipped)} already finished, {len(submit)} to run) "
          f"-> {store.path}")
     finished, failed = [], {}
@@ -306,7 +324,7 @@ def execute(sweep: Sweep, store_path, client, runs=None, device=None, echo=print
 
 def _stop_reason(stopped) -> str:
     """Why a run ended, for the progress line."""
-    return "all epochs" if stopped in (None, "", "epochs") else str(stopped)
+    return "all epochs" if session.Stop.parse(stopped) is session.Stop.EPOCHS else str(stopped)
 
 
 def local_cluster(workers: int | None = None, device: str | None = None, processes: bool = True):
@@ -330,8 +348,7 @@ def local_cluster(workers: int | None = None, device: str | None = None, process
 def _refuse_edited(store: SweepStore, runs) -> None:
     """Refuse (StoreError, before any run starts) a sweep whose runs already in the store were
     made by a different protocol: no run of it could continue, and rerunning cannot help."""
-    from ..recording import Recorder, StoreError
-    from ..train import check_resumable
+    from ..recording import StoreError
 
     bad = []
     for r in runs:
@@ -339,7 +356,7 @@ def _refuse_edited(store: SweepStore, runs) -> None:
         if attrs is None or run_is_done(attrs, r.protocol):
             continue
         try:
-            check_resumable(r.protocol, Recorder(store.run_path(r.name)))
+            check_resumable(r.protocol, store.run_path(r.name))
         except StoreError as exc:
             bad.append((r.name, str(exc)))
     if bad:

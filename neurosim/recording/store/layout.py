@@ -23,6 +23,8 @@ from pathlib import Path
 from .errors import StoreError
 from .format import ROOT, SLOTS
 
+#: root attr ``kind`` of a sweep store
+SWEEP_KIND = "sweep"
 #: temporary files of Zarr's and the recorder's atomic writes
 TEMP = re.compile(r".+\.[0-9a-f]{32}\.partial")
 #: the largest metadata file read (a root zarr.json with every array's metadata)
@@ -75,7 +77,18 @@ def _node(folder: Path) -> dict | None:
 
 def _own_store(meta: dict) -> bool:
     attrs = meta.get("attributes")
-    return isinstance(attrs, dict) and ("neurosim_commit" in attrs or attrs.get("kind") == "sweep")
+    return isinstance(attrs, dict) and ("neurosim_commit" in attrs or attrs.get("kind") == SWEEP_KIND)
+
+
+def is_sweep_store(path) -> bool:
+    """True for a sweep store (root attr ``kind == "sweep"``); never blocks (a FIFO in place of
+    its zarr.json is no sweep store)."""
+    try:
+        meta = json.loads(read_regular(Path(path) / ROOT))
+    except Exception:  # noqa: BLE001 - unreadable (or a FIFO, a link): not a sweep store
+        return False
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return isinstance(attrs, dict) and attrs.get("kind") == SWEEP_KIND
 
 
 def check_tree(store, *, strict: bool = False) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from .errors import StoreError
 from .format import ROOT
-from .layout import check_tree, enclosing_store
+from .layout import check_tree, enclosing_store, is_sweep_store
 from .lifecycle import debris, remove_debris
 from .lock import StoreLock
-from .root import commit_record, load_json, read_root
+from .root import commit_record, read_root
 from .verify import verify_store
 from .writer import Recorder
 
@@ -118,15 +118,9 @@ def _refuse_inside_store(given: Path, real: Path) -> None:
     outer = enclosing_store(real)
     if outer is None:
         return
-    if outer == real.parent and outer.name == "runs" and _is_sweep(outer.parent):
+    if outer == real.parent and outer.name == "runs" and is_sweep_store(outer.parent):
         return
     raise StoreError(f"refusing to write {given}: it is inside the store {outer}; choose an --out "
                      f"outside any store")
 
 
-def _is_sweep(p: Path) -> bool:
-    try:
-        attrs = load_json(p / ROOT, "").get("attributes")
-    except StoreError:
-        return False
-    return isinstance(attrs, dict) and attrs.get("kind") == "sweep"

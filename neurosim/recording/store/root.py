@@ -15,7 +15,7 @@ from ...core.jsonable import jsonable
 from . import faults
 from .errors import StoreError, why, write_error
 from .format import MARKER, ROOT
-from .layout import read_regular
+from .layout import SWEEP_KIND, read_regular
 from .lock import real_path
 from .seal import sealed
 
@@ -61,9 +61,9 @@ def read_root(path, commit: bool = True) -> dict:
     attrs = meta.get("attributes")
     if not isinstance(attrs, dict) or commit_record(attrs) is None:
         kind = (attrs or {}).get("kind") if isinstance(attrs, dict) else None
-        if not commit and meta.get("node_type") == "group" and kind != "sweep":
+        if not commit and meta.get("node_type") == "group" and kind != SWEEP_KIND:
             return meta
-        if kind == "sweep":
+        if kind == SWEEP_KIND:
             raise StoreError(f"{p} is a sweep store, not a run store (open its runs/<name>, or "
                              f"use neurosim report)")
         raise StoreError(f"{p} is a Zarr store but not a neurosim run store (its zarr.json has no "

@@ -12,7 +12,8 @@ The root attr ``runs`` maps each run name to its cell, seed, overrides, store pa
 (``queued``, ``finished``, ``failed``, ``interrupted``), error and final errors.  Only the driver
 writes the root attrs; each worker writes only its run's store.  Where the driver did not see a
 run end (an interrupted sweep), the run's status is taken from the run's own store
-(:meth:`SweepStore.settle`): a finished run stays finished.  The root is not consolidated, so its
+(:meth:`SweepStore.settle`, through :mod:`~neurosim.recording.reader`): a finished run stays
+finished.  The root is not consolidated, so its
 children never appear in (or go stale in) root metadata.
 
 A run store's writer holds the lock of the run store directory itself and writes nothing beside
@@ -21,6 +22,9 @@ writes ``runs/.<name>.*.partial`` beside the run store, inside the ``runs`` grou
 reader that walks the hierarchy would warn about an object that is not a Zarr node; the driver
 removes those of killed writers whenever it opens the store and when it ends
 (:meth:`SweepStore.remove_stale_writer_files`).  A live writer's files are never touched.
+
+The same class is what readers get from :func:`~neurosim.recording.reader.open_sweep`, with the
+runs it lists in ``entries``.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ from __future__ import annotations
 import json
 import re
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import zarr
 
-KIND = "sweep"
+from .reader import RunStore, decode_attrs, final_errors, open_run, run_attrs
+from .session import Status
+from .store.layout import SWEEP_KIND as KIND
+from .store.layout import is_sweep_store
+
 RUNS = "runs"
 LOCK_SUFFIX = ".lock"
 PARTIAL_SUFFIX = ".partial"
@@ -43,10 +51,16 @@ FINAL = ("finished", "failed")
 
 
 class SweepStore:
-    """A Zarr root group (attrs ``kind="sweep"``) holding each run's store as ``runs/<name>``."""
+    """A Zarr root group (attrs ``kind="sweep"``) holding each run's store as ``runs/<name>``;
+    ``entries``: the runs it lists, as :func:`~neurosim.recording.reader.open_sweep` read them."""
 
-    def __init__(self, path):
+    def __init__(self, path, entries=None):
         self.path = Path(path)
+        self.entries = list(entries or [])
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs.get("name") or self.path.stem)
 
     @property
     def exists(self) -> bool:
@@ -57,14 +71,15 @@ class SweepStore:
 
     @property
     def attrs(self) -> dict:
-        return dict(self.open("r").attrs)
+        """The root attrs, JSON strings decoded."""
+        return decode_attrs(self.open("r").attrs)
 
     def create_or_open(self, sweep) -> None:
         """Create the store for ``sweep`` (a :class:`~neurosim.sweep.grammar.Sweep`), or open an
         existing sweep store and record the sweep protocol it now runs; refuses any other path
         (:class:`StoreError`).  Stale run locks are removed."""
         from ..core.jsonable import jsonable
-        from ..recording import StoreError, versions
+        from . import StoreError, versions
 
         if self.exists:
             kind = self.attrs.get("kind")
@@ -104,13 +119,7 @@ class SweepStore:
 
     def run_attrs(self, name: str) -> dict | None:
         """Root attrs of a run's store, or None when it has none (yet)."""
-        p = self.run_path(name)
-        if not (p / "zarr.json").exists():
-            return None
-        try:
-            return dict(zarr.open_group(str(p), mode="r", use_consolidated=False).attrs)
-        except Exception:  # unreadable debris from a killed worker
-            return None
+        return run_attrs(self.run_path(name))
 
     # ------------------------------------------------------------------
     def settle(self, names) -> dict:
@@ -130,10 +139,10 @@ class SweepStore:
             if attrs is None:
                 continue
             status = attrs.get("status")
-            if status == "finished":
+            if status == Status.FINISHED:
                 out[name] = {"status": "finished", "error": None, "stopped": attrs.get("stopped"),
                              **final_errors(self.run_path(name))}
-            elif status == "diverged":
+            elif status == Status.DIVERGED:
                 out[name] = {"status": "failed", "error": attrs.get("failure") or "diverged"}
             else:
                 out[name] = {"status": "interrupted"}
@@ -151,7 +160,7 @@ class SweepStore:
         lock can be taken (:class:`~neurosim.recording.StoreLock`, which also honours an older
         writer's lock file), so a live writer's files are never touched.  Only regular files are
         considered; links are never followed."""
-        from ..recording import StoreError, StoreLock
+        from . import StoreError, StoreLock
 
         folder = self.path / RUNS
         if not folder.is_dir():
@@ -190,6 +199,42 @@ class SweepStore:
         return sorted(removed)
 
 
+@dataclass
+class SweepEntry:
+    """A run listed in a sweep store."""
+
+    name: str
+    cell: str  # the runs of a cell differ only in seed
+    seed: object
+    status: str
+    error: str | None
+    run: RunStore | None = None  # None until the run has written its store
+
+
+def open_sweep(path) -> SweepStore:
+    """Open a sweep store for reading: its ``entries`` list every run, with each run store
+    that exists (:func:`~neurosim.recording.reader.open_run`)."""
+    from . import StoreError
+
+    root = Path(path)
+    if not is_sweep_store(root):
+        raise StoreError(f"{root} is not a sweep store (no root attr kind='sweep')")
+    store = SweepStore(root)
+    for name, info in dict(store.attrs.get("runs") or {}).items():
+        e = SweepEntry(name, info.get("cell", name), info.get("seed"), str(info.get("status")),
+                       info.get("error"))
+        rpath = root / info.get("store", f"runs/{name}")
+        if (rpath / "zarr.json").exists():
+            try:
+                e.run = open_run(rpath)
+            except StoreError:
+                e.run = None  # debris of a killed worker: listed, not readable
+            if e.run is not None and e.run.status:
+                e.status = e.run.status
+        store.entries.append(e)
+    return store
+
+
 def _unlink_unlocked(f: Path) -> bool:
     """Remove the lock file ``f`` of an older writer if no process holds its ``flock``."""
     import fcntl
@@ -215,76 +260,3 @@ def _is_lock_file(f: Path) -> bool:
         return f.stat().st_size <= 64 and re.fullmatch(rb"\d*\n?", f.read_bytes()) is not None
     except OSError:
         return False
-
-
-def is_sweep_store(path) -> bool:
-    from ..recording.store.layout import read_regular
-
-    try:  # (a regular file only: a FIFO in its place must not block)
-        meta = json.loads(read_regular(Path(path) / "zarr.json"))
-    except Exception:  # noqa: BLE001 - unreadable: not a sweep store
-        return False
-    attrs = meta.get("attributes") if isinstance(meta, dict) else None
-    return isinstance(attrs, dict) and attrs.get("kind") == KIND
-
-
-# ----------------------------------------------------------------------
-# reading one run's store
-def run_is_done(attrs: dict | None, protocol: dict) -> bool:
-    """A run is done when its store is finished, was made by the same protocol up to the
-    length of training, and either stopped early or trained as long as asked for now (so a
-    shortened sweep can later be extended).
-
-    A finished store made by a different protocol is not done: its run is handed to a worker,
-    which refuses to continue it (as ``neurosim run --resume`` does) and reports it failed."""
-    from ..core.jsonable import jsonable
-    from ..train import RESUME_EXTENDS, protocol_differences
-
-    if not attrs or attrs.get("status") != "finished":
-        return False
-    try:
-        had = json.loads(attrs["protocol"])
-        had_tr = had["training"]
-        had_epochs = had_tr["epochs"]
-    except (KeyError, TypeError, ValueError):
-        return True
-    if [k for k in protocol_differences(had, jsonable(protocol)) if k not in RESUME_EXTENDS]:
-        return False
-    tr = protocol["training"]
-    stopped = str(attrs.get("stopped", ""))
-    if stopped.startswith("early stop"):
-        return True
-    if stopped.startswith("max_steps"):  # continued only when the step limit grew or went
-        new, old = tr.get("max_steps"), had_tr.get("max_steps")
-        if not new or (old and new > old):
-            return False
-    return had_epochs >= tr["epochs"]
-
-
-def committed_epoch(path) -> int:
-    """The epoch of a run store's committed checkpoint (0 when it has none)."""
-    from ..recording import commit_record
-
-    try:
-        g = zarr.open_group(str(path), mode="r", use_consolidated=False)
-        return int((commit_record(dict(g.attrs)) or {}).get("epoch", 0) or 0)
-    except Exception:
-        return 0
-
-
-def final_errors(path) -> dict:
-    """``epochs``, ``train_error`` and ``test_error`` (%) of a run store's last committed
-    evaluation; empty when it has none or cannot be read."""
-    import xarray as xr
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = xr.open_zarr(str(path))
-        if "epoch" not in ds.dims or not ds.sizes["epoch"]:
-            return {}
-        return {"epochs": int(ds["epoch"].values[-1]),
-                "train_error": float(ds["train_error"].values[-1]),
-                "test_error": float(ds["test_error"].values[-1])}
-    except Exception:  # noqa: BLE001 - a summary is best effort; the status is what counts
-        return {}
