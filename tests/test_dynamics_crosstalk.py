@@ -130,8 +130,12 @@ def test_stores_made_before_the_option_resume_and_count_as_done():
     import json
 
     from neurosim.core.jsonable import jsonable as _jsonable
-    from neurosim.sweep.store import run_is_done
-    from neurosim.train import protocol_differences
+    from neurosim.recording.session import protocol_differences as differences
+    from neurosim.sweep.execute import run_is_done
+    from neurosim.train import declared_default
+
+    def protocol_differences(a, b):
+        return differences(a, b, default=declared_default)
 
     new = _jsonable(_protocol(0.6))
     old = copy.deepcopy(new)

@@ -147,7 +147,11 @@ def test_stores_made_before_the_option_resume_as_identity():
     import copy
 
     from neurosim.core.jsonable import jsonable as _jsonable
-    from neurosim.train import protocol_differences
+    from neurosim.recording.session import protocol_differences as differences
+    from neurosim.train import declared_default
+
+    def protocol_differences(a, b):
+        return differences(a, b, default=declared_default)
 
     new = _jsonable(_protocol({"type": "batched"}, code="identity"))
     old = copy.deepcopy(new)
