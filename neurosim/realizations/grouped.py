@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.backend import array_module
-from ..core.options import Field, Section
+from ..core.options import ConfigError, Field, Section
 from ..recording.trial import variable as trial_variable
 from ..rules.base import StepResult
 from . import dynamics
@@ -83,7 +83,13 @@ class Grouped(Realization):
     @classmethod
     def check_protocol(cls, protocol, hidden):
         check_protocol(protocol, hidden, "grouped")
-        dynamics.check_protocol(protocol, "grouped")
+        o = protocol.realization
+        if o.dynamics is None:
+            return
+        if o.time_bins != 1:
+            raise ConfigError("time_bins has no effect with dynamics (time is set by dynamics.dt_ms "
+                              "and presentation_ms); remove it", key="realization.time_bins")
+        dynamics.check_trace(o.dynamics, replay=o.dynamics.replay, online=False)
 
     @classmethod
     def parameter_copies(cls, K):
@@ -92,6 +98,13 @@ class Grouped(Realization):
 
     #: the time course of the circuit in time (:mod:`.dynamics.memory`)
     memory_parts = classmethod(dynamics.memory.realization_parts)
+
+    @staticmethod
+    def time_layout(K, n_bin, options):
+        """(steps of a phase, neurons per vector unit, neuromodulator channels, phases per trial)
+        of the circuit in time: a presentation of ``n_bin`` steps, one neuron per component, the
+        error in K channels, presentation and replay."""
+        return n_bin, K, K, 2
 
     @staticmethod
     def dynamics_engine():

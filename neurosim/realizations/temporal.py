@@ -98,10 +98,29 @@ class Temporal(Realization):
             raise ConfigError("realization temporal with plasticity per_bin applies the three-factor "
                               "update inside the example as plain SGD; set optimizer.name: sgd "
                               "(or plasticity: end_of_example)", key="optimizer.name")
-        dynamics.check_protocol(protocol, "temporal")
+        o = protocol.realization
+        dyn = o.dynamics
+        if dyn is None:
+            return
+        if dyn.neurons.input_spikes:
+            raise ConfigError("input spikes are simulated in the grouped circuit only (the temporal "
+                              "circuit's K input populations would all fire at baseline in every bin)",
+                              key="realization.dynamics.neurons.input_spikes")
+        if o.plasticity != "end_of_example":
+            raise ConfigError("the dynamics apply the plasticity of a whole mini-batch at its end; "
+                              "set plasticity: end_of_example", key="realization.plasticity")
+        dynamics.check_trace(dyn, replay=dyn.replay and o.error_timing == "replay",
+                             online=o.error_timing == "mse_online")
 
     #: the time course of the circuit in time (:mod:`.dynamics.memory`)
     memory_parts = classmethod(dynamics.memory.realization_parts)
+
+    @staticmethod
+    def time_layout(K, n_bin, options):
+        """(steps of a phase, neurons per vector unit, neuromodulator channels, phases per trial)
+        of the circuit in time: K bins of ``n_bin`` steps, one neuron per vector unit, one error
+        channel, and a replay only when the error comes by replay."""
+        return K * n_bin, 1, 1, 2 if options.error_timing == "replay" else 1
 
     @staticmethod
     def dynamics_engine():

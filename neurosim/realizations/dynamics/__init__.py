@@ -21,7 +21,7 @@ The model and its equations: ``docs/dynamics.md``.
 from __future__ import annotations
 
 from . import memory
-from .options import DYNAMICS, agreement, check_protocol, is_ideal
+from .options import DYNAMICS, agreement, check_trace, is_ideal
 
 
 def build(realization):
@@ -32,4 +32,4 @@ def build(realization):
     return realization.dynamics_engine()(realization, opts)
 
 
-__all__ = ["DYNAMICS", "agreement", "build", "check_protocol", "is_ideal", "memory"]
+__all__ = ["DYNAMICS", "agreement", "build", "check_trace", "is_ideal", "memory"]

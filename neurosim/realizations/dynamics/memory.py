@@ -29,18 +29,13 @@ def steps(value_ms: float, dt_ms: float) -> int:
     return int(round(value_ms / dt_ms))
 
 
-def estimate(dyn: dict, realization: dict, name: str, units: list, K: int, itemsize: int,
-             batch_size: int) -> dict:
-    """{part: (bytes, key to change)} of a validated ``dynamics`` section.  ``units``: neurons
-    per vector unit of each weight layer (their ``unit_shape`` sizes)."""
+def estimate(dyn: dict, layout: tuple, units: list, itemsize: int, batch_size: int) -> dict:
+    """{part: (bytes, key to change)} of a validated ``dynamics`` section.  ``layout``: the
+    realization's ``time_layout`` (steps of a phase, neurons per vector unit, neuromodulator
+    channels, phases per trial); ``units``: neurons per vector unit of each weight layer (their
+    ``unit_shape`` sizes)."""
     dt = dyn.dt_ms
-    n_bin = steps(dyn.presentation_ms, dt)
-    if name == "grouped":  # (steps, K, B, n): one neuron per component
-        phase, per_unit, channels = n_bin, K, K
-        n_phase = 2
-    else:  # temporal: K bins of n_bin steps, one neuron per vector unit
-        phase, per_unit, channels = K * n_bin, 1, 1
-        n_phase = 2 if realization.error_timing == "replay" else 1
+    phase, per_unit, channels, n_phase = layout
     spiking = dyn.neurons.model != "rate" or dyn.neurons.input_spikes
     live = 2 if spiking and dyn.replay and n_phase == 2 else 1  # phases simulated and kept
     per_step = KEPT * sum(per_unit * n + n for n in units) + WORKING * per_unit * max(units)
@@ -62,4 +57,6 @@ def realization_parts(cls, protocol: dict, units: list, K: int, itemsize: int) -
     o = protocol.realization
     if o.dynamics is None:
         return {}
-    return estimate(o.dynamics, o, cls.name, units, K, itemsize, protocol.training.batch_size)
+    n_bin = steps(o.dynamics.presentation_ms, o.dynamics.dt_ms)
+    return estimate(o.dynamics, cls.time_layout(K, n_bin, o), units, itemsize,
+                    protocol.training.batch_size)

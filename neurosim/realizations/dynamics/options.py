@@ -14,8 +14,8 @@ Field-level checks (types, ranges, finite numbers) are declared on the fields; t
 between the section's fields (``dt_ms`` no larger than any nonzero time constant, the durations of
 the trial's layout -- presentation, settling, interval, delay -- whole numbers of steps,
 spiking needs rectified rates, ...) are the section's check
-:func:`check_section`; those that involve the realization's other options are
-:func:`check_protocol`, called from the realizations' ``check_protocol``.
+:func:`check_section`; those that involve the realization's other options are checked by
+each realization's ``check_protocol``, with :func:`check_trace` for the one they share.
 """
 
 from __future__ import annotations
@@ -184,28 +184,12 @@ def agreement(dyn) -> str | None:
     return IN_TIME
 
 
-def check_protocol(protocol: dict, realization: str) -> None:
-    """Constraints between ``realization.dynamics`` and the realization's other options."""
-    o = protocol.realization
-    dyn = o.dynamics
-    if dyn is None:
-        return
-    p = "realization.dynamics"
-    if realization == "temporal":
-        if dyn.neurons.input_spikes:
-            raise ConfigError("input spikes are simulated in the grouped circuit only (the temporal "
-                              "circuit's K input populations would all fire at baseline in every bin)",
-                              key=f"{p}.neurons.input_spikes")
-        if o.plasticity != "end_of_example":
-            raise ConfigError("the dynamics apply the plasticity of a whole mini-batch at its end; "
-                              "set plasticity: end_of_example", key="realization.plasticity")
-        replay = dyn.replay and o.error_timing == "replay"
-        online = o.error_timing == "mse_online"
-    else:
-        if o.time_bins != 1:
-            raise ConfigError("time_bins has no effect with dynamics (time is set by dynamics.dt_ms "
-                              "and presentation_ms); remove it", key="realization.time_bins")
-        replay, online = dyn.replay, False
+def check_trace(dyn, replay: bool, online: bool) -> None:
+    """The constraint every circuit in time shares (each realization checks its own options and
+    says whether its error meets the activity again, by ``replay``, or as it happens, ``online``):
+    otherwise the activity is over when the neuromodulator arrives and an eligibility trace must
+    carry it."""
     if not replay and not online and dyn.eligibility.tau_e_ms == 0:
         raise ConfigError("without replay the activity is over when the neuromodulator arrives; an "
-                          "eligibility trace (tau_e_ms > 0) must carry it", key=f"{p}.eligibility.tau_e_ms")
+                          "eligibility trace (tau_e_ms > 0) must carry it",
+                          key="realization.dynamics.eligibility.tau_e_ms")
