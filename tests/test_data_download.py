@@ -79,6 +79,8 @@ def test_a_wrong_checksum_leaves_nothing_and_tries_the_next_source(server, tmp_p
     # a source that fails (404) is followed by the next one
     path = fetch(folder, "data.bin", MD5, [server + "missing.bin", server + "data.bin"], "")
     assert path.read_bytes() == CONTENT
+    with pytest.raises(DataError, match=r"missing\.bin: HTTP 404\)"):
+        fetch(folder, "other.bin", MD5, [server + "missing.bin"], "")
 
 
 def test_no_network_is_one_line(tmp_path, monkeypatch):
@@ -91,6 +93,7 @@ def test_no_network_is_one_line(tmp_path, monkeypatch):
               "Download it by hand.")
     msg = str(exc.value)
     assert "\n" not in msg and "could not be downloaded" in msg and "Download it by hand." in msg
+    assert f"http://127.0.0.1:{port}/data.bin: connection refused)" in msg  # a short reason
     monkeypatch.setenv("NEUROSIM_OFFLINE", "1")
     with pytest.raises(DataError, match="NEUROSIM_OFFLINE is set"):
         fetch(tmp_path / "data", "data.bin", MD5, [f"http://127.0.0.1:{port}/data.bin"], "")

@@ -145,7 +145,7 @@ def fetch(folder: Path, filename: str, expected_md5: str, urls: list[str], how_t
                 _download(url, path, expected_md5)
                 break
             except Exception as exc:  # network down, 404, checksum mismatch...
-                errors.append(f"{url}: {' '.join(str(exc).split())}")  # one line
+                errors.append(f"{url}: {_brief(exc)}")
         else:
             raise DataError(
                 f"dataset file {filename} not found in {folder} and could not be downloaded "
@@ -161,5 +161,29 @@ def _download(url: str, path: Path, expected_md5: str, timeout: float = 30.0) ->
     (concurrent downloads never share one), checked against the MD5, then moved into place."""
     import pooch
 
-    pooch.retrieve(url, known_hash=f"md5:{expected_md5}", fname=path.name, path=path.parent,
-                   downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False))
+    log = pooch.get_logger()
+    level = log.level
+    log.setLevel("WARNING")  # its "Downloading data from ..." for every source tried; the
+    try:  # outcome is neurosim's to say (the file, or one line naming each source's failure)
+        pooch.retrieve(url, known_hash=f"md5:{expected_md5}", fname=path.name, path=path.parent,
+                       downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False))
+    finally:
+        log.setLevel(level)
+
+
+def _brief(exc: Exception) -> str:
+    """Why one source failed, in a few words (the HTTP library's own text is a paragraph)."""
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        if "NameResolution" in text or "Name or service not known" in text:
+            return "no network (the host name does not resolve)"
+        if "Connection refused" in text:
+            return "connection refused"
+        return "could not connect"
+    return " ".join(str(exc).split())  # e.g. pooch's checksum mismatch, with both hashes
