@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from .core import yamlio
-from .core.options import ConfigError, Field, Section, Tagged, freeze, line_of, short, suggest
+from .core.options import ConfigError, Field, Section, Tagged, default_at, freeze, line_of, short, suggest
 from .data.section import data_section, target
 from .model.circuit import (  # noqa: F401 - re-exported: the circuit section's own module
     CIRCUIT_REF_KEYS,
@@ -106,6 +106,15 @@ def view(stored: dict):
     p = schema().view(stored)
     circuit = p.get("circuit")
     return p.replace(circuit=circuit_schema().view(circuit)) if isinstance(circuit, dict) else p
+
+
+def declared_default(key: str):
+    """The declared default of a dotted protocol key, the circuit's from its own section as in
+    :func:`view`: a store made before the key existed resumes under a protocol that has it at
+    this value (:data:`~neurosim.core.options.MISSING` when none is declared)."""
+    if key.startswith("circuit."):
+        return default_at(circuit_schema(), key[len("circuit."):])
+    return default_at(schema(), key)
 
 
 def load_yaml(path: Path):

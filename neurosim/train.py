@@ -18,11 +18,11 @@ import numpy as np
 
 from . import experiment
 from .core.finite import DivergenceError, check_parameters, diverged  # noqa: F401 - (as before)
-from .core.options import default_at
 from .core.progress import watch
 from .core.signals import Interrupted, StopSignals  # noqa: F401 - (as before)
 from .data.noise import corrupt
 from .losses import error_rate
+from .protocol import declared_default
 from .recording.observers import StepContext, plan_note, records
 from .recording.session import RunSession, Stop
 
@@ -47,16 +47,6 @@ class RunSummary:
         return (f"{self.store}: epoch {self.epochs}, {self.steps} steps, train error "
                 f"{self.train_error:.2f}%, test error {self.test_error:.2f}% ({self.stopped}, "
                 f"{self.seconds:.1f} s)")
-
-
-def declared_default(key: str):
-    """The protocol schema's default of a dotted key: a store made before the key existed
-    resumes under a protocol that has it at this value."""
-    from .protocol import circuit_schema, schema
-
-    if key.startswith("circuit."):  # the circuit section is declared on its own (model.circuit)
-        return default_at(circuit_schema(), key[len("circuit."):])
-    return default_at(schema(), key)
 
 
 def evaluate(exp, train_batch_loss: float, check=None) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.options import freeze
+from ..protocol import declared_default
 from ..recording import session
 from ..recording.reader import committed_epoch
 from ..recording.sweep_store import SweepStore
@@ -29,15 +30,12 @@ from .grammar import Sweep
 def run_is_done(attrs: dict | None, protocol: dict) -> bool:
     """Whether a run whose store has root ``attrs`` has nothing left to do under ``protocol``
     (:func:`neurosim.recording.session.run_is_done`)."""
-    from ..train import declared_default
-
     return session.run_is_done(attrs, protocol, declared_default)
 
 
 def check_resumable(protocol: dict, path) -> list:
     """The resume policy for the run store at ``path`` (StoreError: it cannot continue)."""
     from ..recording import Recorder
-    from ..train import declared_default
 
     return session.check_resumable(protocol, Recorder(path), declared_default)
 
