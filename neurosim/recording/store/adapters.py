@@ -23,20 +23,19 @@ class SafeStore(LocalStore):
         return True
 
     async def set(self, key: str, value) -> None:
-        if key == ROOT and self._root_write():
-            return
-        try:
-            faults.fault_point(self.root / key)
-            await super().set(key, value)
-        except OSError as exc:
-            raise write_error(exc, self.root) from None
+        await self._write(key, value, super().set)
 
     async def set_if_not_exists(self, key: str, value) -> None:
+        await self._write(key, value, super().set_if_not_exists)
+
+    async def _write(self, key: str, value, write) -> None:
+        """``write(key, value)`` (one of LocalStore's), the root's as :meth:`_root_write`
+        decides, an OSError as the store's one-line write error."""
         if key == ROOT and self._root_write():
             return
         try:
             faults.fault_point(self.root / key)
-            await super().set_if_not_exists(key, value)
+            await write(key, value)
         except OSError as exc:
             raise write_error(exc, self.root) from None
 
