@@ -129,3 +129,20 @@ def test_large_arrays_live_in_the_heap():
     mmap, returned to the system on free."""
     assert _mmapped_bytes(NEUROSIM_MALLOC_TUNE="0") >= 256 << 20
     assert _mmapped_bytes() == 0
+
+
+def test_a_sweep_worker_applies_the_settings(tmp_path):
+    """A dask worker process is not the CLI: :func:`run_one` applies the settings itself (the
+    malloc tuning is per process and would otherwise be lost in every worker), even for a run
+    that then fails."""
+    code = ("import json, os\n"
+            "from neurosim.sweep.execute import run_one\n"
+            "from neurosim.core import host\n"
+            "assert host.APPLIED == {}\n"
+            f"r = run_one({{'name': 'bad'}}, {str(tmp_path / 'bad.zarr')!r})\n"
+            "assert r['status'] == 'failed', r\n"
+            "print(" + REPORT + ")\n")
+    d = _last_json(["-c", code], {})
+    assert d["omp"] == "PASSIVE" and d["applied"]["omp_wait_policy"] == "PASSIVE"
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert d["applied"]["malloc_keeps_large_blocks"] is True

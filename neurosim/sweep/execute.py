@@ -53,9 +53,11 @@ def run_one(protocol: dict, out: str, device: str | None = None, topic: str | No
     Never raises for a failing run: returns ``{"status": "failed", "error": ...}`` so that the
     sweep records it and goes on.  Publishes ``start``/``epoch`` events on ``topic``.
     """
+    from ..core import host
     from ..recording import Recorder
     from ..train import run_protocol
 
+    host.configure()  # a worker process is not the CLI: apply the host settings here (once)
     name = protocol["name"]
     t0 = time.time()
     log = _event_logger(topic)
@@ -327,7 +329,11 @@ def _stop_reason(stopped) -> str:
 
 def local_cluster(workers: int | None = None, device: str | None = None, processes: bool = True):
     """A LocalCluster: one single-threaded worker process per CPU (or per GPU with
-    ``device="gpu"``); BLAS/Numba threads per worker = CPUs // workers."""
+    ``device="gpu"``); BLAS/Numba threads per worker = CPUs // workers.
+
+    The workers do not get dask's usual ``MALLOC_TRIM_THRESHOLD_``: each run applies
+    :func:`neurosim.core.host.configure` in its worker (:func:`run_one`), which keeps freed
+    large blocks in the heap, as the ``neurosim`` command does."""
     import dask
     from distributed import LocalCluster
 
@@ -336,7 +342,7 @@ def local_cluster(workers: int | None = None, device: str | None = None, process
         workers = max(gpu_count(), 1) if device == "gpu" else ncpu
     threads = str(max(1, ncpu // workers))
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-           "NUMBA_NUM_THREADS": threads, "MALLOC_TRIM_THRESHOLD_": 65536}
+           "NUMBA_NUM_THREADS": threads}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env,
                           "distributed.scheduler.worker-saturation": 1.0}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
