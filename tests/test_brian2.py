@@ -283,11 +283,14 @@ def _fano(c):
 # the Brian2 column of python -m benchmarks
 
 
-def test_brian2_column_runs_and_reports(brian2, monkeypatch):
+@pytest.mark.parametrize("target", ["numpy", pytest.param("cpp_standalone", marks=pytest.mark.slow)])
+def test_brian2_column_runs_and_reports(brian2, monkeypatch, target):
     """The benchmark's Brian2 column on a tiny grouped circuit in time (784-6-4-1, K = 10, trials
     of 26 steps): it builds the network neurosim just timed, simulates it and reports trials/s,
     simulated s/wall s (their ratio is the trial's duration), every synapse it simulated and
-    the speed ratio; with Poisson neurons, the Brian2 side alone."""
+    the speed ratio; with Poisson neurons, the Brian2 side alone.  With Brian2's numpy code
+    generation, and (-m slow: a few minutes of C++ compilation on first use) with the
+    benchmark's default, the whole network as one compiled C++ program."""
     import dataclasses
 
     from benchmarks import core
@@ -306,9 +309,9 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch):
                                    realization={**w.realization, "dynamics": dyn}, batch_size=4)
 
     res = core.run_workload(tiny("dynamics_grouped_rate"), steps=1, warmup=0, use_torch=False,
-                            brian2={"trials": 1, "target": "numpy"})
+                            brian2={"trials": 1, "target": target})
     b = res["brian2"]
-    assert b["target"] == "numpy" and b["brian2_version"] == brian2_env.BRIAN2_VERSION
+    assert b["target"] == target and b["brian2_version"] == brian2_env.BRIAN2_VERSION
     assert b["trials"] == 1 and b["run_s"] > 0 and b["trials_per_s"] == pytest.approx(1 / b["run_s"])
     assert b["sim_s_per_wall_s"] == pytest.approx(b["trials_per_s"] * 0.026)  # 2 x 10 + 6 steps of 1 ms
     assert b["n_synapses"] == 10 * (784 * 6 + 6 * 4 + 4 * 1)
@@ -318,7 +321,7 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch):
     from benchmarks import brian2_column
 
     *_, real, x, _, _ = core.build(tiny("dynamics_grouped_poisson"))
-    p = brian2_column.run(real, x, trials=1, target="numpy")
+    p = brian2_column.run(real, x, trials=1, target=target)
     assert p["n_synapses"] == b["n_synapses"] and p["trials_per_s"] > 0
     # temporal circuits and LIF neurons have no Brian2 model (yet): said, not run
     assert "grouped" in brian2_column.supported(next(x for x in core.WORKLOADS
