@@ -4,11 +4,11 @@ The Brian2 side (``benchmarks/brian2_side.py``) is written by hand in Brian2's o
 (equations, ``exact`` integration, summed variables, linked variables, refractoriness, a
 stochastic threshold) and runs in Brian2's own environment (``benchmarks/brian2_env.py``,
 created on first use from the package index: the tests skip only when the index is
-unreachable).  The neurosim side uses the engine's own pieces: the filters of
-``realizations/dynamics/timeline.py``, the LIF integrator and the Poisson sampler of
-``neurons.py``, the neuromodulator of ``neuromodulator.py`` and the eligibility weights of
-``plasticity.py``.  Brian2 runs with its ``numpy`` code-generation target (no compilation, the
-fastest to start for networks this small).
+unreachable), one Brian2 process for the tasks of this module (``brian2_env.Session``).  The
+neurosim side uses the engine's own pieces: the filters of ``realizations/dynamics/timeline.py``,
+the LIF integrator and the Poisson sampler of ``neurons.py``, the neuromodulator of
+``neuromodulator.py`` and the eligibility weights of ``plasticity.py``.  Brian2 runs with its
+``numpy`` code-generation target (no compilation, the fastest to start for networks this small).
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from neurosim.realizations.dynamics.timeline import decay, relax
 
 @pytest.fixture(scope="module")
 def brian2():
-    """Run a task of the Brian2 side (the environment is created once, then cached)."""
+    """Run a task of the Brian2 side (the environment is created once, then cached), every
+    task of this module in one Brian2 process (Brian2 imported once)."""
     try:
         brian2_env.ensure()
     except brian2_env.Unavailable as exc:
         pytest.skip(str(exc))
-    return brian2_env.run
+    with brian2_env.Session() as session:
+        yield session.run
 
 
 def _piecewise(rng, T, n, hold, lo=-1.0, hi=1.0):
