@@ -302,6 +302,9 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch, target):
         return x, np.arange(16) % 10, "synthetic"
 
     monkeypatch.setattr(core, "_dataset", data)
+    if target == "numpy":  # in this module's Brian2 process (test_benchmarks.py starts its own)
+        monkeypatch.setattr(brian2_env, "run", brian2)
+
     def tiny(name):
         w = next(x for x in core.WORKLOADS if x.name == name)
         dyn = {**w.realization["dynamics"], "dt_ms": 1.0, "presentation_ms": 10.0, "settle_ms": 4.0,
