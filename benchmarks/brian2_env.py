@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -141,9 +141,12 @@ class Session:
         self._n += 1
         src, dst = (Path(self._tmp.name) / f"{self._n}.{x}.npz" for x in ("in", "out"))
         np.savez(src, **{k: np.asarray(v) for k, v in inputs.items()})
-        self._proc.stdin.write(f"{task}\t{src}\t{dst}\t{target}\n")
-        self._proc.stdin.flush()
-        reply = self._reply()
+        try:
+            self._proc.stdin.write(f"{task}\t{src}\t{dst}\t{target}\n")
+            self._proc.stdin.flush()
+            reply = self._reply()
+        except BrokenPipeError:  # the process had ended
+            reply = ""
         src.unlink()
         if reply != "ok" or not dst.exists():
             why = reply.removeprefix("error ") if reply else self._stderr_tail()
@@ -154,17 +157,17 @@ class Session:
         return out
 
     def _reply(self) -> str:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._proc.stdout], [], [], left)[0]:
-                self.close()
-                return f"no answer within {self.timeout:.0f} s"
-            line = self._proc.stdout.readline()
-            if not line:  # the process ended
-                return ""
-            if line.startswith("@neurosim-brian2 "):
-                return line.split(" ", 1)[1].strip()
+        """The answer to the task just sent ("" when the process ended; killed after
+        ``timeout`` seconds without one)."""
+        timer = threading.Timer(self.timeout, self._proc.kill)
+        timer.start()
+        try:
+            while line := self._proc.stdout.readline():
+                if line.startswith("@neurosim-brian2 "):
+                    return line.split(" ", 1)[1].strip()
+        finally:
+            timer.cancel()
+        return "" if self._proc.wait() != -9 else f"no answer within {self.timeout:g} s"
 
     def _stderr_tail(self) -> str:
         self._log.flush()

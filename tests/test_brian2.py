@@ -331,3 +331,15 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch, target):
     # temporal circuits and LIF neurons have no Brian2 model (yet): said, not run
     assert "grouped" in brian2_column.supported(next(x for x in core.WORKLOADS
                                                      if x.name == "dynamics_temporal_rate"))
+
+
+def test_a_failed_task_is_reported_and_the_next_one_runs(brian2):
+    """The module's Brian2 process outlives a failed task: the failure is one error naming it
+    and its cause, and the next task runs (1 LIF neuron driven at 500 Hz for 10 ms: spikes at
+    2.23 and 6.46 ms, tau_m ln(x / (x - 1)) after the start and after each refractory period)."""
+    with pytest.raises(brian2_env.Brian2Error, match=r"lif failed: KeyError: 'dt_ms'"):
+        brian2("lif", {"mu": np.full((4, 1), 500.0)})
+    out = brian2("lif", {"mu": np.full((100, 1), 500.0), "dt_ms": 0.1, "tau_m_ms": 10.0,
+                         "refractory_ms": 2.0})
+    np.testing.assert_array_equal(out["i"], [0, 0])
+    np.testing.assert_allclose(out["step"], [22, 64], atol=1)
