@@ -67,9 +67,11 @@ def run(realization, x, trials: int = 2, target: str = "cpp_standalone", threads
     Brian2 environment cannot be created (package index unreachable)."""
     d = inputs(realization, x, trials)
     if target == "cpp_standalone":  # the program's directory, kept: a rebuild compiles what changed
+        # (one per thread count: the thread count is written into headers, and Brian2's makefile
+        # does not rebuild the objects that include them, which then crash the program)
         shape = "-".join(str(d[f"W{p}"].shape[1]) for p in range(int(d["n_layers"])))
         d["standalone_dir"] = str(brian2_env.env_dir().parent / "brian2-standalone"
-                                  / f"grouped-{d['model']}-{d['K']}x{shape}")
+                                  / f"grouped-{d['model']}-{d['K']}x{shape}-{threads}threads")
         d["threads"] = threads
     try:
         r = brian2_env.run("bench", d, target=target)

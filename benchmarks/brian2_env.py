@@ -9,7 +9,8 @@ import with NumPy 2.4, which neurosim uses, so Brian2 runs in a virtual environm
     ${NEUROSIM_BRIAN2_ENV:-${XDG_CACHE_HOME:-~/.cache}/neurosim/brian2-<version>-py<X.Y>}
 
 :func:`run` starts ``benchmarks/brian2_side.py`` with that environment's Python, gives it the
-inputs of a task as an ``.npz`` file and reads its results from another.  The script imports
+inputs of a task as an ``.npz`` file and reads its results from another; a :class:`Session`
+keeps one such process for a series of tasks.  The script imports
 Brian2 and NumPy only, never neurosim.
 """
 
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -119,6 +121,75 @@ def run(task: str, inputs: dict, target: str = "numpy", timeout: float = 1800) -
             raise Brian2Error(f"brian2_side.py {task} failed: " + " | ".join(errors or lines[-3:]))
         with np.load(dst) as f:
             return {k: f[k] for k in f.files}
+
+
+class Session:
+    """One Brian2 process for a series of tasks (``brian2_side.py --serve``): Brian2 is imported
+    once, not once per task.  :meth:`run` is :func:`run` for the runtime targets (numpy,
+    cython).  A context manager; the process ends on :meth:`close`."""
+
+    def __init__(self, timeout: float = 1800):
+        self.timeout = timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="neurosim_brian2_")
+        self._log = open(Path(self._tmp.name) / "stderr.txt", "w+")
+        self._proc = subprocess.Popen([str(ensure()), str(SIDE), "--serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                      env=_clean_env(), cwd=self._tmp.name)
+        self._n = 0
+
+    def run(self, task: str, inputs: dict, target: str = "numpy") -> dict:
+        self._n += 1
+        src, dst = (Path(self._tmp.name) / f"{self._n}.{x}.npz" for x in ("in", "out"))
+        np.savez(src, **{k: np.asarray(v) for k, v in inputs.items()})
+        try:
+            self._proc.stdin.write(f"{task}\t{src}\t{dst}\t{target}\n")
+            self._proc.stdin.flush()
+            reply = self._reply()
+        except BrokenPipeError:  # the process had ended
+            reply = ""
+        src.unlink()
+        if reply != "ok" or not dst.exists():
+            why = reply.removeprefix("error ") if reply else self._stderr_tail()
+            raise Brian2Error(f"brian2_side.py {task} failed: {why}")
+        with np.load(dst) as f:
+            out = {k: f[k] for k in f.files}
+        dst.unlink()
+        return out
+
+    def _reply(self) -> str:
+        """The answer to the task just sent ("" when the process ended; killed after
+        ``timeout`` seconds without one)."""
+        timer = threading.Timer(self.timeout, self._proc.kill)
+        timer.start()
+        try:
+            while line := self._proc.stdout.readline():
+                if line.startswith("@neurosim-brian2 "):
+                    return line.split(" ", 1)[1].strip()
+        finally:
+            timer.cancel()
+        return "" if self._proc.wait() != -9 else f"no answer within {self.timeout:g} s"
+
+    def _stderr_tail(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        return "the Brian2 process ended: " + _tail(self._log.read(), 3)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._log.close()
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _clean_env() -> dict:

@@ -4,6 +4,7 @@ Runs in the Brian2 environment of :mod:`benchmarks.brian2_env` (Brian2 and NumPy
 imports neurosim)::
 
     python brian2_side.py TASK IN.npz OUT.npz [--target numpy|cython|cpp_standalone]
+    python brian2_side.py --serve    # tasks read from stdin, one process for all (see serve)
 
 Each task reads its weights, inputs and constants from ``IN.npz`` and writes its recordings to
 ``OUT.npz``.  Times are in ms and rates in Hz, as in neurosim; the step ``dt`` is Brian2's clock.
@@ -39,7 +40,9 @@ condition, so the inhibitory neuron's step function is a subexpression of its ow
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import traceback
 
 import brian2 as b2
 import numpy as np
@@ -259,14 +262,43 @@ def main(argv=None) -> int:
     ap.add_argument("out")
     ap.add_argument("--target", default="numpy", choices=("numpy", "cython", "cpp_standalone"))
     a = ap.parse_args(argv)
-    with np.load(a.inp) as f:
+    run_task(a.task, a.inp, a.out, a.target)
+    return 0
+
+
+def run_task(task: str, inp: str, out: str, target: str) -> None:
+    """Task ``task`` on the inputs of ``inp``; its outputs written to ``out``."""
+    with np.load(inp) as f:
         d = {k: f[k] for k in f.files}
     t0 = time.perf_counter()
-    res = TASKS[a.task](d, a.target)
+    res = TASKS[task](d, target)
     res["wall_s"] = time.perf_counter() - t0
     res["brian2_version"] = np.asarray(b2.__version__)
-    res["target"] = np.asarray(a.target)
-    np.savez(a.out, **res)
+    res["target"] = np.asarray(target)
+    np.savez(out, **res)
+
+
+#: the first word of the lines ``serve`` answers with (anything else on stdout is Brian2's)
+REPLY = "@neurosim-brian2"
+
+
+def serve() -> int:
+    """Tasks one after another in this process (Brian2 imported once): each line of stdin is
+    ``TASK IN.npz OUT.npz TARGET`` (tab-separated), answered by a line ``@neurosim-brian2 ok`` or
+    ``@neurosim-brian2 error MESSAGE`` on stdout.  Runtime targets only (numpy, cython)."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            task, inp, out, target = line.rstrip("\n").split("\t")
+            if task not in TASKS or target not in ("numpy", "cython"):
+                raise ValueError(f"cannot serve task {task!r} with target {target!r}")
+            run_task(task, inp, out, target)
+            reply = "ok"
+        except Exception as exc:  # reported to the caller, the next task still runs
+            traceback.print_exc()
+            reply = "error " + " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(REPLY, reply, flush=True)
     return 0
 
 
@@ -425,4 +457,4 @@ def bench(d: dict, target: str) -> dict:
 TASKS = {"cascade": cascade, "lif": lif, "trace": trace, "poisson": poisson, "bench": bench}
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(serve() if sys.argv[1:] == ["--serve"] else main())

@@ -199,8 +199,10 @@ def test_suite_table_and_json_report_synaptic_updates_and_simulated_time(synthet
     monkeypatch.setattr(cli, "matmul_peak", lambda device, use_torch: {
         "n": 8, "neurosim_backend_gflops": 1.0, "peak_gflops": 1.0})
     out = tmp_path / "r.json"
+    # the Brian2 column with numpy code generation and one trial: nothing to compile (its
+    # default, a C++ program, is compiled by test_brian2.py's cpp_standalone case, -m slow)
     assert cli.main(["--steps", "1", "--warmup", "0", "--no-torch", "--n-train", "8",
-                     "--json", str(out)]) == 0
+                     "--brian2-target", "numpy", "--brian2-trials", "1", "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("workload"))
     for col in ("ex/s", "epoch s", "GFLOP/s", "%peak", "ns/torch", "mem GiB", "syn upd/s",
@@ -226,6 +228,17 @@ def test_suite_table_and_json_report_synaptic_updates_and_simulated_time(synthet
             assert float(row[9]) == pytest.approx(ns["sim_s_per_wall_s"], rel=1e-2)
         else:
             assert ns["sim_s_per_wall_s"] is None and row[9] == "-"
+    # the Brian2 column: the grouped circuits in time (a row under neurosim's), the temporal
+    # circuit said to have no Brian2 model, the batched network none at all
+    assert "brian2" not in results["fc_mnist_vnn_gevb"]
+    assert "skipped" in results["dynamics_temporal_rate"]["brian2"]
+    for name in ("dynamics_grouped_rate", "dynamics_grouped_poisson"):
+        b = results[name]["brian2"]
+        if "skipped" not in b:  # (only when the package index is unreachable)
+            assert b["target"] == "numpy" and b["trials"] == 1 and b["trials_per_s"] > 0
+            assert results[name]["ratio_trials_neurosim_over_brian2"] > 0
+    brian2_rows = [line.split() for line in lines if line.split()[:1] == ["brian2"]]
+    assert len(brian2_rows) == 3 and sum("numpy," in r for r in brian2_rows) in (0, 2)
 
 
 def test_unknown_workload_is_one_line_and_exit_2(monkeypatch, capsys):

@@ -4,11 +4,11 @@ The Brian2 side (``benchmarks/brian2_side.py``) is written by hand in Brian2's o
 (equations, ``exact`` integration, summed variables, linked variables, refractoriness, a
 stochastic threshold) and runs in Brian2's own environment (``benchmarks/brian2_env.py``,
 created on first use from the package index: the tests skip only when the index is
-unreachable).  The neurosim side uses the engine's own pieces: the filters of
-``realizations/dynamics/timeline.py``, the LIF integrator and the Poisson sampler of
-``neurons.py``, the neuromodulator of ``neuromodulator.py`` and the eligibility weights of
-``plasticity.py``.  Brian2 runs with its ``numpy`` code-generation target (no compilation, the
-fastest to start for networks this small).
+unreachable), one Brian2 process for the tasks of this module (``brian2_env.Session``).  The
+neurosim side uses the engine's own pieces: the filters of ``realizations/dynamics/timeline.py``,
+the LIF integrator and the Poisson sampler of ``neurons.py``, the neuromodulator of
+``neuromodulator.py`` and the eligibility weights of ``plasticity.py``.  Brian2 runs with its
+``numpy`` code-generation target (no compilation, the fastest to start for networks this small).
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from neurosim.realizations.dynamics.timeline import decay, relax
 
 @pytest.fixture(scope="module")
 def brian2():
-    """Run a task of the Brian2 side (the environment is created once, then cached)."""
+    """Run a task of the Brian2 side (the environment is created once, then cached), every
+    task of this module in one Brian2 process (Brian2 imported once)."""
     try:
         brian2_env.ensure()
     except brian2_env.Unavailable as exc:
         pytest.skip(str(exc))
-    return brian2_env.run
+    with brian2_env.Session() as session:
+        yield session.run
 
 
 def _piecewise(rng, T, n, hold, lo=-1.0, hi=1.0):
@@ -283,11 +285,14 @@ def _fano(c):
 # the Brian2 column of python -m benchmarks
 
 
-def test_brian2_column_runs_and_reports(brian2, monkeypatch):
+@pytest.mark.parametrize("target", ["numpy", pytest.param("cpp_standalone", marks=pytest.mark.slow)])
+def test_brian2_column_runs_and_reports(brian2, monkeypatch, target):
     """The benchmark's Brian2 column on a tiny grouped circuit in time (784-6-4-1, K = 10, trials
     of 26 steps): it builds the network neurosim just timed, simulates it and reports trials/s,
     simulated s/wall s (their ratio is the trial's duration), every synapse it simulated and
-    the speed ratio; with Poisson neurons, the Brian2 side alone."""
+    the speed ratio; with Poisson neurons, the Brian2 side alone.  With Brian2's numpy code
+    generation, and (-m slow: a few minutes of C++ compilation on first use) with the
+    benchmark's default, the whole network as one compiled C++ program."""
     import dataclasses
 
     from benchmarks import core
@@ -297,6 +302,9 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch):
         return x, np.arange(16) % 10, "synthetic"
 
     monkeypatch.setattr(core, "_dataset", data)
+    if target == "numpy":  # in this module's Brian2 process (test_benchmarks.py starts its own)
+        monkeypatch.setattr(brian2_env, "run", brian2)
+
     def tiny(name):
         w = next(x for x in core.WORKLOADS if x.name == name)
         dyn = {**w.realization["dynamics"], "dt_ms": 1.0, "presentation_ms": 10.0, "settle_ms": 4.0,
@@ -306,9 +314,9 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch):
                                    realization={**w.realization, "dynamics": dyn}, batch_size=4)
 
     res = core.run_workload(tiny("dynamics_grouped_rate"), steps=1, warmup=0, use_torch=False,
-                            brian2={"trials": 1, "target": "numpy"})
+                            brian2={"trials": 1, "target": target})
     b = res["brian2"]
-    assert b["target"] == "numpy" and b["brian2_version"] == brian2_env.BRIAN2_VERSION
+    assert b["target"] == target and b["brian2_version"] == brian2_env.BRIAN2_VERSION
     assert b["trials"] == 1 and b["run_s"] > 0 and b["trials_per_s"] == pytest.approx(1 / b["run_s"])
     assert b["sim_s_per_wall_s"] == pytest.approx(b["trials_per_s"] * 0.026)  # 2 x 10 + 6 steps of 1 ms
     assert b["n_synapses"] == 10 * (784 * 6 + 6 * 4 + 4 * 1)
@@ -318,8 +326,20 @@ def test_brian2_column_runs_and_reports(brian2, monkeypatch):
     from benchmarks import brian2_column
 
     *_, real, x, _, _ = core.build(tiny("dynamics_grouped_poisson"))
-    p = brian2_column.run(real, x, trials=1, target="numpy")
+    p = brian2_column.run(real, x, trials=1, target=target)
     assert p["n_synapses"] == b["n_synapses"] and p["trials_per_s"] > 0
     # temporal circuits and LIF neurons have no Brian2 model (yet): said, not run
     assert "grouped" in brian2_column.supported(next(x for x in core.WORKLOADS
                                                      if x.name == "dynamics_temporal_rate"))
+
+
+def test_a_failed_task_is_reported_and_the_next_one_runs(brian2):
+    """The module's Brian2 process outlives a failed task: the failure is one error naming it
+    and its cause, and the next task runs (1 LIF neuron driven at 500 Hz for 10 ms: spikes at
+    2.23 and 6.46 ms, tau_m ln(x / (x - 1)) after the start and after each refractory period)."""
+    with pytest.raises(brian2_env.Brian2Error, match=r"lif failed: KeyError: 'dt_ms'"):
+        brian2("lif", {"mu": np.full((4, 1), 500.0)})
+    out = brian2("lif", {"mu": np.full((100, 1), 500.0), "dt_ms": 0.1, "tau_m_ms": 10.0,
+                         "refractory_ms": 2.0})
+    np.testing.assert_array_equal(out["i"], [0, 0])
+    np.testing.assert_allclose(out["step"], [22, 64], atol=1)

@@ -42,6 +42,10 @@ def measures():
         out["mnist_gevb_fc_vnn test_error %"] = (
             lambda s, d: mt.gevb_mnist_run(Path(d) / "g.zarr", seed=s).test_error,
             [0, 1, 2], f"< {mt.MNIST_BOUND}", lambda v: v < mt.MNIST_BOUND)
+        units, steps = mt.SMALL["units"], mt.SMALL["steps"]
+        out[f"mnist_gevb_fc_vnn {'-'.join(map(str, units))} {steps} steps test_error %"] = (
+            lambda s, d: mt.gevb_mnist_run(Path(d) / "g.zarr", seed=s, units=units, steps=steps).test_error,
+            [0, 1, 2], f"< {mt.SMALL_BOUND}", lambda v: v < mt.SMALL_BOUND)
     for name, opts in [("node_perturbation", {"noise": 0.01, "feedback_lr": 1e-3}),
                        ("node_perturbation", {"noise": 0.01, "feedback_lr": 1e-3, "style": "dfa"}),
                        ("ifa", {}), ("sign_symmetry", {})]:
