@@ -401,3 +401,27 @@ def test_first_layer_init_scale_matches_published_code(scheme):
     H = convmod.LocallyConnected2d((16, 6, 6), 1, channels=16, kernel=3, padding=1)
     H.initialize(rng, "he", "hidden")
     assert H.params["W"].std() == pytest.approx(np.sqrt(2 / (16 * 9)), rel=0.05)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride,padding", GEOMETRIES + [(3, 3, 4)])
+def test_im2col_kernel_equals_padded_windows(rng, monkeypatch, kernel, stride, padding, dtype,
+                                             parallel):
+    """The Numba im2col of a channel-last block (padding folded in) copies exactly what the
+    windows of the zero-padded block hold, for contiguous and strided inputs and any block."""
+    from neurosim.core import kernels
+
+    if parallel:
+        monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    geo = im2col.Geometry((3, 8, 7), kernel, stride, padding)
+    x = rng.standard_normal((5, 3, 8, 7)).astype(dtype).transpose(0, 2, 3, 1)   # strided NHWC
+    ref = convmod._conv_cols(geo, geo.pad(x, True))
+    cols = convmod._ConvCols(geo, x)
+    assert cols.direct == kernels.im2col_nhwc_takes(x)
+    np.testing.assert_array_equal(cols(slice(0, 5)), ref)
+    np.testing.assert_array_equal(cols(slice(1, 3)), ref[geo.P:3 * geo.P])
+    monkeypatch.setenv("NEUROSIM_NUMBA", "0")                                 # the NumPy path
+    cols = convmod._ConvCols(geo, x)
+    assert not cols.direct
+    np.testing.assert_array_equal(cols(slice(1, 3)), ref[geo.P:3 * geo.P])

@@ -20,6 +20,9 @@ Kernels
                   over a conv layer's channel-last memory, returning views of the same layout).
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
+``transpose_add``  hᵀ + b transposed back: the first dense layer's h from the product W xᵀ.
+``im2col_nhwc``   the im2col matrix of a channel-last convolution input, its zero padding
+                  included (one parallel copy instead of a padded copy and a serial one).
 ``relax``         the exponential relaxation of the circuit dynamics along a time course,
                   y_k = (1 − a) x_k + a y_{k−1}, one pass over chunks of neurons that stay in
                   cache (reference: the step loop of ``realizations.dynamics.timeline.relax``,
@@ -47,6 +50,10 @@ PARALLEL_MIN = 1 << 20
 
 #: neurons per chunk of the relaxation kernel (16-32 KiB of each array: in L1/L2 over the steps)
 RELAX_CHUNK = 4096
+
+#: rows of the transposed matrix per tile of the transpose kernel (TILE × batch elements
+#: read column-wise stay in L1/L2 while the output rows are written)
+TILE = 64
 
 #: kernels whose parallel variant pays off on smaller arrays.  Adam's serial loop does
 #: not vectorize (about 3 ns per element on this project's 2-core machine) while the
@@ -144,8 +151,38 @@ def _kernel_functions(prange) -> dict:
                         for j in range(lo, hi):
                             y[s, 0, j] = x[s, kx, j] * c1 + y[s - 1, n_bin - 1, j] * ca
 
+    def im2col_nhwc(x, sh, sw, ph, pw, cols):
+        # cols[n, y, u, dy, dx, c] = x[n, y·sh + dy − ph, u·sw + dx − pw, c], zero outside x:
+        # the zero padding and the window copy in one pass (a copy: no arithmetic)
+        N, H, W, C = x.shape
+        Ho, Wo, kh, kw = cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
+        for r in prange(N * Ho):
+            n = r // Ho
+            y = r - n * Ho
+            for u in range(Wo):
+                for dy in range(kh):
+                    iy = y * sh + dy - ph
+                    for dx in range(kw):
+                        ix = u * sw + dx - pw
+                        if iy < 0 or iy >= H or ix < 0 or ix >= W:
+                            for c in range(C):
+                                cols[n, y, u, dy, dx, c] = 0
+                        else:
+                            for c in range(C):
+                                cols[n, y, u, dy, dx, c] = x[n, iy, ix, c]
+
+    def transpose_add_rb(hT, bias, out):
+        # out[b, r] = hT[r, b] + bias[r] (one rounding, as h += b), in tiles of TILE rows of hT
+        R, B = hT.shape
+        for tr in prange((R + TILE - 1) // TILE):
+            r0 = tr * TILE
+            r1 = min(R, r0 + TILE)
+            for b in range(B):
+                for r in range(r0, r1):
+                    out[b, r] = hT[r, b] + bias[r]
+
     return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj,
-            "relax": relax_snm}
+            "relax": relax_snm, "im2col": im2col_nhwc, "transpose_add": transpose_add_rb}
 
 
 def _numba_kernels() -> dict:
@@ -333,6 +370,50 @@ def contract_components(e, a):
         _kernel("contract", a.size)(e, a, P)
         return P
     return contract_components_reference(e, a)
+
+
+# --------------------------------------------------------------------------
+# a first dense layer's pre-activations from the transposed product
+
+
+def transpose_add(hT, bias):
+    """``hT.T + bias`` as a new C-contiguous array (B, R), from ``hT`` (R, B) and ``bias`` (R,):
+    the first dense layer's h = x Wᵀ + b from the product W xᵀ (one parallel pass that
+    transposes and adds, with the rounding of ``h += b``).  NumPy/CuPy reference path for
+    inputs the Numba kernel does not take."""
+    if _use_numba(hT, bias) and hT.ndim == 2 and bias.shape == hT.shape[:1]:
+        out = np.empty(hT.shape[::-1], dtype=hT.dtype)
+        _kernel("transpose_add", hT.size)(hT, bias, out)
+        return out
+    xp = array_module(hT)
+    out = xp.ascontiguousarray(hT.T)
+    out += bias
+    return out
+
+
+# --------------------------------------------------------------------------
+# im2col of a channel-last convolution input
+
+
+def im2col_nhwc_takes(x) -> bool:
+    """Whether :func:`im2col_nhwc` takes ``x`` (after ``np.ascontiguousarray``): a NumPy
+    float32/float64 block (n, H, W, C), Numba on."""
+    return (isinstance(x, np.ndarray) and x.ndim == 4 and numba_enabled()
+            and x.dtype in (np.float32, np.float64))
+
+
+def im2col_nhwc(x, kernel, stride, padding):
+    """The im2col matrix of a C-contiguous channel-last block ``x`` (n, H, W, C) (see
+    :func:`im2col_nhwc_takes`): (n·Ho·Wo, kh·kw·C), row (example, output row, output
+    column), column (dy, dx, c), zero where a window leaves the input (``padding`` (ph, pw)
+    zeros on each side) — the copy that :meth:`neurosim.model.im2col.Geometry.windows` of
+    the padded input makes, without the padded copy, in one parallel pass."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, H, W, C = x.shape
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    cols = np.empty((n, Ho, Wo, kh, kw, C), dtype=x.dtype)
+    _kernel("im2col", cols.size)(x, sh, sw, ph, pw, cols)
+    return cols.reshape(n * Ho * Wo, kh * kw * C)
 
 
 # --------------------------------------------------------------------------
