@@ -317,11 +317,16 @@ class Conv2d(_Local2d):
         if self.first:
             out = conv_forward(g, x, self._Wm(W))                 # (B, Ho, Wo, K·C_out)
             h = out.reshape(B, g.Ho, g.Wo, self.K, self.C_out).transpose(0, 3, 4, 1, 2)
+            bias_done = kernels.add_bias_cl(out.reshape(B, 1, -1, self.K * self.C_out),
+                                            b.reshape(1, -1))
         else:
             K = a.shape[1]
             out = conv_forward(g, x.reshape((B * K,) + x.shape[2:]), self._Wm(W))
             h = from_channel_last(out.reshape(B, K, g.Ho, g.Wo, self.C_out))
-        h += b
+            bias_done = kernels.add_bias_cl(out.reshape(B, K, -1, self.C_out),
+                                            b.reshape(self.K, self.C_out))
+        if not bias_done:
+            h += b
         return h
 
     def vjp(self, g, W=None, a=None):

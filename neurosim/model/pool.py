@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from ..core import kernels
 from ..core.backend import array_module
 from ..core.options import Field, Section
 from .im2col import channel_last_view, from_channel_last
@@ -60,8 +61,15 @@ class AvgPool2d(_Pool2d):
     kind = "avg_pool2d"
 
     def _pool_cl(self, a):
-        """Pool a channel-last view; the result stays channel-last (a view)."""
+        """Pool a channel-last view; the result stays channel-last (a view).  Contiguous
+        channel-last NumPy memory is pooled by :func:`neurosim.core.kernels.avg_pool_cl` (on
+        all cores, the same numbers)."""
         s, Ho, Wo = self.s, self.Ho, self.Wo
+        full = channel_last_view(a)
+        if a.ndim >= 4:
+            pooled = kernels.avg_pool_cl(full.reshape((-1,) + full.shape[-3:]), s)
+            if pooled is not None:
+                return from_channel_last(pooled.reshape(full.shape[:-3] + pooled.shape[1:]))
         c = channel_last_view(a[..., : Ho * s, : Wo * s])                  # (..., H, W, C) view
         c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))  # splitting axes: a view
         return from_channel_last(c.mean(axis=(-4, -2)))
