@@ -65,14 +65,31 @@ class AvgPool2d(_Pool2d):
         channel-last NumPy memory is pooled by :func:`neurosim.core.kernels.avg_pool_cl` (on
         all cores, the same numbers)."""
         s, Ho, Wo = self.s, self.Ho, self.Wo
-        full = channel_last_view(a)
-        if a.ndim >= 4:
-            pooled = kernels.avg_pool_cl(full.reshape((-1,) + full.shape[-3:]), s)
-            if pooled is not None:
-                return from_channel_last(pooled.reshape(full.shape[:-3] + pooled.shape[1:]))
+        pooled = self._pool_kernel(a)
+        if pooled is not None:
+            return pooled
         c = channel_last_view(a[..., : Ho * s, : Wo * s])                  # (..., H, W, C) view
         c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))  # splitting axes: a view
         return from_channel_last(c.mean(axis=(-4, -2)))
+
+    def _pool_kernel(self, a):
+        """:func:`neurosim.core.kernels.avg_pool_cl` over the memory of ``a`` when it is
+        C-contiguous (…, H, W, C) (a shared conv layer's output) or (B, H, W, K, C) (a first
+        conv layer's); the result in the same layout, as NumPy's mean leaves it.  None
+        otherwise."""
+        full = channel_last_view(a)                                         # (..., H, W, C)
+        if a.ndim >= 4 and full.flags.c_contiguous:
+            out = kernels.avg_pool_cl(full.reshape((-1,) + full.shape[-3:]), self.s)
+            return None if out is None else from_channel_last(
+                out.reshape(full.shape[:-3] + out.shape[1:]))
+        if a.ndim == 5:
+            mem = a.transpose(0, 3, 4, 1, 2)                                # (B, H, W, K, C)
+            if mem.flags.c_contiguous:
+                B, H, W, K, C = mem.shape
+                out = kernels.avg_pool_cl(mem.reshape(B, H, W, K * C), self.s)
+                return None if out is None else out.reshape(
+                    B, self.Ho, self.Wo, K, C).transpose(0, 3, 4, 1, 2)
+        return None
 
     def forward(self, a):
         if a.ndim >= 3 and a.strides[-3] < a.strides[-1]:       # channel-last memory (conv output)
