@@ -232,23 +232,6 @@ def test_relax_kernel_bit_identical_to_the_step_loop(rng, monkeypatch, dtype, sh
     assert kernels.relax(x, 0.5, np.float32(1.0), n_bin) is None
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transpose_add_exact(rng, monkeypatch, dtype, parallel):
-    """hᵀ transposed back plus the bias: the numbers of ``h = hT.T.copy(); h += b`` bit for bit,
-    for row counts that are and are not multiples of the tile."""
-    if parallel:
-        monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
-    for R, B in [(3 * kernels.TILE, 5), (kernels.TILE + 7, 3), (2, 9)]:
-        hT = rng.standard_normal((R, B)).astype(dtype)
-        b = rng.standard_normal(R).astype(dtype)
-        ref = hT.T.copy()
-        ref += b
-        got = kernels.transpose_add(hT, b)
-        assert got.flags.c_contiguous and got.dtype == dtype
-        np.testing.assert_array_equal(got, ref)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_first_dense_forward_equals_x_wt(rng, path, dtype):
     """The first dense layer computes W xᵀ and transposes it back (NumPy): the same

@@ -20,7 +20,6 @@ Kernels
                   over a conv layer's channel-last memory, returning views of the same layout).
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
-``transpose_add``  hᵀ + b transposed back: the first dense layer's h from the product W xᵀ.
 ``add_bias_cl``, ``avg_pool_cl``  a convolution's bias and s×s average pooling over
                   channel-last memory, on all cores (NumPy's numbers bit for bit).
 ``im2col_nhwc``   the im2col matrix of a channel-last convolution input, its zero padding
@@ -52,10 +51,6 @@ PARALLEL_MIN = 1 << 20
 
 #: neurons per chunk of the relaxation kernel (16-32 KiB of each array: in L1/L2 over the steps)
 RELAX_CHUNK = 4096
-
-#: rows of the transposed matrix per tile of the transpose kernel (TILE × batch elements
-#: read column-wise stay in L1/L2 while the output rows are written)
-TILE = 64
 
 #: kernels whose parallel variant pays off on smaller arrays.  Adam's serial loop does
 #: not vectorize (about 3 ns per element on this project's 2-core machine) while the
@@ -215,19 +210,8 @@ def _kernel_functions(prange) -> dict:
                 for c in range(C):
                     out[n, yo, xo, c] = np.float64(acc[c]) / ss
 
-    def transpose_add_rb(hT, bias, out):
-        # out[b, r] = hT[r, b] + bias[r] (one rounding, as h += b), in tiles of TILE rows of hT
-        R, B = hT.shape
-        for tr in prange((R + TILE - 1) // TILE):
-            r0 = tr * TILE
-            r1 = min(R, r0 + TILE)
-            for b in range(B):
-                for r in range(r0, r1):
-                    out[b, r] = hT[r, b] + bias[r]
-
     return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj,
-            "relax": relax_snm, "im2col": im2col_nhwc, "transpose_add": transpose_add_rb,
-            "add_bias": add_bias_bkpc, "avg_pool": avg_pool_nhwc}
+            "relax": relax_snm, "im2col": im2col_nhwc, "add_bias": add_bias_bkpc, "avg_pool": avg_pool_nhwc}
 
 
 def _numba_kernels() -> dict:
@@ -415,25 +399,6 @@ def contract_components(e, a):
         _kernel("contract", a.size)(e, a, P)
         return P
     return contract_components_reference(e, a)
-
-
-# --------------------------------------------------------------------------
-# a first dense layer's pre-activations from the transposed product
-
-
-def transpose_add(hT, bias):
-    """``hT.T + bias`` as a new C-contiguous array (B, R), from ``hT`` (R, B) and ``bias`` (R,):
-    the first dense layer's h = x Wᵀ + b from the product W xᵀ (one parallel pass that
-    transposes and adds, with the rounding of ``h += b``).  NumPy/CuPy reference path for
-    inputs the Numba kernel does not take."""
-    if _use_numba(hT, bias) and hT.ndim == 2 and bias.shape == hT.shape[:1]:
-        out = np.empty(hT.shape[::-1], dtype=hT.dtype)
-        _kernel("transpose_add", hT.size)(hT, bias, out)
-        return out
-    xp = array_module(hT)
-    out = xp.ascontiguousarray(hT.T)
-    out += bias
-    return out
 
 
 # --------------------------------------------------------------------------

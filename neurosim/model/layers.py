@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..core import kernels
 from ..core.backend import array_module
 from ..core.options import Field, Section
@@ -130,6 +128,8 @@ class Dense(Layer):
         return self.n_in
 
     def initialize(self, rng, scheme, role):
+        import numpy as np
+
         wshape = self.params["W"]
         std = self.init_std(scheme, role)
         if scheme == "he":
@@ -167,12 +167,7 @@ class Dense(Layer):
         B = a.shape[0]
         if self.first:
             x = a.reshape(B, self.n_in)
-            W2 = W.reshape(-1, self.n_in)
-            if array_module(x) is np:
-                # OpenBLAS runs W xᵀ (K·n × B) faster than x Wᵀ (B × K·n) when B is much
-                # smaller than K·n (docs/performance.md); the same dot products, equal to rounding
-                return kernels.transpose_add(W2 @ x.T, b.reshape(-1)).reshape(B, self.K, -1)
-            h = (x @ W2.T).reshape(B, self.K, -1)
+            h = (x @ W.reshape(-1, self.n_in).T).reshape(B, self.K, -1)
         else:
             h = (a.reshape(-1, self.n_in) @ W.T).reshape(B, a.shape[1], -1)
         h += b  # in place: h is a fresh matmul result (saves a pass and a temporary)
