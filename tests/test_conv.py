@@ -401,3 +401,60 @@ def test_first_layer_init_scale_matches_published_code(scheme):
     H = convmod.LocallyConnected2d((16, 6, 6), 1, channels=16, kernel=3, padding=1)
     H.initialize(rng, "he", "hidden")
     assert H.params["W"].std() == pytest.approx(np.sqrt(2 / (16 * 9)), rel=0.05)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride,padding", GEOMETRIES + [(3, 3, 4)])
+def test_im2col_kernel_equals_padded_windows(rng, monkeypatch, kernel, stride, padding, dtype,
+                                             parallel):
+    """The Numba im2col of a channel-last block (padding folded in) copies exactly what the
+    windows of the zero-padded block hold, for contiguous and strided inputs and any block."""
+    from neurosim.core import kernels
+
+    if parallel:
+        monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    geo = im2col.Geometry((3, 8, 7), kernel, stride, padding)
+    x = rng.standard_normal((5, 3, 8, 7)).astype(dtype).transpose(0, 2, 3, 1)   # strided NHWC
+    ref = convmod._conv_cols(geo, geo.pad(x, True))
+    cols = convmod._ConvCols(geo, x)
+    assert cols.direct == kernels.im2col_nhwc_takes(x)
+    np.testing.assert_array_equal(cols(slice(0, 5)), ref)
+    np.testing.assert_array_equal(cols(slice(1, 3)), ref[geo.P:3 * geo.P])
+    monkeypatch.setenv("NEUROSIM_NUMBA", "0")                                 # the NumPy path
+    cols = convmod._ConvCols(geo, x)
+    assert not cols.direct
+    np.testing.assert_array_equal(cols(slice(1, 3)), ref[geo.P:3 * geo.P])
+
+
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_bias_and_avg_pool_kernels_equal_numpy(rng, monkeypatch, first, dtype):
+    """A conv layer's bias (added over its channel-last output) and average pooling of
+    channel-last memory give NumPy's numbers bit for bit (signed zeros included), with
+    Numba on (one or several threads) and off."""
+    from neurosim.core import kernels
+    from neurosim.model.pool import AvgPool2d
+
+    K, C, H, Wd, M = 3, 2, 9, 7, 4
+    L = convmod.Conv2d((C, H, Wd), K, first=first, channels=M, kernel=3, padding=1)
+    L.params = {"W": rng.standard_normal(L.params["W"]).astype(dtype),
+                "b": rng.standard_normal(L.params["b"]).astype(dtype)}
+    x = rng.standard_normal((5, C, H, Wd) if first else (5, K, C, H, Wd)).astype(dtype)
+    pool = AvgPool2d(L.unit_shape, K, size=2)
+    out = {}
+    for mode in ("serial", "parallel", "numpy"):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN", 0 if mode == "parallel" else 1 << 20)
+        monkeypatch.setenv("NEUROSIM_NUMBA", "0" if mode == "numpy" else "1")
+        h = L.forward(x)
+        a = h * (h > 0.2)                                   # zeros of both signs
+        out[mode] = (h, pool.forward(a))
+    for mode in ("serial", "parallel"):
+        for got, ref in zip(out[mode], out["numpy"]):
+            assert got.shape == ref.shape and got.dtype == ref.dtype
+            assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(ref).tobytes()
+    h, p = out["numpy"]
+    # against the definitions: the window mean of a, and the direct conv loop plus the bias
+    a = h * (h > 0.2)
+    ref = a[..., :8, :6].reshape(a.shape[:-2] + (4, 2, 3, 2)).mean(axis=(-3, -1))
+    np.testing.assert_allclose(p, ref, rtol=1e-6 if dtype == np.float32 else 1e-12)

@@ -230,3 +230,22 @@ def test_relax_kernel_bit_identical_to_the_step_loop(rng, monkeypatch, dtype, sh
     # inputs the kernel does not take fall back to the loop
     assert kernels.relax(x, np.float64(0.5), 0.0, n_bin) is None
     assert kernels.relax(x, 0.5, np.float32(1.0), n_bin) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_dense_forward_equals_x_wt(rng, path, dtype):
+    """The first dense layer computes W xᵀ and transposes it back (NumPy): the same
+    h[b, μ, i] = Σ_j W[μ, i, j] x[b, j] + b[μ, i] as x Wᵀ + b and an explicit einsum."""
+    B, K, n_in, n = 7, 3, 11, 5
+    L = Dense((n_in,), K, first=True, units=n)
+    L.initialize(np.random.default_rng(1), "he", "first")
+    L.params = {"W": L.params["W"].astype(dtype),
+                "b": rng.standard_normal(L.params["b"].shape).astype(dtype)}
+    x = rng.standard_normal((B, n_in)).astype(dtype)
+    h = L.forward(x)
+    assert h.shape == (B, K, n) and h.flags.c_contiguous and h.dtype == dtype
+    ref = (x @ L.params["W"].reshape(-1, n_in).T).reshape(B, K, n) + L.params["b"]
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(h, ref, rtol=tol, atol=tol)
+    ein = np.einsum("kij,bj->bki", L.params["W"].astype(np.float64), x.astype(np.float64))
+    np.testing.assert_allclose(h, ein + L.params["b"], rtol=tol, atol=tol)

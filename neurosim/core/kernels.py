@@ -20,6 +20,10 @@ Kernels
                   over a conv layer's channel-last memory, returning views of the same layout).
 ``contract_components``  P[b, j] = Σ_μ e[b, μ] a[b, μ, j]: the presynaptic factor of
                   the GEVB update of a shared weight (eq. 9, ΔW = −GᵀP).
+``add_bias_cl``, ``avg_pool_cl``  a convolution's bias and s×s average pooling over
+                  channel-last memory, on all cores (NumPy's numbers bit for bit).
+``im2col_nhwc``   the im2col matrix of a channel-last convolution input, its zero padding
+                  included (one parallel copy instead of a padded copy and a serial one).
 ``relax``         the exponential relaxation of the circuit dynamics along a time course,
                   y_k = (1 − a) x_k + a y_{k−1}, one pass over chunks of neurons that stay in
                   cache (reference: the step loop of ``realizations.dynamics.timeline.relax``,
@@ -144,8 +148,70 @@ def _kernel_functions(prange) -> dict:
                         for j in range(lo, hi):
                             y[s, 0, j] = x[s, kx, j] * c1 + y[s - 1, n_bin - 1, j] * ca
 
+    def im2col_nhwc(x, C, sh, sw, ph, pw, cols):
+        # x (N, H, W·C) and cols (N, Ho, Wo, kh, kw·C) are flat views of channel-last memory:
+        # cols[n, y, u, dy, dx·C + c] = x[n, y·sh + dy − ph, (u·sw + dx − pw)·C + c], zero
+        # outside x (the zero padding and the window copy in one pass, no arithmetic).  A
+        # window row inside x is one contiguous run of kw·C values.
+        N, H, WC = x.shape
+        W = WC // C
+        Ho, Wo, kh, kwC = cols.shape[1], cols.shape[2], cols.shape[3], cols.shape[4]
+        kw = kwC // C
+        for r in prange(N * Ho):
+            n = r // Ho
+            y = r - n * Ho
+            for u in range(Wo):
+                ix0 = u * sw - pw
+                for dy in range(kh):
+                    iy = y * sh + dy - ph
+                    if iy < 0 or iy >= H:
+                        cols[n, y, u, dy, :] = 0
+                    elif ix0 >= 0 and ix0 + kw <= W:
+                        base = ix0 * C  # slices: copied as one run (an indexed loop is not)
+                        cols[n, y, u, dy, :] = x[n, iy, base:base + kwC]
+                    else:
+                        for dx in range(kw):
+                            ix = ix0 + dx
+                            if ix < 0 or ix >= W:
+                                for c in range(C):
+                                    cols[n, y, u, dy, dx * C + c] = 0
+                            else:
+                                for c in range(C):
+                                    cols[n, y, u, dy, dx * C + c] = x[n, iy, ix * C + c]
+
+    def add_bias_bkpc(h, bias):
+        # h[b, k, p, c] += bias[k, c] in place (channel-last conv output; one rounding, as h += b)
+        B, K, P, C = h.shape
+        for r in prange(B * K):
+            b = r // K
+            k = r - b * K
+            for p in range(P):
+                for c in range(C):
+                    h[b, k, p, c] += bias[k, c]
+
+    def avg_pool_nhwc(x, s, out):
+        # out[n, yo, xo, c] = mean of the s×s window: summed in NumPy's order for this layout
+        # (from 0, window rows, then columns), then divided by s·s in double
+        # precision and rounded to out's dtype, as np.mean divides (by an intp count)
+        N, H, W, C = x.shape
+        Ho, Wo = out.shape[1], out.shape[2]
+        ss = float(s * s)
+        for r in prange(N * Ho):
+            n = r // Ho
+            yo = r - n * Ho
+            acc = np.empty(C, dtype=x.dtype)
+            for xo in range(Wo):
+                for c in range(C):
+                    acc[c] = 0
+                for dy in range(s):
+                    for dx in range(s):
+                        for c in range(C):
+                            acc[c] += x[n, yo * s + dy, xo * s + dx, c]
+                for c in range(C):
+                    out[n, yo, xo, c] = np.float64(acc[c]) / ss
+
     return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj,
-            "relax": relax_snm}
+            "relax": relax_snm, "im2col": im2col_nhwc, "add_bias": add_bias_bkpc, "avg_pool": avg_pool_nhwc}
 
 
 def _numba_kernels() -> dict:
@@ -333,6 +399,58 @@ def contract_components(e, a):
         _kernel("contract", a.size)(e, a, P)
         return P
     return contract_components_reference(e, a)
+
+
+# --------------------------------------------------------------------------
+# channel-last convolution outputs: bias, average pooling
+
+
+def add_bias_cl(h, bias) -> bool:
+    """``h[b, k, p, c] += bias[k, c]`` in place over a C-contiguous (B, K, P, C) array (a
+    convolution's channel-last output); False (nothing done) when the kernel does not take
+    the arrays (the caller adds the bias itself)."""
+    if not (_use_numba(h, bias) and h.ndim == 4 and bias.shape == (h.shape[1], h.shape[3])):
+        return False
+    _kernel("add_bias", h.size)(h, bias)
+    return True
+
+
+def avg_pool_cl(x, s: int):
+    """s×s average pooling with stride s of a C-contiguous channel-last block ``x`` (N, H, W, C)
+    (trailing rows and columns that fill no window are left out): (N, H//s, W//s, C), equal
+    bit for bit to ``mean`` over the windows of the cropped view; None when the kernel does
+    not take ``x``."""
+    if not (_use_numba(x) and x.ndim == 4):
+        return None
+    N, H, W, C = x.shape
+    out = np.empty((N, H // s, W // s, C), dtype=x.dtype)
+    _kernel("avg_pool", x.size)(x, int(s), out)
+    return out
+
+
+# --------------------------------------------------------------------------
+# im2col of a channel-last convolution input
+
+
+def im2col_nhwc_takes(x) -> bool:
+    """Whether :func:`im2col_nhwc` takes ``x`` (after ``np.ascontiguousarray``): a NumPy
+    float32/float64 block (n, H, W, C), Numba on."""
+    return (isinstance(x, np.ndarray) and x.ndim == 4 and numba_enabled()
+            and x.dtype in (np.float32, np.float64))
+
+
+def im2col_nhwc(x, kernel, stride, padding):
+    """The im2col matrix of a C-contiguous channel-last block ``x`` (n, H, W, C) (see
+    :func:`im2col_nhwc_takes`): (n·Ho·Wo, kh·kw·C), row (example, output row, output
+    column), column (dy, dx, c), zero where a window leaves the input (``padding`` (ph, pw)
+    zeros on each side) — the copy that :meth:`neurosim.model.im2col.Geometry.windows` of
+    the padded input makes, without the padded copy, in one parallel pass."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, H, W, C = x.shape
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    cols = np.empty((n, Ho, Wo, kh, kw * C), dtype=x.dtype)
+    _kernel("im2col", cols.size)(x.reshape(n, H, W * C), C, sh, sw, ph, pw, cols)
+    return cols.reshape(n * Ho * Wo, kh * kw * C)
 
 
 # --------------------------------------------------------------------------

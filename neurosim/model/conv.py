@@ -36,6 +36,7 @@ order.
 
 from __future__ import annotations
 
+from ..core import kernels
 from ..core.backend import array_module
 from ..core.options import Field, Section
 from . import init as initmod
@@ -51,6 +52,29 @@ def _conv_cols(geo: Geometry, xpad):
     the order of :func:`conv_weight_matrix`."""
     n = xpad.shape[0]
     return geo.windows(xpad, True).transpose(0, 1, 2, 4, 5, 3).reshape(n * geo.P, geo.CKK)
+
+
+class _ConvCols:
+    """The im2col matrices of a channel-last input ``x`` (N, H, W, C), block by block:
+    ``cols(sl)`` is :func:`_conv_cols` of the padded block ``sl``.  A NumPy float input is
+    copied by :func:`neurosim.core.kernels.im2col_nhwc` (padding included, on all cores;
+    a non-contiguous one is first made contiguous); any other (CuPy, Numba off) is padded
+    once, as a whole, and its windows copied."""
+
+    def __init__(self, geo: Geometry, x):
+        self.geo = geo
+        self.direct = kernels.im2col_nhwc_takes(x)
+        self.x = array_module(x).ascontiguousarray(x) if self.direct else x
+        self.xpad = None if self.direct else geo.pad(x, True)
+
+    def _args(self):
+        g = self.geo
+        return (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw)
+
+    def __call__(self, sl):
+        if self.direct:
+            return kernels.im2col_nhwc(self.x[sl], *self._args())
+        return _conv_cols(self.geo, self.xpad[sl])
 
 
 def conv_weight_matrix(W):
@@ -71,11 +95,11 @@ def conv_forward(geo: Geometry, x, Wm):
     """x (N, H, W, C) channel-last, Wm (M, kh·kw·C) -> (N, Ho, Wo, M)."""
     xp = array_module(x)
     N, M = x.shape[0], Wm.shape[0]
-    xpad = geo.pad(x, True)
+    cols = _ConvCols(geo, x)
     out = xp.empty((N * geo.P, M), dtype=x.dtype)
     WT = Wm.T
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        xp.matmul(_conv_cols(geo, xpad[sl]), WT, out=out[sl.start * geo.P:sl.stop * geo.P])
+        xp.matmul(cols(sl), WT, out=out[sl.start * geo.P:sl.stop * geo.P])
     return out.reshape(N, geo.Ho, geo.Wo, M)
 
 
@@ -83,11 +107,11 @@ def conv_weight_grad(geo: Geometry, x, g):
     """Σ_n Σ_p g[n,p,:] ⊗ cols[n,p,:]: x (N, H, W, C), g (N, Ho, Wo, M) -> (M, kh·kw·C)."""
     xp = array_module(x)
     N, M = x.shape[0], g.shape[-1]
-    xpad = geo.pad(x, True)
+    cols = _ConvCols(geo, x)
     g = g.reshape(N * geo.P, M)
     dW = xp.zeros((M, geo.CKK), dtype=x.dtype)
     for sl in geo.blocks(N, geo.P * geo.CKK):
-        dW += g[sl.start * geo.P:sl.stop * geo.P].T @ _conv_cols(geo, xpad[sl])
+        dW += g[sl.start * geo.P:sl.stop * geo.P].T @ cols(sl)
     return dW
 
 
@@ -293,11 +317,16 @@ class Conv2d(_Local2d):
         if self.first:
             out = conv_forward(g, x, self._Wm(W))                 # (B, Ho, Wo, K·C_out)
             h = out.reshape(B, g.Ho, g.Wo, self.K, self.C_out).transpose(0, 3, 4, 1, 2)
+            bias_done = kernels.add_bias_cl(out.reshape(B, 1, -1, self.K * self.C_out),
+                                            b.reshape(1, -1))
         else:
             K = a.shape[1]
             out = conv_forward(g, x.reshape((B * K,) + x.shape[2:]), self._Wm(W))
             h = from_channel_last(out.reshape(B, K, g.Ho, g.Wo, self.C_out))
-        h += b
+            bias_done = kernels.add_bias_cl(out.reshape(B, K, -1, self.C_out),
+                                            b.reshape(self.K, self.C_out))
+        if not bias_done:
+            h += b
         return h
 
     def vjp(self, g, W=None, a=None):
@@ -337,11 +366,11 @@ class Conv2d(_Local2d):
         Gc = to_channel_last(G.reshape((B,) + self.unit_shape))   # (B, Ho, Wo, C_out)
         db = (e.T @ Gc.sum(axis=(1, 2)))[..., None, None]
         if self.first:
-            xpad = geo.pad(channel_last_view(a), True)
+            cols_of = _ConvCols(geo, channel_last_view(a))
             Q = xp.empty((B, self.C_out, geo.CKK), dtype=a.dtype)
             for sl in geo.blocks(B, geo.P * geo.CKK):
                 n = sl.stop - sl.start
-                cols = _conv_cols(geo, xpad[sl]).reshape(n, geo.P, geo.CKK)
+                cols = cols_of(sl).reshape(n, geo.P, geo.CKK)
                 xp.matmul(Gc[sl].reshape(n, geo.P, self.C_out).transpose(0, 2, 1), cols, out=Q[sl])
             dWm = (e.T @ Q.reshape(B, -1)).reshape(self.K * self.C_out, geo.CKK)
         else:

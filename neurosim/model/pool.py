@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from ..core import kernels
 from ..core.backend import array_module
 from ..core.options import Field, Section
 from .im2col import channel_last_view, from_channel_last
@@ -60,11 +61,35 @@ class AvgPool2d(_Pool2d):
     kind = "avg_pool2d"
 
     def _pool_cl(self, a):
-        """Pool a channel-last view; the result stays channel-last (a view)."""
+        """Pool a channel-last view; the result stays channel-last (a view).  Contiguous
+        channel-last NumPy memory is pooled by :func:`neurosim.core.kernels.avg_pool_cl` (on
+        all cores, the same numbers)."""
         s, Ho, Wo = self.s, self.Ho, self.Wo
+        pooled = self._pool_kernel(a)
+        if pooled is not None:
+            return pooled
         c = channel_last_view(a[..., : Ho * s, : Wo * s])                  # (..., H, W, C) view
         c = c.reshape(c.shape[:-3] + (Ho, s, Wo, s, c.shape[-1]))  # splitting axes: a view
         return from_channel_last(c.mean(axis=(-4, -2)))
+
+    def _pool_kernel(self, a):
+        """:func:`neurosim.core.kernels.avg_pool_cl` over the memory of ``a`` when it is
+        C-contiguous (…, H, W, C) (a shared conv layer's output) or (B, H, W, K, C) (a first
+        conv layer's); the result in the same layout, as NumPy's mean leaves it.  None
+        otherwise."""
+        full = channel_last_view(a)                                         # (..., H, W, C)
+        if a.ndim >= 4 and full.flags.c_contiguous:
+            out = kernels.avg_pool_cl(full.reshape((-1,) + full.shape[-3:]), self.s)
+            return None if out is None else from_channel_last(
+                out.reshape(full.shape[:-3] + out.shape[1:]))
+        if a.ndim == 5:
+            mem = a.transpose(0, 3, 4, 1, 2)                                # (B, H, W, K, C)
+            if mem.flags.c_contiguous:
+                B, H, W, K, C = mem.shape
+                out = kernels.avg_pool_cl(mem.reshape(B, H, W, K * C), self.s)
+                return None if out is None else out.reshape(
+                    B, self.Ho, self.Wo, K, C).transpose(0, 3, 4, 1, 2)
+        return None
 
     def forward(self, a):
         if a.ndim >= 3 and a.strides[-3] < a.strides[-1]:       # channel-last memory (conv output)
