@@ -173,14 +173,28 @@ def layer_pass_flops(L, B: int) -> int:
     return 2 * B * L.K * L.n_units * L.fan_in
 
 
+def gevb_update_flops(L, B: int) -> int:
+    """Matmul FLOPs of a hidden layer's GEVB update (eq. 9) as the layer computes it.
+
+    Shared hidden layers: GᵀP, a 1/K pass, + 2·B·K·fan_in for P = Σ_μ e a.  A first dense
+    (or locally connected) layer: one pass, (e⊗G)ᵀ x.  A first convolution: the per-example
+    weight gradients with the gate (a 1/K pass), then e over them, 2·B·K·C_out·fan_in
+    (``Conv2d.gevb_grads``)."""
+    if not L.first:
+        return layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.fan_in
+    if L.kind == "conv2d":
+        return layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.C_out * L.fan_in
+    return layer_pass_flops(L, B)
+
+
 def step_flops(net, rule: str, B: int) -> int | None:
     """Analytic matmul FLOPs of one training step (None: rule not modelled).
 
     forward: one pass per weight layer.  bp/fa: + weight gradient (one pass)
     per layer + input gradient (one pass) per layer after the first.  dfa: +
     weight gradients + the feedback projections e·B (2·B·K·n_out·n per hidden
-    layer).  gevb (eq. 9): first hidden layer one pass ((e⊗G)ᵀx); shared
-    hidden layers GᵀP, a 1/K pass (+ 2·B·K·fan_in for P); readout one pass.
+    layer).  gevb: the readout's weight gradient (one pass) + each hidden layer's
+    update (:func:`gevb_update_flops`).
     """
     wl = [net.layers[i] for i in net.weight_layers]
     fwd = sum(layer_pass_flops(L, B) for L in wl)
@@ -190,13 +204,7 @@ def step_flops(net, rule: str, B: int) -> int | None:
         fb = sum(2 * B * net.K * net.n_out * L.n_units for L in wl[:-1])
         return fwd + sum(layer_pass_flops(L, B) for L in wl) + fb
     if rule == "gevb":
-        tot = fwd + layer_pass_flops(wl[-1], B)
-        for L in wl[:-1]:
-            if L.first:
-                tot += layer_pass_flops(L, B)
-            else:
-                tot += layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.fan_in
-        return tot
+        return fwd + layer_pass_flops(wl[-1], B) + sum(gevb_update_flops(L, B) for L in wl[:-1])
     return None
 
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from .core import build, get_workloads, layer_pass_flops
+from .core import build, get_workloads, gevb_update_flops, layer_pass_flops
 
 
 def _timed(table, key, fn):
@@ -61,13 +61,8 @@ def instrument(net, realization, optimizer, rule: str, B: int):
                 gkey = f"{name} {i} {L.kind}"
                 setattr(L, name, _timed(table, gkey, getattr(L, name)))
             gk = f"{'gevb_grads' if rule == 'gevb' and i != net.readout else 'grads'} {i} {L.kind}"
-            if rule == "gevb" and i != net.readout and not L.first:
-                flops[gk] = layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.fan_in
-            elif rule == "gevb" and i != net.readout and L.kind == "conv2d":
-                # a first conv layer's GEVB update runs 1/K of a pass (per-example weight
-                # gradients, then e over them: Conv2d.gevb_grads), not the full pass that
-                # benchmarks.core.step_flops credits it with
-                flops[gk] = layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.C_out * L.fan_in
+            if rule == "gevb" and i != net.readout:
+                flops[gk] = gevb_update_flops(L, B)
             else:
                 flops[gk] = layer_pass_flops(L, B)
     for i, phi in enumerate(net.nonlins):

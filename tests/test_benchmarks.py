@@ -253,3 +253,24 @@ def test_unknown_workload_is_one_line_and_exit_2(monkeypatch, capsys):
     assert out == ""
     assert err.splitlines() == [err.strip()] and "unknown workload 'no_such_workload'" in err
     assert "dynamics_grouped_rate" in err  # names what is known
+
+
+def test_step_flops_counts_the_products_a_first_convolution_runs():
+    """A first conv layer's GEVB update is the per-example weight gradient with the gate (a
+    1/K pass) and then e over it (Conv2d.gevb_grads), not the full (e⊗G)ᵀx pass a first dense
+    layer computes."""
+    from neurosim.core.backend import Backend
+    from neurosim.model.network import build_network
+
+    be = Backend("cpu", "float32", 0)
+    spec = {"vectorized": True, "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},
+                                           {"type": "dense", "units": 16}]}
+    net = build_network(spec, be, (3, 8, 8), 10)
+    B, K, P, CKK = 4, 10, 64, 27
+    conv_pass = 2 * B * K * (8 * P) * CKK
+    dense_pass = 2 * B * K * 16 * (8 * P)
+    read_pass = 2 * B * K * 16
+    fwd = conv_pass + dense_pass + read_pass
+    conv_update = conv_pass // K + 2 * B * K * 8 * CKK
+    dense_update = dense_pass // K + 2 * B * K * (8 * P)
+    assert core.step_flops(net, "gevb", B) == fwd + read_pass + conv_update + dense_update
