@@ -112,15 +112,25 @@ def run(task: str, inputs: dict, target: str = "numpy", timeout: float = 1800) -
     py = ensure()
     with tempfile.TemporaryDirectory(prefix="neurosim_brian2_") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-        np.savez(src, **{k: np.asarray(v) for k, v in inputs.items()})
+        _save(src, inputs)
         proc = subprocess.run([str(py), str(SIDE), task, str(src), str(dst), "--target", target],
                               capture_output=True, text=True, env=_clean_env(), timeout=timeout, cwd=tmp)
         if proc.returncode != 0 or not dst.exists():
             lines = (proc.stderr or proc.stdout).strip().splitlines()
             errors = [s for s in lines if ("Error" in s or "Exception" in s) and not s.startswith("ERROR ")]
             raise Brian2Error(f"brian2_side.py {task} failed: " + " | ".join(errors or lines[-3:]))
-        with np.load(dst) as f:
-            return {k: f[k] for k in f.files}
+        return _load(dst)
+
+
+def _save(path: Path, inputs: dict) -> None:
+    """A task's inputs (arrays and numbers) as an ``.npz`` file for the Brian2 side."""
+    np.savez(path, **{k: np.asarray(v) for k, v in inputs.items()})
+
+
+def _load(path: Path) -> dict:
+    """A task's outputs, read from the Brian2 side's ``.npz`` file into memory."""
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
 
 
 class Session:
@@ -140,7 +150,7 @@ class Session:
     def run(self, task: str, inputs: dict, target: str = "numpy") -> dict:
         self._n += 1
         src, dst = (Path(self._tmp.name) / f"{self._n}.{x}.npz" for x in ("in", "out"))
-        np.savez(src, **{k: np.asarray(v) for k, v in inputs.items()})
+        _save(src, inputs)
         try:
             self._proc.stdin.write(f"{task}\t{src}\t{dst}\t{target}\n")
             self._proc.stdin.flush()
@@ -151,8 +161,7 @@ class Session:
         if reply != "ok" or not dst.exists():
             why = reply.removeprefix("error ") if reply else self._stderr_tail()
             raise Brian2Error(f"brian2_side.py {task} failed: {why}")
-        with np.load(dst) as f:
-            out = {k: f[k] for k in f.files}
+        out = _load(dst)
         dst.unlink()
         return out
 

@@ -234,12 +234,13 @@ def _kernel(name: str, size: int):
     return parallel if size >= threshold else serial
 
 
-def _use_numba(*arrays) -> bool:
-    """Numba takes C-contiguous NumPy float32/float64 arrays of one dtype."""
+def _use_numba(*arrays, contiguous: bool = True) -> bool:
+    """Numba takes C-contiguous (with ``contiguous=False``: any layout, the caller copies)
+    NumPy float32/float64 arrays of one dtype."""
     if not numba_enabled():
         return False
     dt = arrays[0].dtype
-    return all(isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+    return all(isinstance(a, np.ndarray) and a.dtype == dt and (a.flags.c_contiguous or not contiguous)
                for a in arrays) and dt in (np.float32, np.float64)
 
 
@@ -435,8 +436,7 @@ def avg_pool_cl(x, s: int):
 def im2col_nhwc_takes(x) -> bool:
     """Whether :func:`im2col_nhwc` takes ``x`` (after ``np.ascontiguousarray``): a NumPy
     float32/float64 block (n, H, W, C), Numba on."""
-    return (isinstance(x, np.ndarray) and x.ndim == 4 and numba_enabled()
-            and x.dtype in (np.float32, np.float64))
+    return x.ndim == 4 and _use_numba(x, contiguous=False)
 
 
 def im2col_nhwc(x, kernel, stride, padding):
