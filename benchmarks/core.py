@@ -167,24 +167,14 @@ def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int
 
 
 def layer_pass_flops(L, B: int) -> int:
-    """Multiply-add FLOPs (×2) of one matmul pass through a weight layer:
-    2·B·K·(units)·(fan-in) — the forward, the weight gradient and the
-    input gradient each cost one pass (dense, conv and LC layers alike)."""
-    return 2 * B * L.K * L.n_units * L.fan_in
+    """FLOPs of one matrix-product pass through weight layer ``L`` (:meth:`Layer.pass_flops`)."""
+    return L.pass_flops(B)
 
 
 def gevb_update_flops(L, B: int) -> int:
-    """Matmul FLOPs of a hidden layer's GEVB update (eq. 9) as the layer computes it.
-
-    Shared hidden layers: GᵀP, a 1/K pass, + 2·B·K·fan_in for P = Σ_μ e a.  A first dense
-    (or locally connected) layer: one pass, (e⊗G)ᵀ x.  A first convolution: the per-example
-    weight gradients with the gate (a 1/K pass), then e over them, 2·B·K·C_out·fan_in
-    (``Conv2d.gevb_grads``)."""
-    if not L.first:
-        return layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.fan_in
-    if L.kind == "conv2d":
-        return layer_pass_flops(L, B) // L.K + 2 * B * L.K * L.C_out * L.fan_in
-    return layer_pass_flops(L, B)
+    """FLOPs of hidden layer ``L``'s GEVB update (eq. 9) as the layer computes it, which the
+    layer states itself (:meth:`Layer.gevb_update_flops`; a first convolution overrides it)."""
+    return L.gevb_update_flops(B)
 
 
 def step_flops(net, rule: str, B: int) -> int | None:

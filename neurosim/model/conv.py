@@ -356,6 +356,14 @@ class Conv2d(_Local2d):
                                    gc.reshape(B * K, geo.Ho, geo.Wo, self.C_out))
         return {"W": self._unW(dWm), "b": g.sum(axis=(0, 3, 4))[..., None, None]}
 
+    def gevb_update_flops(self, B: int) -> int:
+        """As :meth:`Layer.gevb_update_flops`, except the first layer: the per-example
+        weight gradients with output signal G (a pass without K, 1/K of one), then e over
+        them, 2·B·K·C_out·fan_in (:meth:`gevb_grads`)."""
+        if self.first:
+            return self.pass_flops(B) // self.K + 2 * B * self.K * self.C_out * self.fan_in
+        return super().gevb_update_flops(B)
+
     def gevb_grads(self, a, G, e):
         """Appendix H.  Shared layers: the conv weight gradient with input
         P = Σ_μ a e and output signal G.  First layer (input without K):

@@ -77,6 +77,22 @@ class Layer:
         g = e.reshape(e.shape + (1,) * len(self.unit_shape)) * G
         return self.grads(a, xp.ascontiguousarray(g))
 
+    def pass_flops(self, B: int) -> int:
+        """Multiply-add FLOPs (×2) of one matrix-product pass through this weight layer,
+        2·B·K·(units)·(fan-in): the forward, the weight gradient and the input gradient
+        each cost one pass (dense, convolutional and locally connected layers alike)."""
+        return 2 * B * self.K * self.n_units * self.fan_in
+
+    def gevb_update_flops(self, B: int) -> int:
+        """Matrix-product FLOPs of :meth:`gevb_grads` (eq. 9) as this layer computes it.
+
+        A first layer forms g = e ⊗ G and takes one pass, (e⊗G)ᵀ x.  A shared layer
+        contracts the components first, P = Σ_μ e a (2·B·K·fan_in), then takes Gᵀ P,
+        a pass without the K components (1/K of one)."""
+        if self.first:
+            return self.pass_flops(B)
+        return self.pass_flops(B) // self.K + 2 * B * self.K * self.fan_in
+
     def initialize(self, rng, scheme: str, role: str) -> None:
         """Draw the weights (see :mod:`neurosim.model.init`)."""
 
