@@ -233,6 +233,43 @@ def test_relax_kernel_bit_identical_to_the_step_loop(rng, monkeypatch, dtype, sh
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_relax_and_scan_flush_subnormal_values_to_zero(monkeypatch, dtype, parallel):
+    """A decay that passes below the smallest normal number ends at (signed) zero instead of
+    going through the subnormal numbers (slow arithmetic on many CPUs): in the Numba kernel
+    and the NumPy loop alike, bit for bit, and only there — every normal value is the exact
+    recursion's."""
+    from neurosim.realizations.dynamics.timeline import relax, scan
+
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0 if parallel else 1 << 60)
+    tiny = np.finfo(dtype).tiny
+    n = 1100 if dtype == np.float64 else 150  # 0.5**n: far below tiny for both dtypes
+    x = np.zeros((2, n, 3), dtype=dtype)
+    x[0, 0] = (2.0, -2.0, 1.0)  # two decays from ±1 (a = 0.5), one from 0.5
+    x[1, n - 1, 2] = 1.0  # a fresh input at the very end
+    got = {}
+    for numba in ("1", "0"):
+        monkeypatch.setenv("NEUROSIM_NUMBA", numba)
+        got[numba] = relax(x, 0.5, 0, n)
+    assert got["1"].tobytes() == got["0"].tobytes()  # signed zeros included
+    y = got["1"]
+    assert not np.any((y != 0) & (np.abs(y) < tiny))
+    exact = 0.5 ** np.arange(2 * n, dtype=np.float64)  # the decay from 1 at step 0
+    normal = exact >= tiny
+    flat = y.reshape(2 * n, 3)
+    np.testing.assert_array_equal(flat[normal, 0], exact[normal].astype(dtype))
+    np.testing.assert_array_equal(flat[normal, 1], -exact[normal].astype(dtype))
+    assert np.all(flat[~normal, :2] == 0)
+    assert np.signbit(flat[~normal, 1][0])  # the flushed negative value is -0 (then 0·x + -0·a)
+    assert flat[-1, 2] == dtype(0.5)  # a normal value is kept after a flushed one
+    # scan: y_k = a y_{k-1} + x_k, the same decay
+    s = scan(x.reshape(2 * n, 3), 0.5)
+    assert not np.any((s != 0) & (np.abs(s) < tiny))
+    np.testing.assert_array_equal(s[normal, 0], 2 * exact[normal].astype(dtype))
+    assert np.all(s[2 * exact < tiny, 0] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_first_dense_forward_equals_x_wt(rng, path, dtype):
     """The first dense layer computes W xᵀ and transposes it back (NumPy): the same
     h[b, μ, i] = Σ_j W[μ, i, j] x[b, j] + b[μ, i] as x Wᵀ + b and an explicit einsum."""

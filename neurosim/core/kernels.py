@@ -125,10 +125,11 @@ def _kernel_functions(prange) -> dict:
                 for j in range(J):
                     P[b, j] += ek * a[b, k, j]
 
-    def relax_snm(x, c1, ca, ia, y):
+    def relax_snm(x, c1, ca, ia, tiny, y):
         # y[s, k] = x[s, k | 0] * c1 + y_prev * ca along (s, k) (the first step adds ia instead);
-        # each product rounded, then the sum, as NumPy's multiply and in-place add do.  The
-        # neurons (axis 2) run in chunks that stay in cache over the whole time course.
+        # each product rounded, then the sum, as NumPy's multiply and in-place add do; a result
+        # below tiny in magnitude (subnormal) is multiplied by 0, as timeline.flush_subnormal
+        # does.  The neurons (axis 2) run in chunks that stay in cache over the time course.
         S, N, M = x.shape
         n_bin = y.shape[1]
         n_chunks = (M + RELAX_CHUNK - 1) // RELAX_CHUNK
@@ -140,13 +141,16 @@ def _kernel_functions(prange) -> dict:
                     kx = k if N > 1 else 0
                     if s == 0 and k == 0:
                         for j in range(lo, hi):
-                            y[0, 0, j] = x[0, kx, j] * c1 + ia
+                            v = x[0, kx, j] * c1 + ia
+                            y[0, 0, j] = v * 0.0 if abs(v) < tiny else v
                     elif k > 0:
                         for j in range(lo, hi):
-                            y[s, k, j] = x[s, kx, j] * c1 + y[s, k - 1, j] * ca
+                            v = x[s, kx, j] * c1 + y[s, k - 1, j] * ca
+                            y[s, k, j] = v * 0.0 if abs(v) < tiny else v
                     else:  # the segments follow each other without reset
                         for j in range(lo, hi):
-                            y[s, 0, j] = x[s, kx, j] * c1 + y[s - 1, n_bin - 1, j] * ca
+                            v = x[s, kx, j] * c1 + y[s - 1, n_bin - 1, j] * ca
+                            y[s, 0, j] = v * 0.0 if abs(v) < tiny else v
 
     def im2col_nhwc(x, C, sh, sw, ph, pw, cols):
         # x (N, H, W·C) and cols (N, Ho, Wo, kh, kw·C) are flat views of channel-last memory:
@@ -461,9 +465,11 @@ def relax(target, a: float, init, n_bin: int):
     """``y_k = (1 - a) target_k + a y_{k-1}`` along the steps of ``target`` (n_seg, 1 | n_bin,
     ...) from ``y_{-1} = init`` (a Python scalar), segments without reset: the Numba kernel of
     :func:`neurosim.realizations.dynamics.timeline.relax` (its reference, which it equals bit
-    for bit: the same roundings in the same order).  Returns ``y`` (n_seg, n_bin, ...), or
-    None when the kernel does not take the input (not NumPy float32/float64, ``init`` not a
-    Python scalar, Numba off)."""
+    for bit: the same roundings in the same order).  Values that fall below the smallest
+    normal number are set to zero as they are made (see
+    :func:`neurosim.realizations.dynamics.timeline.flush_subnormal`).  Returns ``y``
+    (n_seg, n_bin, ...), or None when the kernel does not take the input (not NumPy
+    float32/float64, ``init`` not a Python scalar, Numba off)."""
     if not (isinstance(target, np.ndarray) and numba_enabled() and target.ndim >= 2
             and target.dtype in (np.float32, np.float64) and type(a) is float
             and type(init) in (int, float)  # Python scalars: rounded to the array's dtype
@@ -479,5 +485,5 @@ def relax(target, a: float, init, n_bin: int):
     # the scalars rounded to the array's dtype as NumPy's operands are: (1 - a), a, and the
     # product init * a taken in double precision
     _kernel("relax", y.size)(x.reshape(S, N, M), dt(1.0 - a), dt(a), dt(init * a),
-                             y.reshape(S, n_bin, M))
+                             dt(np.finfo(x.dtype).tiny), y.reshape(S, n_bin, M))
     return y
