@@ -466,10 +466,12 @@ def _params(spec: str) -> list:
 
 def _adam(a):
     T = a["p"].dtype.type
-    b1, b2, eps, step, sc2 = (T(a[k]) for k in ("b1", "b2", "eps", "step", "sqrt_c2"))
+    b1, b2, eps, step, sc2, tiny = (T(a[k]) for k in ("b1", "b2", "eps", "step", "sqrt_c2", "tiny"))
     g, p, m, v = a["g"], a["p"], a["m"], a["v"]
     mk = b1 * m + (T(1) - b1) * g
     vk = b2 * v + (T(1) - b2) * g * g
+    mk = mk * (np.abs(mk) >= tiny)
+    vk = vk * (vk >= tiny)
     m[...] = mk
     v[...] = vk
     p -= step * mk / (np.sqrt(vk) / sc2 + eps)

@@ -179,6 +179,50 @@ def test_parallel_variants_match(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_adam_sets_subnormal_moments_to_zero(rng, monkeypatch, dtype, parallel):
+    """Moments whose gradient stops decay to zero without passing through the subnormal
+    numbers: the Numba kernel and the NumPy reference agree (the moments bit for bit), every moment is
+    zero or normal, and the weights are bit for bit those of Adam without the flush."""
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0 if parallel else 1 << 60)
+    tiny = np.finfo(dtype).tiny
+    n = 5000
+    p0 = rng.standard_normal(n).astype(dtype)
+    g0 = (rng.standard_normal(n) * 1e-3).astype(dtype)
+    m0 = np.zeros(n, dtype)
+    v0 = np.zeros(n, dtype)
+    v0[:10] = 50 * tiny  # second moments that reach the subnormals in a few steps too
+    stop = rng.random(n) < 0.5  # units whose gradient stops after the first step
+    steps = 900 if dtype == np.float32 else 7000  # 0.9**steps * 1e-4 < tiny
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("NEUROSIM_NUMBA", flag)
+        p, m, v = p0.copy(), m0.copy(), v0.copy()
+        for t in range(steps):
+            g = np.where(stop, 0, g0).astype(dtype) if t else g0
+            kernels.adam_update(p, g, m, v, 0.9, 0.999, 1e-8, 1e-3, 1.0)
+            assert not np.any((m != 0) & (np.abs(m) < tiny))
+            assert not np.any((v != 0) & (v < tiny))
+        out[flag] = (p, m, v)
+    for a, b in zip(out["1"][1:], out["0"][1:]):  # the moments bit for bit (the weight's
+        assert a.tobytes() == b.tobytes()           # division is written differently)
+    np.testing.assert_allclose(out["1"][0], out["0"][0], rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-13)  # 900 or 7000 steps of rounding
+    assert np.all(out["1"][1][stop] == 0) and np.all(out["1"][1][~stop] != 0)
+    # the same steps without the flush (NumPy's order of operations): the same weights
+    p, m, v = p0.copy(), m0.copy(), v0.copy()
+    for t in range(steps):
+        g = np.where(stop, 0, g0).astype(dtype) if t else g0
+        m *= 0.9
+        m += (1.0 - 0.9) * g
+        v *= 0.999
+        v += (1.0 - 0.999) * (g * g)
+        p -= 1e-3 * m / (np.sqrt(v) / 1.0 + 1e-8)
+    assert np.any((m != 0) & (np.abs(m) < tiny))  # the reference did pass through them
+    np.testing.assert_array_equal(out["0"][0], p)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adam_parallel_variant_bit_identical(rng, dtype):
     """Adam runs its parallel (vectorized) variant from 4096 elements: it must give
     the serial loop's numbers bit for bit, so a run does not depend on layer sizes."""
@@ -189,7 +233,7 @@ def test_adam_parallel_variant_bit_identical(rng, dtype):
     v = np.abs(v)
     a = [x.copy() for x in (p, g, m, v)]
     b = [x.copy() for x in (p, g, m, v)]
-    args = [dtype(s) for s in (0.9, 0.1, 0.999, 0.001, 1e-8, 3e-4, 1 / 0.3)]
+    args = [dtype(s) for s in (0.9, 0.1, 0.999, 0.001, 1e-8, 3e-4, 1 / 0.3, np.finfo(dtype).tiny)]
     for _ in range(3):
         serial(*a, *args)
         parallel(*b, *args)
