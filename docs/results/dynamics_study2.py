@@ -464,7 +464,8 @@ def plot_temporal(rows, path: Path, cases_all) -> Path:
         for j, d in enumerate(delays):
             m, se, n = _stats([r["test_error"] for r in cases.get(f"t-b{b}-d{d}", [])])
             val[i, j] = m
-            text = f"{m:.1f}%\n±{se:.1f} (n={n})" if n else "not yet run"
+            text = ("not yet run" if not n else f"{m:.1f}%\n(n=1)" if n == 1
+                    else f"{m:.1f}%\n±{se:.1f} (n={n})")
             dark = n and norm(m) > 0.7
             ax.text(j, i, text, ha="center", va="center", fontsize=9,
                     color="w" if dark else "k" if n else "0.4")
