@@ -131,7 +131,7 @@ def _kernel_functions(prange) -> dict:
     def relax_snm(x, c1, ca, ia, tiny, y):
         # y[s, k] = x[s, k | 0] * c1 + y_prev * ca along (s, k) (the first step adds ia instead);
         # each product rounded, then the sum, as NumPy's multiply and in-place add do; a result
-        # below tiny in magnitude (subnormal) is multiplied by 0, as timeline.flush_subnormal
+        # below tiny in magnitude (subnormal) is multiplied by 0, as flush_subnormal
         # does.  The neurons (axis 2) run in chunks that stay in cache over the time course.
         S, N, M = x.shape
         n_bin = y.shape[1]
@@ -275,16 +275,25 @@ def _get_cupy_adam(cupy):
     return _CUPY[cupy, "adam"]
 
 
+def flush_subnormal(y):
+    """Set the subnormal values of the float array ``y`` (NumPy or CuPy) to zero, in place:
+    ``y *= (|y| >= tiny)``, tiny the dtype's smallest normal number (a subnormal keeps its
+    sign as ±0; NaN and ±inf are kept).  The Numba kernels make the same product.  Returns
+    ``y``."""
+    xp = array_module(y)
+    xp.multiply(y, xp.abs(y) >= np.finfo(y.dtype).tiny, out=y)
+    return y
+
+
 def adam_update_numpy(p, g, m, v, b1, b2, eps, step, sqrt_c2):
     """Reference NumPy/CuPy implementation (several passes over memory)."""
     xp = array_module(p)
-    tiny = np.finfo(p.dtype).tiny
     m *= b1
     m += (1.0 - b1) * g
-    m *= xp.abs(m) >= tiny
+    flush_subnormal(m)
     v *= b2
     v += (1.0 - b2) * (g * g)
-    v *= v >= tiny
+    flush_subnormal(v)
     p -= step * m / (xp.sqrt(v) / sqrt_c2 + eps)
 
 
@@ -481,8 +490,7 @@ def relax(target, a: float, init, n_bin: int):
     ...) from ``y_{-1} = init`` (a Python scalar), segments without reset: the Numba kernel of
     :func:`neurosim.realizations.dynamics.timeline.relax` (its reference, which it equals bit
     for bit: the same roundings in the same order).  Values that fall below the smallest
-    normal number are set to zero as they are made (see
-    :func:`neurosim.realizations.dynamics.timeline.flush_subnormal`).  Returns ``y``
+    normal number are set to zero as they are made (:func:`flush_subnormal`).  Returns ``y``
     (n_seg, n_bin, ...), or None when the kernel does not take the input (not NumPy
     float32/float64, ``init`` not a Python scalar, Numba off)."""
     if not (isinstance(target, np.ndarray) and numba_enabled() and target.ndim >= 2

@@ -23,9 +23,9 @@ Euler")::
 ``tau = 0`` gives ``a = 0``: the filter is the identity.
 
 Both filters set a value that decays below the dtype's smallest normal number to zero
-(:func:`flush_subnormal`): an activity, trace or gate of 1e-38 is zero to the circuit, but
-the subnormal numbers an exponential decay passes through on its way to zero are 10-100
-times slower in arithmetic on many CPUs (a float32 matrix product with 30 % subnormal
+(:func:`~neurosim.core.kernels.flush_subnormal`): an activity, trace or gate of 1e-38 is
+zero to the circuit, but the subnormal numbers an exponential decay passes through on its
+way to zero are 10-100 times slower in arithmetic on many CPUs (a float32 matrix product with 30 % subnormal
 operands: ~30 times slower on Intel Xeon), and a neuron silent for longer than ~90 time
 constants reaches them.
 """
@@ -113,20 +113,12 @@ def relax(target, a: float, init, n_bin: int, out_dtype=None):
     return y
 
 
-def flush_subnormal(y):
-    """Set the subnormal values of the float array ``y`` to zero, in place: ``y *= (|y| >=
-    tiny)`` (a subnormal keeps its sign as ±0; NaN and ±inf are kept).  Returns ``y``."""
-    xp = array_module(y)
-    xp.multiply(y, xp.abs(y) >= np.finfo(y.dtype).tiny, out=y)
-    return y
-
-
 def relax_step(out, target, a: float, prev, init):
     """One step of :func:`relax` into ``out``: ``out = (1-a) target + a prev`` (``prev`` None:
     the initial value ``init``), subnormal results set to zero.  Returns ``out``."""
     array_module(out).multiply(target, 1.0 - a, out=out)
     out += (init if prev is None else prev) * a
-    return flush_subnormal(out)
+    return kernels.flush_subnormal(out)
 
 
 def scan(x, a: float, init=None, reverse: bool = False):
@@ -174,4 +166,4 @@ def scan(x, a: float, init=None, reverse: bool = False):
                            * xp.ones((1,) + tail, dtype=x.dtype), C[:-1]])
     pj_d = xp.asarray(pj, dtype=x.dtype).reshape((1, bl) + (1,) * len(tail))
     y = yl + pj_d * prev[:, None]
-    return flush_subnormal(y).reshape((nb * bl,) + tail)[:L]
+    return kernels.flush_subnormal(y).reshape((nb * bl,) + tail)[:L]
