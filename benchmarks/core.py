@@ -166,17 +166,6 @@ def build(w: Workload, device: str = "cpu", dtype: str = "float32", n_train: int
 # analytic FLOPs
 
 
-def layer_pass_flops(L, B: int) -> int:
-    """FLOPs of one matrix-product pass through weight layer ``L`` (:meth:`Layer.pass_flops`)."""
-    return L.pass_flops(B)
-
-
-def gevb_update_flops(L, B: int) -> int:
-    """FLOPs of hidden layer ``L``'s GEVB update (eq. 9) as the layer computes it, which the
-    layer states itself (:meth:`Layer.gevb_update_flops`; a first convolution overrides it)."""
-    return L.gevb_update_flops(B)
-
-
 def step_flops(net, rule: str, B: int) -> int | None:
     """Analytic matmul FLOPs of one training step (None: rule not modelled).
 
@@ -184,17 +173,18 @@ def step_flops(net, rule: str, B: int) -> int | None:
     per layer + input gradient (one pass) per layer after the first.  dfa: +
     weight gradients + the feedback projections e·B (2·B·K·n_out·n per hidden
     layer).  gevb: the readout's weight gradient (one pass) + each hidden layer's
-    update (:func:`gevb_update_flops`).
+    update.  Each layer states its pass and its GEVB update (:meth:`Layer.pass_flops`,
+    :meth:`Layer.gevb_update_flops`).
     """
     wl = [net.layers[i] for i in net.weight_layers]
-    fwd = sum(layer_pass_flops(L, B) for L in wl)
+    fwd = sum(L.pass_flops(B) for L in wl)
     if rule in ("bp", "fa"):
-        return fwd + sum(layer_pass_flops(L, B) for L in wl) + sum(layer_pass_flops(L, B) for L in wl[1:])
+        return fwd + sum(L.pass_flops(B) for L in wl) + sum(L.pass_flops(B) for L in wl[1:])
     if rule == "dfa":
         fb = sum(2 * B * net.K * net.n_out * L.n_units for L in wl[:-1])
-        return fwd + sum(layer_pass_flops(L, B) for L in wl) + fb
+        return fwd + sum(L.pass_flops(B) for L in wl) + fb
     if rule == "gevb":
-        return fwd + layer_pass_flops(wl[-1], B) + sum(gevb_update_flops(L, B) for L in wl[:-1])
+        return fwd + wl[-1].pass_flops(B) + sum(L.gevb_update_flops(B) for L in wl[:-1])
     return None
 
 

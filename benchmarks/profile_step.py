@@ -9,7 +9,7 @@ layer's forward pass, each gate, the loss, each weight layer's update direction
 (``gevb_grads`` or ``grads``), and the optimizer (Adam and the nonnegativity projection; the
 projection alone on its own line).  Prints, per phase, the median and the minimum over the
 timed steps and the phase's matrix-product FLOPs and rate where it has some
-(:func:`benchmarks.core.layer_pass_flops`), then the step's median and minimum.  The clocks
+(:meth:`Layer.pass_flops`, :meth:`Layer.gevb_update_flops`), then the step's median and minimum.  The clocks
 add a few microseconds per phase; the phases run as in an untimed step.
 """
 
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from .core import build, get_workloads, gevb_update_flops, layer_pass_flops
+from .core import build, get_workloads
 
 
 def _timed(table, key, fn):
@@ -56,15 +56,15 @@ def instrument(net, realization, optimizer, rule: str, B: int):
         key = f"forward {i} {L.kind}"
         L.forward = _timed(table, key, L.forward)
         if L.has_weights:
-            flops[key] = layer_pass_flops(L, B)
+            flops[key] = L.pass_flops(B)
             for name in ("gevb_grads", "grads"):
                 gkey = f"{name} {i} {L.kind}"
                 setattr(L, name, _timed(table, gkey, getattr(L, name)))
             gk = f"{'gevb_grads' if rule == 'gevb' and i != net.readout else 'grads'} {i} {L.kind}"
             if rule == "gevb" and i != net.readout:
-                flops[gk] = gevb_update_flops(L, B)
+                flops[gk] = L.gevb_update_flops(B)
             else:
-                flops[gk] = layer_pass_flops(L, B)
+                flops[gk] = L.pass_flops(B)
     for i, phi in enumerate(net.nonlins):
         if phi is not None and phi.gating:
             net.nonlins[i] = _TimedNonlinearity(phi, table, f"gate {i}")
