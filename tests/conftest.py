@@ -76,3 +76,14 @@ def holder():
             pass
         os.close(r)
         os.close(w)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (the default, in pyproject.toml): one worker per CPU this process may use, at
+    most four (each worker imports the package and some tests start clusters and subprocesses
+    of their own); ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it."""
+    env = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if env and env.isdigit():
+        return int(env)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, 4))

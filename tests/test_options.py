@@ -54,10 +54,10 @@ def test_yaml_errors_name_file_and_line(tmp_path):
 def _bounded(tmp_path, text: str | bytes, match: str):
     p = tmp_path / "hostile.yaml"
     p.write_bytes(text if isinstance(text, bytes) else text.encode())
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: a loaded machine or a parallel test run does not count
     with pytest.raises(ConfigError, match=match):
         load_protocol(p)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 3.0  # ~0.25 s measured; an unguarded parse takes far longer
 
 
 def test_alias_bomb_is_refused_fast(tmp_path):
