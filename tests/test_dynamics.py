@@ -112,6 +112,28 @@ def test_poisson_large_means_are_exact():
     assert mixed[0] == 0 and abs(mixed[3] - 5e6) < 6 * math.sqrt(5e6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poisson_kernel_equals_the_array_loop(monkeypatch, dtype):
+    """The Numba CDF kernel gives the array loop's counts bit for bit (same seed, same
+    uniforms), for means from 0 to above POISSON_DIRECT and uniforms up to 1 - 2^-24."""
+    rng = np.random.default_rng(5)
+    lam = np.concatenate([rng.uniform(0, 0.05, 30_000), rng.uniform(0, 10, 30_000),
+                          [0.0, 9.99, 10.0, 12.5, 1e3]]).astype(dtype).reshape(5, -1)
+    with_kernel = poisson(lam, Random(np, 4, 3, 5))
+    monkeypatch.setenv("NEUROSIM_NUMBA", "0")
+    without = poisson(lam, Random(np, 4, 3, 5))
+    assert with_kernel.dtype == without.dtype == dtype
+    np.testing.assert_array_equal(with_kernel, without)
+    assert with_kernel.max() >= 10  # the upper terms were reached
+    # the count stops at the number of terms for u just below 1, as the loop's does
+    from neurosim.core import kernels
+    monkeypatch.setenv("NEUROSIM_NUMBA", "1")
+    ls = np.array([0.3, 2.0, 9.0])
+    us = np.full(3, 1 - 2.0 ** -24)
+    cnt = kernels.poisson_cdf(ls, us, np.exp(-ls), 4, np.float64)
+    np.testing.assert_array_equal(cnt, [4, 4, 4])
+
+
 def _lif_spike_steps(mu, tau_m, tau_ref, dt, T):
     n = int(round(T / dt))
     u, rho = np.ones(1), np.zeros(1)

@@ -155,6 +155,25 @@ def _kernel_functions(prange) -> dict:
                             v = x[s, kx, j] * c1 + y[s - 1, n_bin - 1, j] * ca
                             y[s, 0, j] = v * (abs(v) >= tiny)
 
+    def poisson_cdf(ls, us, p0, terms, cnt):
+        # cnt[i] = #{1 <= k <= terms : us[i] >= F_k} with F_0 = p0[i] = exp(-ls[i]), p_k =
+        # p_{k-1} * (ls[i] / k), F_k = F_{k-1} + p_k: the rounding steps of poisson()'s array
+        # loop, per sample.  F only grows (p >= 0), so the count stops at the first k with
+        # us[i] < F_k; most samples stop at k = 1 or 2 instead of running all the terms.
+        for i in prange(ls.size):
+            lam = ls[i]
+            u = us[i]
+            p = p0[i]
+            F = p
+            c = 0
+            for k in range(1, terms + 1):
+                p *= lam / k
+                F += p
+                if u < F:
+                    break
+                c += 1
+            cnt[i] = c
+
     def im2col_nhwc(x, C, sh, sw, ph, pw, cols):
         # x (N, H, W·C) and cols (N, Ho, Wo, kh, kw·C) are flat views of channel-last memory:
         # cols[n, y, u, dy, dx·C + c] = x[n, y·sh + dy − ph, (u·sw + dx − pw)·C + c], zero
@@ -218,7 +237,8 @@ def _kernel_functions(prange) -> dict:
                     out[n, yo, xo, c] = np.float64(acc[c]) / ss
 
     return {"adam": adam_flat, "gate": gate_bku, "gate_cl": gate_bskc, "contract": contract_bkj,
-            "relax": relax_snm, "im2col": im2col_nhwc, "add_bias": add_bias_bkpc, "avg_pool": avg_pool_nhwc}
+            "relax": relax_snm, "poisson_cdf": poisson_cdf, "im2col": im2col_nhwc,
+            "add_bias": add_bias_bkpc, "avg_pool": avg_pool_nhwc}
 
 
 def _numba_kernels() -> dict:
@@ -510,3 +530,23 @@ def relax(target, a: float, init, n_bin: int):
     _kernel("relax", y.size)(x.reshape(S, N, M), dt(1.0 - a), dt(a), dt(init * a),
                              dt(np.finfo(x.dtype).tiny), y.reshape(S, n_bin, M))
     return y
+
+
+# --------------------------------------------------------------------------
+# Poisson counts by inversion of the CDF (spiking circuits)
+
+
+def poisson_cdf(ls, us, p0, terms: int, dtype):
+    """Counts ``#{1 <= k <= terms : us >= F_k}`` of the Poisson CDF ``F_k`` of means ``ls`` from
+    ``F_0 = p0 = exp(-ls)``: the Numba kernel of the CDF loop in
+    :func:`neurosim.realizations.dynamics.neurons.poisson` (float64 ``ls``, ``us``, ``p0`` of
+    one length), equal to it bit for bit (the same roundings in the same order, stopped where
+    the count stops growing).  Returns the counts in ``dtype``, or None when the kernel does not
+    take the input (not NumPy float64, Numba off)."""
+    if not (numba_enabled() and all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 1
+                                    for a in (ls, us, p0)) and ls.size == us.size == p0.size):
+        return None
+    cnt = np.empty(ls.size, dtype=dtype)
+    _kernel("poisson_cdf", ls.size)(np.ascontiguousarray(ls), np.ascontiguousarray(us),
+                                    np.ascontiguousarray(p0), int(terms), cnt)
+    return cnt

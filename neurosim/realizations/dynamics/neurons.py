@@ -48,6 +48,7 @@ import math
 
 import numpy as np
 
+from ...core import kernels
 from ...core.backend import array_module, stream_seed
 from ...core.options import ConfigError
 from .timeline import at, decay, relax
@@ -134,12 +135,15 @@ def poisson(lam, rnd: Random):
         ls = flat[sel].astype(np.float64)
         us = u[sel].astype(np.float64)
         p = xp.exp(-ls)
-        F = p.copy()
-        cnt = xp.zeros(ls.shape, dtype=lam.dtype)
-        for k in range(1, _terms(float(ls.max())) + 1):
-            p *= ls / k
-            F += p
-            cnt += us >= F
+        terms = _terms(float(ls.max()))
+        cnt = kernels.poisson_cdf(ls, us, p, terms, lam.dtype)  # the loop below, per sample
+        if cnt is None:
+            F = p.copy()
+            cnt = xp.zeros(ls.shape, dtype=lam.dtype)
+            for k in range(1, terms + 1):
+                p *= ls / k
+                F += p
+                cnt += us >= F
         n[sel] += cnt
     ib = xp.flatnonzero(big)
     if ib.size:
