@@ -78,6 +78,7 @@ def holder():
         os.close(w)
 
 
+@pytest.hookimpl(optionalhook=True)  # known only where pytest-xdist is installed and enabled
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (the default, in pyproject.toml): one worker per CPU this process may use, at
     most four (each worker imports the package and some tests start clusters and subprocesses
