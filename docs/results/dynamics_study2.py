@@ -462,9 +462,10 @@ def plot_temporal(rows, path: Path, cases_all) -> Path:
     val = np.full((len(bins), len(delays)), np.nan)
     for i, b in enumerate(bins):
         for j, d in enumerate(delays):
-            m, se, n = _stats([r["test_error"] for r in cases.get(f"t-b{b}-d{d}", [])])
+            c = f"t-b{b}-d{d}"
+            m, se, n = _stats([r["test_error"] for r in cases.get(c, [])])
             val[i, j] = m
-            text = ("not yet run" if not n else f"{m:.1f}%\n(n=1)" if n == 1
+            text = ("" if c not in grid else "not yet run" if not n else f"{m:.1f}%\n(n=1)" if n == 1
                     else f"{m:.1f}%\n±{se:.1f} (n={n})")
             dark = n and norm(m) > 0.7
             ax.text(j, i, text, ha="center", va="center", fontsize=9,
