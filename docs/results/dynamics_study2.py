@@ -391,10 +391,16 @@ def plot_spikes(rows, path: Path, cases_all) -> Path:
     drawn = False
     for model, color, marker in (("poisson", "tab:blue", "o"), ("lif", "tab:red", "s")):
         names = [c for c in cases if c.startswith(f"g-{model}")]
-        code = [c for c in names if "-p" not in c.split(f"g-{model}-r", 1)[-1]]
-        pres = [c for c in names if c not in code]
+        tail = {c: c.split(f"g-{model}-r", 1)[-1] for c in names}
+        gain = [c for c in names if "-g" in tail[c]]  # the code at another gain than r0/2
+        code = [c for c in names if "-p" not in tail[c] and c not in gain]
+        pres = [c for c in names if c not in code and c not in gain]
         label = "LIF" if model == "lif" else "Poisson"
         drawn |= _pointset(ax, spikes, cases, code, color, marker, f"{label} (r0 varied, 50 ms presentation)")
+        for c in gain:  # one point each, not joined to the code route
+            g = _f(cases[c][0]["gain_hz"]) if c in cases else None
+            drawn |= _pointset(ax, spikes, cases, [c], color, "D", f"{label}, gain {g:g} Hz per unit"
+                               if g is not None else label)
         drawn |= _pointset(ax, spikes, cases, pres, color, marker, f"{label} (longer presentation)",
                            filled=False, line=False)
     _band(ax, cases, "g-ref", "tab:green", "rate neurons (g-ref)")
