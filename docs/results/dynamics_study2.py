@@ -398,9 +398,8 @@ def plot_spikes(rows, path: Path, cases_all) -> Path:
         label = "LIF" if model == "lif" else "Poisson"
         drawn |= _pointset(ax, spikes, cases, code, color, marker, f"{label} (r0 varied, 50 ms presentation)")
         for c in gain:  # one point each, not joined to the code route
-            g = _f(cases[c][0]["gain_hz"]) if c in cases else None
-            drawn |= _pointset(ax, spikes, cases, [c], color, "D", f"{label}, gain {g:g} Hz per unit"
-                               if g is not None else label)
+            g = _f(cases[c][0]["gain_hz"])
+            drawn |= _pointset(ax, spikes, cases, [c], color, "D", f"{label}, gain {g:g} Hz per unit")
         drawn |= _pointset(ax, spikes, cases, pres, color, marker, f"{label} (longer presentation)",
                            filled=False, line=False)
     _band(ax, cases, "g-ref", "tab:green", "rate neurons (g-ref)")
